@@ -1,0 +1,60 @@
+"""The agent's own HTTP API: health, readiness, metrics, version. Read-only by design.
+
+Served by uvicorn on the same event loop as the agent, so ``/healthz`` answering at all
+proves the loop is not blocked. Nothing on this port can change state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agent import __version__
+
+__all__ = ["Health", "create_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What the probes report; produced on demand by the running agent."""
+
+    ok: bool
+    reason: str = ""
+
+
+def create_app(*, liveness: Callable[[], Health], readiness: Callable[[], Health]) -> FastAPI:
+    app = FastAPI(
+        title="argo-http-agent",
+        version=__version__,
+        description="Health, readiness and Prometheus metrics of argo-http-agent.",
+    )
+
+    @app.get("/healthz", summary="Liveness: the event loop and the workers are alive")
+    async def healthz() -> JSONResponse:
+        health = liveness()
+        return JSONResponse(
+            {"status": "ok" if health.ok else "failing", "reason": health.reason},
+            status_code=200 if health.ok else 503,
+        )
+
+    @app.get("/readyz", summary="Readiness: the API server is reachable, every watch is open")
+    async def readyz() -> JSONResponse:
+        health = readiness()
+        return JSONResponse(
+            {"status": "ready" if health.ok else "not ready", "reason": health.reason},
+            status_code=200 if health.ok else 503,
+        )
+
+    @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/version", summary="The agent's version")
+    async def version() -> dict[str, str]:
+        return {"version": __version__}
+
+    return app

@@ -1,0 +1,144 @@
+"""At-most-once delivery: claims recorded in the taskset status before a request is sent.
+
+An HTTP template often has side effects (it POSTs an order). Argo's agent forgets what it
+started when its pod restarts and sends those requests again. Here, before a request that
+must not be repeated is sent, the agent writes a *claim* for its node into the taskset
+status -- phase ``Running`` with a message naming this agent instance -- and waits until
+the API has it (claims ride in the same coalesced patches as results, so they cost little).
+
+A node found ``Running`` with a claim when it is first seen was claimed by an instance
+that is gone (every process has its own instance ID). What happens then is the
+*redelivery policy* (``--redelivery``):
+
+=============  ==============================================  =========================
+policy         claimed before sending                          a claim left by a crash
+=============  ==============================================  =========================
+``idempotent`` non-idempotent methods (POST, PATCH, others)    re-sent if the method is
+ (default)     and plugin templates                            idempotent, else Failed
+``never``      every request                                   Failed, never re-sent
+``always``     nothing                                         re-sent
+=============  ==============================================  =========================
+
+Idempotent methods (RFC 9110 section 9.2.2): GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
+On a graceful shutdown, running requests get the grace period to finish; a claimed one
+still running after it is finished as ``Failed`` by this instance (its request may or may
+not have reached the target), so no claim outlives a clean stop.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Mapping
+from typing import Any, Literal, Protocol
+
+from agent.execute import TaskRef
+from agent.model import NodePhase, NodeResult
+
+__all__ = ["ClaimPolicy", "DurableSink", "Redelivery", "new_instance_id"]
+
+Redelivery = Literal["idempotent", "always", "never"]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_CLAIM_PREFIX = "argo-http-agent "
+_CLAIM_SUFFIX = ": request in flight"
+_CLAIM = re.compile(re.escape(_CLAIM_PREFIX) + r"(\S+)" + re.escape(_CLAIM_SUFFIX) + r"$")
+
+
+class DurableSink(Protocol):
+    def submit_and_wait(
+        self, ref: TaskRef, result: NodeResult, *, claim: bool = False
+    ) -> Awaitable[None]:
+        """Queue a result; the awaitable completes once the API has it."""
+        ...
+
+
+def new_instance_id(base: str = "") -> str:
+    """A name for this process: the pod name (if any) and a random suffix per start."""
+    suffix = uuid.uuid4().hex[:8]
+    return f"{base}-{suffix}" if base else f"agent-{suffix}"
+
+
+class ClaimPolicy:
+    """The :class:`agent.engine.Claims` used by the cluster agent."""
+
+    def __init__(self, *, sink: DurableSink, redelivery: Redelivery, instance_id: str) -> None:
+        self._sink = sink
+        self._redelivery = redelivery
+        self.instance_id = instance_id
+        self._claiming: set[tuple[str, str, str]] = set()
+        self._sent: set[tuple[str, str, str]] = set()
+
+    def needs_claim(self, template: Mapping[str, Any]) -> bool:
+        if self._redelivery == "always":
+            return False
+        if self._redelivery == "never":
+            return True
+        return not _idempotent(template)
+
+    # -- Claims protocol ---------------------------------------------------------------
+
+    def adopt(
+        self, ref: TaskRef, template: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> NodeResult | None:
+        match = _CLAIM.match(str(status.get("message", "")))
+        if match is None:
+            return None  # Running, but not our claim (e.g. a plugin's progress): run it
+        if self._redelivery == "always" or (
+            self._redelivery == "idempotent" and _idempotent(template)
+        ):
+            return None
+        return NodeResult(
+            phase=NodePhase.FAILED,
+            message=(
+                f"the agent ({match.group(1)}) stopped while this request was in flight; "
+                "it was not sent again to avoid a duplicate side effect "
+                f"(redelivery policy '{self._redelivery}')"
+            ),
+        )
+
+    async def claim(self, ref: TaskRef, template: Mapping[str, Any]) -> None:
+        if not self.needs_claim(template):
+            return
+        key = _key(ref)
+        self._claiming.add(key)
+        message = f"{_CLAIM_PREFIX}{self.instance_id}{_CLAIM_SUFFIX}"
+        await self._sink.submit_and_wait(
+            ref, NodeResult(phase=NodePhase.RUNNING, message=message), claim=True
+        )
+        self._claiming.discard(key)
+        self._sent.add(key)  # the caller sends the request right after this returns
+
+    def abandoned(self, ref: TaskRef) -> NodeResult | None:
+        """A task cancelled at shutdown: release or finish its claim, if it had one."""
+        key = _key(ref)
+        if key in self._claiming:
+            # Claimed (perhaps durably) but never sent: hand the node back untouched.
+            return NodeResult(phase=NodePhase.PENDING)
+        if key not in self._sent:
+            return None
+        return NodeResult(
+            phase=NodePhase.FAILED,
+            message=(
+                f"the agent ({self.instance_id}) shut down while this request was in flight; "
+                "it was not sent again to avoid a duplicate side effect "
+                f"(redelivery policy '{self._redelivery}')"
+            ),
+        )
+
+    def release(self, ref: TaskRef) -> None:
+        key = _key(ref)
+        self._claiming.discard(key)
+        self._sent.discard(key)
+
+
+def _key(ref: TaskRef) -> tuple[str, str, str]:
+    return (ref.namespace, ref.taskset, ref.node_id)
+
+
+def _idempotent(template: Mapping[str, Any]) -> bool:
+    http = template.get("http") if isinstance(template, Mapping) else None
+    if not isinstance(http, Mapping):
+        return False  # plugins (and anything unknown) may have side effects
+    method = http.get("method") or "GET"
+    return isinstance(method, str) and method.upper() in IDEMPOTENT_METHODS

@@ -1,0 +1,399 @@
+"""The engine: the scheduler between a source of tasks and a sink of results.
+
+A *source* (the cluster watch, or a manifest file) shows the engine snapshots of
+WorkflowTaskSets; the engine decides what to run, runs it through a *runner* (the
+executor) and hands every result to a *sink* (the status patcher, or stdout). It knows
+nothing about HTTP or Kubernetes, which keeps the rules that make the agent trustworthy
+in one place, testable without either:
+
+* **Never twice.** A node ID is queued the first time it appears in ``spec.tasks`` and
+  never again while the taskset lives; a node whose ``status.nodes`` entry is already
+  fulfilled is not run at all (so a restarted agent does not re-send finished work).
+* **Cheap events.** Every status patch comes back as a watch event carrying the whole
+  ``spec.tasks``; only keys not seen before are looked at, templates are parsed by the
+  runner once, when they run.
+* **Fair.** Each taskset has its own queue; slots are handed out round-robin across
+  tasksets, so one workflow with thousands of tasks cannot starve the others.
+* **Bounded.** At most ``max_in_flight`` tasks run at once (``ARGO_AGENT_TASK_WORKERS``).
+  One asyncio task per running node, not a fixed worker pool: idle capacity costs nothing.
+* **No stale results.** A node that leaves ``spec.tasks`` is cancelled if running, and its
+  result is never reported: the controller aborts reconciliation on an unknown node ID.
+* **Graceful.** :meth:`Engine.drain` stops dispatching, lets running tasks finish within
+  a grace period and cancels the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from agent import metrics
+from agent.execute import TaskRef
+from agent.model import FULFILLED_PHASES, NodePhase, NodeResult
+
+__all__ = [
+    "Claims",
+    "Engine",
+    "ResultSink",
+    "TaskRunner",
+    "TaskSetKey",
+    "TaskSetSnapshot",
+]
+
+log = logging.getLogger(__name__)
+
+COMPLETED_LABEL = "workflows.argoproj.io/completed"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSetKey:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSetSnapshot:
+    """What a source saw of one WorkflowTaskSet: raw mappings, never parsed as a whole."""
+
+    key: TaskSetKey
+    tasks: Mapping[str, Any]
+    nodes: Mapping[str, Any]
+    workflow_uid: str = ""
+    completed: bool = False
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> TaskSetSnapshot:
+        """Build from a WorkflowTaskSet as the API returns it (a plain dict)."""
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        labels = meta.get("labels") or {}
+        owner_uid = ""
+        for owner in meta.get("ownerReferences") or ():
+            if isinstance(owner, Mapping) and owner.get("kind") == "Workflow":
+                owner_uid = str(owner.get("uid", ""))
+                break
+        tasks = spec.get("tasks") if isinstance(spec, Mapping) else None
+        nodes = status.get("nodes") if isinstance(status, Mapping) else None
+        return cls(
+            key=TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))),
+            tasks=tasks if isinstance(tasks, Mapping) else {},
+            nodes=nodes if isinstance(nodes, Mapping) else {},
+            workflow_uid=owner_uid,
+            completed=labels.get(COMPLETED_LABEL) == "true",
+        )
+
+
+class TaskRunner(Protocol):
+    """Turns one template into one result; never raises but for cancellation."""
+
+    async def run(self, template: Mapping[str, Any], *, ref: TaskRef) -> NodeResult: ...
+
+
+class ResultSink(Protocol):
+    """Receives results; delivery (batching, retries) is the sink's business."""
+
+    def submit(self, ref: TaskRef, result: NodeResult) -> None: ...
+
+    def discard(self, key: TaskSetKey, node_ids: frozenset[str] | None = None) -> None:
+        """Forget pending results of these nodes (all of the taskset's when ``None``)."""
+        ...
+
+
+class Claims(Protocol):
+    """Decides, before a request is sent, whether it may be sent (at-most-once)."""
+
+    def adopt(self, ref: TaskRef, template: Mapping[str, Any], status: Mapping[str, Any]) -> (
+        NodeResult | None
+    ):
+        """A node found ``Running`` in status: ``None`` to run it again, or its final result."""
+        ...
+
+    async def claim(self, ref: TaskRef, template: Mapping[str, Any]) -> None:
+        """Record that this node is about to be sent; returns once the claim is durable."""
+        ...
+
+    def abandoned(self, ref: TaskRef) -> NodeResult | None:
+        """A task cancelled by a shutdown: the result that settles its claim, if any."""
+        ...
+
+    def release(self, ref: TaskRef) -> None:
+        """The task is over, one way or another: forget its claim."""
+        ...
+
+
+@dataclass(slots=True)
+class _TaskSetState:
+    key: TaskSetKey
+    workflow_uid: str = ""
+    seen: set[str] = field(default_factory=set)
+    queue: deque[str] = field(default_factory=deque)
+    templates: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class Engine:
+    """Schedules the nodes of many tasksets onto a bounded number of concurrent runs."""
+
+    def __init__(
+        self,
+        *,
+        runner: TaskRunner,
+        sink: ResultSink,
+        max_in_flight: int,
+        claims: Claims | None = None,
+        on_result: Callable[[TaskRef, NodeResult], None] | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._runner = runner
+        self._sink = sink
+        self._claims = claims
+        self._on_result = on_result
+        self._max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._states: dict[TaskSetKey, _TaskSetState] = {}
+        self._ready: deque[TaskSetKey] = deque()
+        self._in_ready: set[TaskSetKey] = set()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = True
+        self._draining = False
+        self._in_flight = 0
+
+    # -- what the source calls --------------------------------------------------------
+
+    def observe(self, snapshot: TaskSetSnapshot) -> None:
+        """Take in the current state of one taskset (on every watch event)."""
+        if snapshot.completed:
+            self.forget(snapshot.key)
+            return
+        state = self._states.get(snapshot.key)
+        if state is None:
+            state = self._states[snapshot.key] = _TaskSetState(
+                snapshot.key, workflow_uid=snapshot.workflow_uid
+            )
+        tasks = snapshot.tasks
+        if len(tasks) == len(state.seen) and not state.seen.symmetric_difference(tasks.keys()):
+            return
+        gone = state.seen.difference(tasks.keys())
+        if gone:
+            self._drop_nodes(state, gone)
+        queued_any = False
+        new = tasks.keys() - state.seen
+        # Keep spec order (first come, first served) without a Python-level scan of every
+        # key on events that bring nothing new; the set difference above runs in C.
+        ordered = [k for k in tasks if k in new] if len(new) > 1 else new
+        for node_id in ordered:
+            state.seen.add(node_id)
+            if not isinstance(node_id, str):
+                continue
+            template = tasks[node_id]
+            status = snapshot.nodes.get(node_id)
+            phase = status.get("phase") if isinstance(status, Mapping) else None
+            if phase in FULFILLED_PHASES:
+                continue  # finished by an earlier run; never send it again
+            ref = self._ref(state, node_id)
+            if phase == NodePhase.RUNNING and self._claims is not None and isinstance(
+                status, Mapping
+            ):
+                verdict = self._claims.adopt(ref, _as_mapping(template), status)
+                if verdict is not None:
+                    self._report(state, ref, verdict)
+                    continue
+            state.templates[node_id] = _as_mapping(template)
+            state.queue.append(node_id)
+            self._queued += 1
+            queued_any = True
+            metrics.TASKS_RECEIVED.inc()
+        if queued_any:
+            self._mark_ready(snapshot.key)
+            self._wakeup.set()
+
+    def forget(self, key: TaskSetKey) -> None:
+        """The taskset is gone (deleted, completed, or no longer ours): drop everything."""
+        state = self._states.pop(key, None)
+        if state is None:
+            return
+        self._queued -= len(state.templates)
+        for task in state.running.values():
+            task.cancel()
+        self._sink.discard(key)
+        self._update_idle()
+
+    def known(self) -> frozenset[TaskSetKey]:
+        return frozenset(self._states)
+
+    @property
+    def tasksets(self) -> int:
+        return len(self._states)
+
+    def is_current(self, key: TaskSetKey, node_id: str) -> bool:
+        """Whether ``node_id`` is still in the taskset's ``spec.tasks`` (may be reported)."""
+        state = self._states.get(key)
+        return state is not None and node_id in state.seen
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # -- the dispatcher --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Hand out slots until cancelled or drained. Cancel-safe."""
+        try:
+            while self._accepting:
+                await self._slots.acquire()
+                try:
+                    picked = self._next() if self._accepting else None
+                    while picked is None and self._accepting:
+                        self._update_idle()
+                        self._wakeup.clear()
+                        await self._wakeup.wait()
+                        picked = self._next()
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if picked is None:
+                    self._slots.release()
+                    break
+                self._start(*picked)
+        finally:
+            self._update_idle()
+
+    async def drain(self, *, grace: float) -> None:
+        """Stop dispatching; wait up to ``grace`` seconds for running tasks, cancel the rest."""
+        self._accepting = False
+        self._draining = True
+        self._wakeup.set()
+        running = [t for s in self._states.values() for t in s.running.values()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _next(self) -> tuple[_TaskSetState, str, Mapping[str, Any]] | None:
+        while self._ready:
+            key = self._ready.popleft()
+            self._in_ready.discard(key)
+            state = self._states.get(key)
+            if state is None:
+                continue
+            while state.queue:
+                node_id = state.queue.popleft()
+                template = state.templates.pop(node_id, None)
+                if template is None:
+                    continue  # left spec.tasks while queued
+                self._queued -= 1
+                if state.queue:
+                    self._mark_ready(key)  # round-robin: back of the line
+                return state, node_id, template
+        return None
+
+    def _mark_ready(self, key: TaskSetKey) -> None:
+        if key not in self._in_ready:
+            self._in_ready.add(key)
+            self._ready.append(key)
+
+    def _start(self, state: _TaskSetState, node_id: str, template: Mapping[str, Any]) -> None:
+        ref = self._ref(state, node_id)
+        self._in_flight += 1
+        self._idle.clear()
+        metrics.TASKS_STARTED.inc()
+        task = asyncio.create_task(self._execute(state, ref, template), name=f"node {ref.node_id}")
+        state.running[node_id] = task
+
+    async def _execute(
+        self, state: _TaskSetState, ref: TaskRef, template: Mapping[str, Any]
+    ) -> None:
+        try:
+            if self._claims is not None:
+                await self._claims.claim(ref, template)
+            result = await self._runner.run(template, ref=ref)
+        except asyncio.CancelledError:
+            # The node left spec.tasks, or we are shutting down past the grace: in the
+            # latter case a claimed request is settled so no claim outlives a clean stop.
+            if self._draining and self._claims is not None:
+                verdict = self._claims.abandoned(ref)
+                if verdict is not None:
+                    self._report(state, ref, verdict)
+            return
+        except Exception as exc:  # the runner promises not to raise; never lose a node
+            log.exception("runner failed", extra={"taskset": str(state.key), "node": ref.node_id})
+            result = NodeResult(phase=NodePhase.ERROR, message=f"agent internal error: {exc}")
+        finally:
+            if self._claims is not None:
+                self._claims.release(ref)
+            state.running.pop(ref.node_id, None)
+            self._in_flight -= 1
+            self._slots.release()
+            self._update_idle()
+        self._report(state, ref, result)
+
+    def _report(self, state: _TaskSetState, ref: TaskRef, result: NodeResult) -> None:
+        if self._states.get(state.key) is not state or ref.node_id not in state.seen:
+            return  # gone while running: reporting it would abort the controller's pass
+        if self._on_result is not None:
+            self._on_result(ref, result)
+        self._sink.submit(ref, result)
+
+    def _drop_nodes(self, state: _TaskSetState, gone: set[str]) -> None:
+        state.seen.difference_update(gone)
+        for node_id in gone:
+            if state.templates.pop(node_id, None) is not None:
+                self._queued -= 1
+            task = state.running.get(node_id)
+            if task is not None:
+                task.cancel()
+        self._sink.discard(state.key, frozenset(gone))
+        self._update_idle()
+
+    def _update_idle(self) -> None:
+        metrics.TASKS_IN_FLIGHT.set(self._in_flight)
+        metrics.TASKS_QUEUED.set(self._queued)
+        if self._in_flight == 0 and self._queued == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    @staticmethod
+    def _ref(state: _TaskSetState, node_id: str) -> TaskRef:
+        return TaskRef(
+            namespace=state.key.namespace,
+            taskset=state.key.name,
+            node_id=node_id,
+            workflow_uid=state.workflow_uid,
+        )
+
+
+def _as_mapping(template: object) -> Mapping[str, Any]:
+    # A non-object template still reaches the runner, which fails that node with a message
+    # naming the problem; the type is a promise the runner checks, not one we can keep.
+    return cast(Mapping[str, Any], template)
+

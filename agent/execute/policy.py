@@ -1,0 +1,88 @@
+"""The outbound request policy: destinations no template may reach.
+
+A shared agent sends requests on behalf of every workflow author, from inside the
+cluster. The deny list keeps those requests away from networks the author must not
+reach through us (by default the cloud metadata endpoints, which hand out node
+credentials). It is checked on the **address a connection is actually made to**: the
+transports call :meth:`OutboundPolicy.check` after DNS resolution (and for literal IPs),
+on every connection, so a hostname that resolves to a denied address, a redirect to one,
+or a DNS answer that changes between two requests cannot slip through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+__all__ = ["OutboundPolicy", "PolicyDenied"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class PolicyDenied(OSError):
+    """A connection to a denied address; an ``OSError`` so connection machinery treats it
+    like any other failure to connect (no retry, no pooled connection)."""
+
+    def __init__(self, *, host: str, address: str, rule: str) -> None:
+        self.host = host
+        self.address = address
+        self.rule = rule
+        where = address if host in ("", address) else f"{host} ({address})"
+        super().__init__(
+            f"outbound policy: destination {where} is denied by rule {rule} (deny_networks)"
+        )
+
+    def __str__(self) -> str:  # OSError's str() would prefix an errno tuple
+        return str(self.args[0])
+
+
+class OutboundPolicy:
+    """A list of denied networks; IPv4-mapped IPv6 addresses are checked as IPv4 too."""
+
+    def __init__(self, deny_networks: Iterable[str]) -> None:
+        self._networks: tuple[_Network, ...] = tuple(
+            ipaddress.ip_network(item, strict=False) for item in deny_networks
+        )
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return tuple(str(n) for n in self._networks)
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def rule_for(self, address: str) -> str | None:
+        """The denied network containing ``address`` (an IP literal), or ``None``."""
+        ip = _parse(address)
+        if ip is None:
+            return None
+        candidates: list[_Address] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            candidates.append(ip.ipv4_mapped)
+        for network in self._networks:
+            for candidate in candidates:
+                if candidate.version == network.version and candidate in network:
+                    return str(network)
+        return None
+
+    def check(self, address: str, *, host: str = "") -> None:
+        """Raise :class:`PolicyDenied` if a connection to ``address`` is not allowed."""
+        rule = self.rule_for(address)
+        if rule is not None:
+            raise PolicyDenied(host=host, address=_strip_zone(address), rule=rule)
+
+
+def is_ip_literal(host: str) -> bool:
+    return _parse(host) is not None
+
+
+def _strip_zone(address: str) -> str:
+    return address.strip("[]").split("%", 1)[0]
+
+
+def _parse(address: str) -> _Address | None:
+    try:
+        return ipaddress.ip_address(_strip_zone(address))
+    except ValueError:
+        return None

@@ -1,0 +1,122 @@
+"""Executor settings: one frozen object, built once per process, every field documented.
+
+The executor takes plain values (not the service's pydantic settings) so the local runner,
+the service and tests can all build one without the environment. Defaults are the safe
+ones: a timeout even when the template sets none, a cap on the body kept as a result, and
+a deny list that keeps templates away from the cloud metadata endpoints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agent import __version__
+
+__all__ = ["DEFAULT_DENY_NETWORKS", "ExecutorSettings", "PluginEndpoint"]
+
+DEFAULT_DENY_NETWORKS: tuple[str, ...] = ("169.254.169.254/32", "fd00:ec2::254/128")
+
+TransportKind = Literal["aiohttp", "httpcore"]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginEndpoint:
+    """One executor-plugin sidecar, as Argo configures it for its agent pod.
+
+    ``address`` is ``http://localhost:<port>``; the bearer token is read from
+    ``token_path`` (Argo mounts it at ``/var/run/argo/<name>/token``). ``token_path=""``
+    sends no ``Authorization`` header (tests, plugins without auth).
+    """
+
+    name: str
+    address: str
+    token_path: str | None = None
+
+    @property
+    def token_file(self) -> str:
+        if self.token_path is None:
+            return f"/var/run/argo/{self.name}/token"
+        return self.token_path
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSettings:
+    """How the executor talks to the outside world.
+
+    Fields:
+        default_timeout_seconds: applied to an HTTP template without ``timeoutSeconds``
+            (Argo documents 30 s but applies none); ``None`` disables it. The timeout covers
+            the secret look-ups, the connection, every redirect and reading the body.
+        max_result_bytes: cap on the (decoded) response body kept as ``outputs.result``;
+            a larger body fails the node with a message giving both sizes. ``0`` disables.
+        max_discard_bytes: how far an over-cap body is still read (and dropped) to report
+            its size; past this the message says "more than".
+        ca_dir: directory of extra PEM CA certificates trusted on top of the system store
+            (Argo mounts the Secret ``argo-workflows-agent-ca-certificates`` here);
+            ignored when missing.
+        ca_bundle: one more PEM file of CAs to trust (tests, private PKI); ``None`` = none.
+        max_connections: global limit of open connections to targets.
+        max_connections_per_host: limit per ``(host, port, TLS)`` target.
+        keepalive_seconds: how long an idle connection is kept for reuse.
+        dns_cache_seconds: how long resolved addresses are reused (aiohttp transport);
+            each resolution is checked against the deny list.
+        deny_networks: CIDRs no request may connect to, checked on the resolved address of
+            every connection, redirects included.
+        transport: ``"aiohttp"`` (fast, default) or ``"httpcore"`` (httpx's own pool;
+            kept for comparison and as a fallback). Behaviour is identical.
+        user_agent: ``User-Agent`` sent when a template sets none.
+        max_redirects: Go's limit: the request fails with ``stopped after 10 redirects``
+            when the 10th response is still a redirect (9 redirects are followed).
+        plugins: executor-plugin sidecars, tried in order.
+        plugin_timeout_seconds: per call to a plugin (Argo: 30 s).
+        plugin_retry_base_seconds: first back-off after a transient plugin error; doubles
+            (Argo: 1 s, factor 2, jitter 0.2).
+        plugin_retry_steps: attempts per plugin call (Argo: 5).
+    """
+
+    default_timeout_seconds: float | None = 30.0
+    max_result_bytes: int = 1 << 20
+    max_discard_bytes: int = 64 << 20
+    ca_dir: str | None = "/etc/ssl/certs/ca-certificates"
+    ca_bundle: str | None = None
+    max_connections: int = 1000
+    max_connections_per_host: int = 100
+    keepalive_seconds: float = 30.0
+    dns_cache_seconds: int = 10
+    deny_networks: tuple[str, ...] = DEFAULT_DENY_NETWORKS
+    transport: TransportKind = "aiohttp"
+    user_agent: str = f"argo-http-agent/{__version__}"
+    max_redirects: int = 10
+    plugins: tuple[PluginEndpoint, ...] = field(default_factory=tuple)
+    plugin_timeout_seconds: float = 30.0
+    plugin_retry_base_seconds: float = 1.0
+    plugin_retry_steps: int = 5
+
+    def __post_init__(self) -> None:
+        if self.default_timeout_seconds is not None and self.default_timeout_seconds <= 0:
+            raise ValueError("default_timeout_seconds must be positive (or None to disable)")
+        for name in ("max_result_bytes", "max_discard_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        for name in (
+            "max_connections",
+            "max_connections_per_host",
+            "max_redirects",
+            "plugin_retry_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("keepalive_seconds", "plugin_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.plugin_retry_base_seconds < 0 or self.dns_cache_seconds < 0:
+            raise ValueError("plugin_retry_base_seconds and dns_cache_seconds must not be negative")
+        if self.transport not in ("aiohttp", "httpcore"):
+            raise ValueError(f"transport must be 'aiohttp' or 'httpcore', got {self.transport!r}")
+        for network in self.deny_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"deny_networks: invalid network {network!r}: {exc}") from None

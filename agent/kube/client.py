@@ -1,0 +1,75 @@
+"""One configured API client for the process, and readable API errors.
+
+The kubeconfig comes from ``--kubeconfig``, else ``KUBECONFIG``, else the in-cluster
+service account. A single ``ApiClient`` (one aiohttp connection pool) serves the watches,
+the patches and the secret reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+__all__ = ["GROUP", "PLURAL", "VERSION", "ApiError", "api_error_text", "connect"]
+
+GROUP = "argoproj.io"
+VERSION = "v1alpha1"
+PLURAL = "workflowtasksets"
+
+ApiError = ApiException
+
+
+async def connect(*, kubeconfig: str | None, pool_size: int = 64) -> client.ApiClient:
+    """Load the configuration and return a long-lived ``ApiClient``."""
+    configuration = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path:
+        await config.load_kube_config(
+            config_file=path, client_configuration=configuration, persist_config=False
+        )
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration=configuration)
+
+
+def api_error_text(exc: BaseException) -> str:
+    """A one-line description of an API failure (the Status message when there is one)."""
+    if isinstance(exc, ApiException):
+        message = _status_message(exc.body)
+        reason = message or exc.reason or "unknown error"
+        return f"{exc.status} {reason}".strip()
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _status_message(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str) or not body:
+        return ""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return body.strip().splitlines()[0][:500]
+    if isinstance(decoded, dict):
+        return str(decoded.get("message") or decoded.get("reason") or "")
+    return ""
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The ``Retry-After`` of a 429/503 answer, in seconds, if the server sent one."""
+    headers = getattr(exc, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,70 @@
+"""Structured logging: JSON lines by default, plain text on request.
+
+Log records carry context as ``extra`` fields (``taskset``, ``node``, ``scope`` ...),
+which the JSON formatter emits as top-level keys. Secret header values and
+``Authorization`` never reach a record in the first place (the executor keeps them out of
+messages); :func:`redact` is a last line of defence for free text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+__all__ = ["configure_logging", "redact"]
+
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
+_BEARER = re.compile(r"(?i)(authorization|bearer|token|password|secret)([\"']?\s*[:=]\s*)(\S+)")
+
+
+def redact(text: str) -> str:
+    """Mask values that follow credential-looking keys in free text."""
+    return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}<redacted>", text)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["error"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
+        )
+        line = f"{self.formatTime(record)} {record.levelname:<7} {redact(record.getMessage())}"
+        if context:
+            line += f" [{context}]"
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+def configure_logging(*, fmt: str = "json", level: str = "info") -> None:
+    """Send the process's logs to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries are chatty at INFO (every request); their warnings still come through.
+    for name in ("kubernetes_asyncio", "aiohttp.access", "uvicorn.access", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)

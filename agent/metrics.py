@@ -1,0 +1,99 @@
+"""Prometheus metric objects, defined once for the process.
+
+Names follow Prometheus conventions (``argo_agent_`` prefix, ``_total`` counters,
+``_seconds`` histograms). Every label has bounded cardinality: phases, methods, status
+classes, API codes and reasons -- never a URL, a taskset name or a node ID.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+__all__ = [
+    "BUILD",
+    "CONDITION_EVALUATIONS",
+    "HTTP_REQUEST_SECONDS",
+    "PATCH_BATCHES",
+    "PATCH_ERRORS",
+    "PATCH_NODES",
+    "PATCH_SECONDS",
+    "RESULTS_DROPPED",
+    "SECRET_CACHE",
+    "TASKSETS_LISTED",
+    "TASKSETS_WATCHED",
+    "TASKS_FINISHED",
+    "TASKS_IN_FLIGHT",
+    "TASKS_QUEUED",
+    "TASKS_RECEIVED",
+    "TASKS_STARTED",
+    "WATCH_EVENTS",
+    "WATCH_RESTARTS",
+    "method_label",
+    "status_class",
+]
+
+_PREFIX = "argo_agent"
+
+BUILD = Info(f"{_PREFIX}_build", "Version of the running agent")
+
+TASKS_RECEIVED = Counter(f"{_PREFIX}_tasks_received_total", "Tasks seen for the first time")
+TASKS_STARTED = Counter(f"{_PREFIX}_tasks_started_total", "Tasks whose execution started")
+TASKS_FINISHED = Counter(
+    f"{_PREFIX}_tasks_finished_total", "Tasks finished, by resulting node phase", ["phase"]
+)
+TASKS_IN_FLIGHT = Gauge(f"{_PREFIX}_tasks_in_flight", "Tasks executing now")
+TASKS_QUEUED = Gauge(f"{_PREFIX}_tasks_queued", "Tasks waiting for a free slot")
+
+HTTP_REQUEST_SECONDS = Histogram(
+    f"{_PREFIX}_http_request_duration_seconds",
+    "Duration of HTTP template requests, by method and status class",
+    ["method", "status_class"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CONDITION_EVALUATIONS = Counter(
+    f"{_PREFIX}_success_condition_evaluations_total",
+    "successCondition evaluations, by outcome (true, false, error)",
+    ["outcome"],
+)
+
+PATCH_BATCHES = Counter(f"{_PREFIX}_patch_batches_total", "Status patches sent successfully")
+PATCH_NODES = Counter(f"{_PREFIX}_patch_nodes_total", "Node results delivered by status patches")
+PATCH_SECONDS = Histogram(
+    f"{_PREFIX}_patch_duration_seconds",
+    "Latency of one status patch request",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PATCH_ERRORS = Counter(
+    f"{_PREFIX}_patch_errors_total", "Failed status patch requests, by HTTP code", ["code"]
+)
+RESULTS_DROPPED = Counter(
+    f"{_PREFIX}_results_dropped_total",
+    "Results not delivered, by reason (taskset_deleted, node_removed)",
+    ["reason"],
+)
+
+WATCH_EVENTS = Counter(f"{_PREFIX}_watch_events_total", "Watch events handled, by type", ["type"])
+WATCH_RESTARTS = Counter(
+    f"{_PREFIX}_watch_restarts_total", "Watch restarts, by reason (gone = 410, error)", ["reason"]
+)
+TASKSETS_LISTED = Gauge(f"{_PREFIX}_tasksets_listed", "Tasksets returned by the last list")
+TASKSETS_WATCHED = Gauge(f"{_PREFIX}_tasksets_watched", "Tasksets the engine currently tracks")
+
+SECRET_CACHE = Counter(
+    f"{_PREFIX}_secret_cache_total", "Secret look-ups, by result (hit, miss)", ["result"]
+)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+def method_label(method: str) -> str:
+    """Bound the method label: any non-standard token counts as ``other``."""
+    upper = method.upper()
+    return upper if upper in _METHODS else "other"
+
+
+def status_class(status: int | None) -> str:
+    """``2xx`` ... ``5xx``, or ``error`` when no response was received."""
+    if status is None or not 100 <= status <= 599:
+        return "error"
+    return f"{status // 100}xx"

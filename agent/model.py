@@ -1,0 +1,223 @@
+"""Argo's types, as the controller writes them into a WorkflowTaskSet.
+
+These pydantic models mirror ``pkg/apis/workflow/v1alpha1`` field for field, camelCase on
+the wire. Two rules shape them:
+
+* **Unknown fields are kept.** A resolved template carries many fields the agent never
+  reads (``metadata``, ``inputs``, ``nodeSelector`` ...); they must survive a round trip
+  (plugins receive the whole template), so every model allows extras.
+* **Empty fields are omitted on output**, as Go's ``omitempty`` does: use
+  :func:`dump` (never ``model_dump`` directly) to serialise a result for the wire.
+
+A taskset is never validated as a whole: ``spec.tasks`` stays a mapping of raw dicts and
+each template is parsed on its own by :func:`parse_template`, so one malformed template
+fails its own node (with a message naming the field) and never its neighbours.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "HTTP",
+    "Backoff",
+    "HTTPBodySource",
+    "HTTPHeader",
+    "HTTPHeaderSource",
+    "NodePhase",
+    "NodeResult",
+    "Outputs",
+    "Parameter",
+    "RetryStrategy",
+    "SecretKeySelector",
+    "Template",
+    "TemplateError",
+    "dump",
+    "parse_template",
+]
+
+
+class _ArgoModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="allow",
+    )
+
+
+class NodePhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    SKIPPED = "Skipped"
+    FAILED = "Failed"
+    ERROR = "Error"
+    OMITTED = "Omitted"
+
+    @property
+    def fulfilled(self) -> bool:
+        return self not in (NodePhase.PENDING, NodePhase.RUNNING)
+
+
+FULFILLED_PHASES = frozenset(p.value for p in NodePhase if p.fulfilled)
+
+
+class SecretKeySelector(_ArgoModel):
+    name: str = ""
+    key: str
+    optional: bool | None = None
+
+
+class HTTPHeaderSource(_ArgoModel):
+    secret_key_ref: SecretKeySelector | None = None
+
+
+class HTTPHeader(_ArgoModel):
+    name: str
+    value: str = ""
+    value_from: HTTPHeaderSource | None = None
+
+
+class HTTPBodySource(_ArgoModel):
+    """``bodyFrom``: Go marshals ``[]byte`` as base64, so the wire form is a base64 string."""
+
+    data: builtins.bytes | None = Field(
+        default=None, validation_alias="bytes", serialization_alias="bytes"
+    )
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _decode_base64(cls, value: object) -> object:
+        if value is None or isinstance(value, bytes):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("must be a base64 string")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"invalid base64: {exc}") from None
+
+    @field_serializer("data")
+    def _encode_base64(self, value: builtins.bytes | None) -> str | None:
+        return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+class HTTP(_ArgoModel):
+    method: str = ""
+    url: str = ""
+    headers: list[HTTPHeader] = Field(default_factory=list)
+    timeout_seconds: int | None = None
+    success_condition: str = ""
+    body: str = ""
+    body_from: HTTPBodySource | None = None
+    insecure_skip_verify: bool = False
+
+
+class Backoff(_ArgoModel):
+    # Argo's IntOrString: "1s", "2m", or a bare number of seconds.
+    duration: str | int | None = None
+    factor: str | int | None = None
+    max_duration: str | int | None = None
+    cap: str | int | None = None
+
+
+class RetryStrategy(_ArgoModel):
+    limit: str | int | None = None
+    retry_policy: str = ""
+    expression: str = ""
+    backoff: Backoff | None = None
+
+
+class Parameter(_ArgoModel):
+    name: str
+    value: str | None = None
+
+
+class Outputs(_ArgoModel):
+    parameters: list[Parameter] | None = None
+    artifacts: list[dict[str, Any]] | None = None
+    result: str | None = None
+    exit_code: str | None = None
+
+
+class Template(_ArgoModel):
+    name: str = ""
+    http: HTTP | None = None
+    plugin: dict[str, Any] | None = None
+    retry_strategy: RetryStrategy | None = None
+
+
+class NodeResult(_ArgoModel):
+    phase: NodePhase | str = ""
+    message: str = ""
+    outputs: Outputs | None = None
+    progress: str = ""
+
+    @property
+    def fulfilled(self) -> bool:
+        return str(self.phase) in FULFILLED_PHASES
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """Serialise for the wire: camelCase, empty fields omitted (Go's ``omitempty``)."""
+    return _omit_empty(model.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+# Go pointer fields (``*string``): present-but-empty is meaningful and serialised.
+_POINTER_FIELDS = frozenset({"result", "exitCode"})
+
+
+def _omit_empty(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            item = _omit_empty(item)
+            if item is None or (key not in _POINTER_FIELDS and _is_empty(item)):
+                continue
+            out[key] = item
+        return out
+    if isinstance(value, list):
+        return [_omit_empty(item) for item in value]
+    return value
+
+
+def _is_empty(value: Any) -> bool:
+    return value is False or value == "" or value == {} or value == []
+
+
+class TemplateError(ValueError):
+    """A template that cannot be parsed; the message names the offending field."""
+
+
+def parse_template(raw: object) -> Template:
+    """Parse one ``spec.tasks`` entry, turning pydantic's errors into one readable line."""
+    if not isinstance(raw, dict):
+        raise TemplateError(f"invalid template: expected an object, got {type(raw).__name__}")
+    try:
+        return Template.model_validate(raw)
+    except ValidationError as exc:
+        raise TemplateError(f"invalid template: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in error["loc"])
+        msg = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)

@@ -1,0 +1,92 @@
+{{/*
+Names, labels and the few derived values every template shares.
+*/}}
+
+{{- define "argo-http-agent.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name: release-chart, unless the release name already contains the chart name. */}}
+{{- define "argo-http-agent.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "argo-http-agent.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "argo-http-agent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "argo-http-agent.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "argo-http-agent.labels" -}}
+helm.sh/chart: {{ include "argo-http-agent.chart" . }}
+{{ include "argo-http-agent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{- define "argo-http-agent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "argo-http-agent.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "argo-http-agent.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces served in namespaced mode, as a JSON list: `namespaces`, or the release's. */}}
+{{- define "argo-http-agent.namespaces" -}}
+{{- if .Values.namespaces }}
+{{- .Values.namespaces | uniq | toJson }}
+{{- else }}
+{{- list .Release.Namespace | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* The RBAC rules: exactly what the agent calls, nothing more (no leases: no leader election). */}}
+{{- define "argo-http-agent.rules" -}}
+- apiGroups: ["argoproj.io"]
+  resources: ["workflowtasksets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["argoproj.io"]
+  resources: ["workflowtasksets/status"]
+  verbs: ["patch"]
+{{- if .Values.rbac.secrets.enabled }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- with .Values.rbac.secrets.resourceNames }}
+  resourceNames:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse value combinations the schema cannot express. */}}
+{{- define "argo-http-agent.validate" -}}
+{{- if and .Values.allNamespaces .Values.namespaces }}
+{{- fail "allNamespaces and namespaces exclude each other: set one of them" }}
+{{- end }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 .Values.shutdownGrace) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed shutdownGrace (%v): the agent needs time to deliver its results after the grace period" .Values.terminationGracePeriodSeconds .Values.shutdownGrace) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,646 @@
+"""The Helm chart in ``charts/argo-http-agent``: rendered, linted and validated offline.
+
+Rendering and linting use the real Helm v4 library (``helm-python-sdk``), so templates,
+``values.schema.json`` and ``helm lint --strict`` behave exactly as ``helm install`` would.
+Every rendered manifest is validated against the official Kubernetes schemas
+(``kubernetes-validate --strict``) for the oldest Kubernetes the chart supports and the
+newest bundled one. The ServiceMonitor is a custom resource those schemas do not cover; it
+is checked against the Service it must select instead.
+
+The rendered objects are then held to what the agent needs: least-privilege RBAC (a Role
+per namespace or one ClusterRole), probes on /healthz and /readyz, a locked-down pod, and an
+environment the agent's own settings loader accepts with the intended values.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "argo-http-agent"
+RELEASE, NAMESPACE = "agent", "argo"
+FULLNAME = "agent-argo-http-agent"
+OLDEST_KUBERNETES = "1.25.0"  # Chart.yaml kubeVersion
+
+TASKSET_RULES = [
+    {
+        "apiGroups": ["argoproj.io"],
+        "resources": ["workflowtasksets"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": ["argoproj.io"], "resources": ["workflowtasksets/status"], "verbs": ["patch"]},
+]
+SECRETS_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+
+# The value sets the chart is rendered, linted and validated with.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "all-namespaces": {"allNamespaces": True},
+    "per-namespace": {"namespaces": ["team-a", "team-b"]},
+    "secrets-restricted": {"rbac": {"secrets": {"resourceNames": ["orders-api", "hooks-key"]}}},
+    "secrets-disabled": {"rbac": {"secrets": {"enabled": False}}},
+    "own-service-account": {
+        "serviceAccount": {"create": False, "name": "argo-agent"},
+        "rbac": {"create": False},
+    },
+    "monitor-and-pdb": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "podDisruptionBudget": {"enabled": True},
+    },
+    "everything": {
+        "image": {
+            "repository": "registry.example.com/argo-http-agent",
+            "digest": "sha256:" + "a" * 64,
+        },
+        "imagePullSecrets": [{"name": "registry"}],
+        "instanceID": "team-a",
+        "namespaces": ["team-a"],
+        "taskWorkers": 2048,
+        "patchRate": "2s",
+        "patchMode": "tick",
+        "defaultTimeout": 12.5,
+        "maxResultBytes": 4194304,
+        "denyNetworks": ["169.254.169.254/32", "10.0.0.0/8"],
+        "redelivery": "never",
+        "log": {"format": "text", "level": "debug"},
+        "extraCACertificates": {
+            "enabled": True,
+            "secretName": "argo-workflows-agent-ca-certificates",
+        },
+        "rbac": {"secrets": {"resourceNames": ["orders-api"]}},
+        "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"},
+        "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
+        "priorityClassName": "system-cluster-critical",
+        "podAnnotations": {"example.com/owner": "platform"},
+        "podLabels": {"team": "platform"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "argo", "effect": "NoSchedule"}
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/arch",
+                                    "operator": "In",
+                                    "values": ["amd64", "arm64"],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            }
+        },
+        "extraEnv": [
+            {"name": "ARGO_PLUGIN_ADDRESSES", "value": '["http://localhost:4355"]'},
+            {"name": "ARGO_PLUGIN_NAMES", "value": '["hello"]'},
+        ],
+        "extraContainers": [
+            {
+                "name": "hello-plugin",
+                "image": "example/hello-plugin:1.0",
+                "ports": [{"containerPort": 4355}],
+            }
+        ],
+        "extraVolumes": [{"name": "plugin-token", "secret": {"secretName": "hello-plugin-token"}}],
+        "extraVolumeMounts": [
+            {"name": "plugin-token", "mountPath": "/var/run/argo/hello", "readOnly": True}
+        ],
+    },
+}
+
+
+def _require(module: str, package: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(
+            f"the deployment tests need {package!r} (pip install {package}): {exc}", pytrace=False
+        )
+
+
+@pytest.fixture(scope="module")
+def helm() -> Iterator[ModuleType]:
+    module = _require("helm_python", "helm-python-sdk")
+    module.disable_logging()  # the Go library logs `fail` messages on stderr
+    yield module
+
+
+@pytest.fixture(scope="module")
+def chart(helm: ModuleType) -> Iterator[Any]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def kubernetes_validate() -> ModuleType:
+    return _require("kubernetes_validate.utils", "kubernetes-validate")
+
+
+Manifests = list[dict[str, Any]]
+
+
+def render(chart: Any, values: dict[str, Any]) -> tuple[Manifests, str]:
+    """The chart's objects and its NOTES for ``values``, as ``helm install`` would create them."""
+    rendered: dict[str, str] = chart.render(
+        copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True
+    )
+    objects = [
+        document
+        for path, text in sorted(rendered.items())
+        if path.endswith((".yaml", ".yml"))
+        for document in yaml.safe_load_all(text)
+        if document
+    ]
+    notes = next((text for path, text in rendered.items() if path.endswith("NOTES.txt")), "")
+    return objects, notes
+
+
+@pytest.fixture(scope="module")
+def rendered(chart: Any) -> dict[str, Manifests]:
+    return {name: render(chart, values)[0] for name, values in VALUE_SETS.items()}
+
+
+def only(objects: Manifests, kind: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind]
+    return found
+
+
+def of_kind(objects: Manifests, kind: str) -> Manifests:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def agent_container(objects: Manifests) -> dict[str, Any]:
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    (container,) = [c for c in pod["containers"] if c["name"] == "agent"]
+    return dict(container)
+
+
+def plain_env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+# --- Helm: lint, schema, render -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_chart_lints_clean_in_strict_mode(helm: ModuleType, value_set: str) -> None:
+    report = helm.lint(
+        CHART,
+        copy.deepcopy(VALUE_SETS[value_set]),
+        strict=True,
+        namespace=NAMESPACE,
+        kube_version="1.30.0",
+    )
+    # Severity 1 is informational ("icon is recommended"); warnings and errors fail.
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+def test_values_schema_is_draft_07_and_accepts_the_defaults() -> None:
+    jsonschema = _require("jsonschema", "jsonschema")
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(schema)
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(defaults)) == []
+    # Every top-level value is described by the schema (no value escapes validation).
+    assert set(defaults) <= set(schema["properties"])
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"taskWorkers": "many"}, "/taskWorkers"),
+        ({"taskWorkers": 0}, "/taskWorkers"),
+        ({"patchRate": "10 seconds"}, "/patchRate"),
+        ({"redelivery": "sometimes"}, "/redelivery"),
+        ({"denyNetworks": ["metadata.google.internal"]}, "/denyNetworks/0"),
+        ({"namespaces": ["Team_A"]}, "/namespaces/0"),
+        ({"metricsPort": 70000}, "/metricsPort"),
+        ({"log": {"format": "xml"}}, "/log/format"),
+        ({"taskworkers": 16}, "taskworkers"),
+        ({"rbac": {"secrets": {"resourceNames": "orders-api"}}}, "/rbac/secrets/resourceNames"),
+        (
+            {"podDisruptionBudget": {"maxUnavailable": "half"}},
+            "/podDisruptionBudget/maxUnavailable",
+        ),
+        ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        (
+            {"securityContext": {"readOnlyRootFilesystem": "yes"}},
+            "/securityContext/readOnlyRootFilesystem",
+        ),
+        ({"resources": {"limits": {"memory": ["1Gi"]}}}, "/resources/limits/memory"),
+    ],
+)
+def test_values_schema_rejects_bad_values_naming_them(
+    helm: ModuleType, chart: Any, values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        chart.validate_schema(values)
+    assert named in str(caught.value)
+    # And `helm install` stops before rendering anything.
+    with pytest.raises(helm.HelmValuesError, match=re.escape(named)):
+        render(chart, values)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"allNamespaces": True, "namespaces": ["team-a"]}, "allNamespaces and namespaces"),
+        ({"terminationGracePeriodSeconds": 25}, "must exceed shutdownGrace"),
+        ({"shutdownGrace": 40}, "must exceed shutdownGrace"),
+        ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
+    ],
+)
+def test_contradictory_values_fail_with_a_message(
+    helm: ModuleType, chart: Any, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render(chart, values)
+
+
+# --- every manifest is a valid Kubernetes object ---------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_rendered_manifest_validates_strictly(
+    rendered: dict[str, Manifests], kubernetes_validate: ModuleType, value_set: str
+) -> None:
+    objects = rendered[value_set]
+    assert objects
+    problems = []
+    for kube_version in (OLDEST_KUBERNETES, kubernetes_validate.latest_version()):
+        for obj in objects:
+            if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+                continue  # a custom resource: checked against its Service below
+            name = f"{obj['kind']}/{obj['metadata']['name']}"
+            try:
+                kubernetes_validate.validate(obj, kube_version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.path)
+                problems.append(f"{name} invalid for {kube_version} at {where}: {exc.message}")
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                problems.append(f"{name}: {exc.message}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_object_is_labelled_and_namespaced_consistently(
+    rendered: dict[str, Manifests], value_set: str
+) -> None:
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    served = VALUE_SETS[value_set].get("namespaces") or [NAMESPACE]
+    for obj in rendered[value_set]:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/name"] == "argo-http-agent"
+        if obj["kind"] in cluster_scoped:
+            assert "namespace" not in obj["metadata"]
+        elif obj["kind"] in ("Role", "RoleBinding"):
+            assert obj["metadata"]["namespace"] in served
+        else:
+            assert obj["metadata"]["namespace"] == NAMESPACE
+
+
+# --- RBAC: least privilege, namespaced or cluster-wide -------------------------------------
+
+
+def test_defaults_grant_a_role_in_the_release_namespace_only(
+    rendered: dict[str, Manifests],
+) -> None:
+    objects = rendered["defaults"]
+    assert sorted(o["kind"] for o in objects) == [
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+    role = only(objects, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [*TASKSET_RULES, SECRETS_RULE]
+    binding = only(objects, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": FULLNAME,
+    }
+    account = only(objects, "ServiceAccount")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert plain_env(agent_container(objects))["ARGO_AGENT_NAMESPACES"] == NAMESPACE
+
+
+def test_all_namespaces_grants_a_cluster_role_and_no_roles(rendered: dict[str, Manifests]) -> None:
+    objects = rendered["all-namespaces"]
+    assert of_kind(objects, "Role") == [] and of_kind(objects, "RoleBinding") == []
+    assert only(objects, "ClusterRole")["rules"] == [*TASKSET_RULES, SECRETS_RULE]
+    binding = only(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+    ]
+    env = plain_env(agent_container(objects))
+    assert env["ARGO_AGENT_ALL_NAMESPACES"] == "true"
+    assert "ARGO_AGENT_NAMESPACES" not in env
+
+
+def test_namespaced_modes_never_grant_cluster_roles(rendered: dict[str, Manifests]) -> None:
+    for value_set, objects in rendered.items():
+        if not VALUE_SETS[value_set].get("allNamespaces"):
+            assert not of_kind(objects, "ClusterRole") and not of_kind(
+                objects, "ClusterRoleBinding"
+            ), value_set
+
+
+def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
+    rendered: dict[str, Manifests],
+) -> None:
+    objects = rendered["per-namespace"]
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(objects, "Role")}
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(objects, "RoleBinding")}
+    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    for namespace, binding in bindings.items():
+        assert roles[namespace]["rules"] == [*TASKSET_RULES, SECRETS_RULE]
+        assert binding["roleRef"]["name"] == roles[namespace]["metadata"]["name"]
+        # The ServiceAccount lives in the release namespace, not in the served ones.
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+        ]
+    assert only(objects, "ServiceAccount")["metadata"]["namespace"] == NAMESPACE
+    assert plain_env(agent_container(objects))["ARGO_AGENT_NAMESPACES"] == "team-a,team-b"
+
+
+def test_secrets_can_be_restricted_by_name_or_not_granted(rendered: dict[str, Manifests]) -> None:
+    restricted = only(rendered["secrets-restricted"], "Role")["rules"]
+    assert restricted == [
+        *TASKSET_RULES,
+        {**SECRETS_RULE, "resourceNames": ["orders-api", "hooks-key"]},
+    ]
+    assert only(rendered["secrets-disabled"], "Role")["rules"] == TASKSET_RULES
+
+
+def test_rbac_and_service_account_can_be_brought_by_the_operator(
+    rendered: dict[str, Manifests],
+) -> None:
+    objects = rendered["own-service-account"]
+    assert sorted(o["kind"] for o in objects) == ["Deployment", "Service"]
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "argo-agent"
+
+
+def test_no_value_set_grants_more_than_the_agent_uses(rendered: dict[str, Manifests]) -> None:
+    allowed = {
+        ("argoproj.io", "workflowtasksets"): {"get", "list", "watch"},
+        ("argoproj.io", "workflowtasksets/status"): {"patch"},
+        ("", "secrets"): {"get"},
+    }
+    for value_set, objects in rendered.items():
+        for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
+            for rule in role["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        # No leases (no leader election), no wildcards, no writes to spec.
+                        assert set(rule["verbs"]) <= allowed[(group, resource)], value_set
+
+
+# --- the Deployment ------------------------------------------------------------------------
+
+
+def test_pod_runs_non_root_read_only_with_no_capabilities(rendered: dict[str, Manifests]) -> None:
+    for value_set, objects in rendered.items():
+        pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        security = agent_container(objects)["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, value_set
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["runAsNonRoot"] is True
+        # Read-only root: /tmp is the one writable place, an emptyDir with a size limit.
+        mounts = {m["mountPath"]: m["name"] for m in agent_container(objects)["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes[mounts["/tmp"]]["emptyDir"]["sizeLimit"]
+
+
+def test_probes_use_the_health_endpoints_on_the_metrics_port(
+    rendered: dict[str, Manifests],
+) -> None:
+    container = agent_container(rendered["defaults"])
+    (port,) = container["ports"]
+    assert port == {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    env = plain_env(container)
+    assert env["ARGO_AGENT_METRICS_PORT"] == "9090"
+    assert env["ARGO_AGENT_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_agent_runs_the_run_command_with_requests_and_limits(
+    rendered: dict[str, Manifests],
+) -> None:
+    deployment = only(rendered["defaults"], "Deployment")
+    container = agent_container(rendered["defaults"])
+    assert container["image"] == "argo-http-agent:0.1.0"  # the chart's appVersion
+    assert container["args"] == ["run"]  # the image's ENTRYPOINT is argo-http-agent
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    assert "memory" in container["resources"]["limits"]
+    # No leader election: one replica, and never two agents side by side during an upgrade.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_termination_grace_exceeds_the_agents_shutdown_grace(
+    rendered: dict[str, Manifests],
+) -> None:
+    for objects in rendered.values():
+        pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+        grace = float(plain_env(agent_container(objects))["ARGO_AGENT_SHUTDOWN_GRACE"])
+        assert pod["terminationGracePeriodSeconds"] > grace
+
+
+def test_pod_identity_comes_from_the_downward_api(rendered: dict[str, Manifests]) -> None:
+    fields = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in agent_container(rendered["defaults"])["env"]
+        if "valueFrom" in e
+    }
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+
+
+def test_everything_set_reaches_the_pod(rendered: dict[str, Manifests]) -> None:
+    objects = rendered["everything"]
+    values = VALUE_SETS["everything"]
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    container = agent_container(objects)
+    env = plain_env(container)
+    assert container["image"] == f"{values['image']['repository']}@{values['image']['digest']}"
+    assert env["ARGO_INSTANCE_ID"] == "team-a"
+    assert env["ARGO_PLUGIN_NAMES"] == '["hello"]'
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), "an environment variable is set twice"
+    # Extra CAs: Argo's Secret at Argo's mount point, and the agent told where it is.
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    ca_mount = mounts["ca-certificates"]
+    assert ca_mount == {
+        "name": "ca-certificates",
+        "mountPath": "/etc/ssl/certs/ca-certificates",
+        "readOnly": True,
+    }
+    assert (
+        volumes["ca-certificates"]["secret"]["secretName"] == "argo-workflows-agent-ca-certificates"
+    )
+    assert env["ARGO_AGENT_CA_DIR"] == ca_mount["mountPath"]
+    assert mounts["plugin-token"]["mountPath"] == "/var/run/argo/hello"
+    assert [c["name"] for c in pod["containers"]] == ["agent", "hello-plugin"]
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets"):
+        assert pod[key] == values[key]
+    template_metadata = only(objects, "Deployment")["spec"]["template"]["metadata"]
+    assert template_metadata["annotations"] == values["podAnnotations"]
+    assert template_metadata["labels"]["team"] == "platform"
+
+
+# --- the environment is what the agent's settings loader accepts ----------------------------
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rendered_environment_loads_into_the_agents_settings(
+    rendered: dict[str, Manifests], value_set: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.settings import load_settings
+
+    values = VALUE_SETS[value_set]
+    env = plain_env(agent_container(rendered[value_set]))
+    for name in ("KUBECONFIG", "ARGO_WORKFLOW_NAME", "ARGO_AGENT_ID", "ARGO_AGENT_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POD_NAME", "agent-argo-http-agent-6d5f8b7c9-x2x4k")
+    monkeypatch.setenv("POD_NAMESPACE", NAMESPACE)
+
+    settings = load_settings()
+
+    assert settings.all_namespaces is bool(values.get("allNamespaces"))
+    expected_namespaces = (
+        [] if values.get("allNamespaces") else values.get("namespaces", [NAMESPACE])
+    )
+    assert settings.namespaces == expected_namespaces
+    assert settings.instance_id == values.get("instanceID", "")
+    assert settings.task_workers == values.get("taskWorkers", 512)
+    assert settings.patch_rate == {"2s": 2.0}.get(values.get("patchRate", ""), 10.0)
+    assert settings.patch_mode == values.get("patchMode", "eager")
+    assert settings.default_timeout == values.get("defaultTimeout", 30)
+    assert settings.max_result_bytes == values.get("maxResultBytes", 1048576)
+    assert settings.deny_networks == values.get(
+        "denyNetworks", ["169.254.169.254/32", "fd00:ec2::254/128"]
+    )
+    assert settings.redelivery == values.get("redelivery", "idempotent")
+    assert settings.log_format == values.get("log", {}).get("format", "json")
+    assert settings.metrics_port == 9090
+    assert settings.shutdown_grace == 25
+    assert settings.agent_id == "agent-argo-http-agent-6d5f8b7c9-x2x4k"
+    if values.get("extraCACertificates", {}).get("enabled"):
+        assert settings.ca_dir == "/etc/ssl/certs/ca-certificates"
+    assert settings.plugin_names == (["hello"] if value_set == "everything" else [])
+
+
+# --- Service, ServiceMonitor, PodDisruptionBudget -------------------------------------------
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_service_exposes_metrics_of_ready_and_unready_pods(rendered: dict[str, Manifests]) -> None:
+    objects = rendered["defaults"]
+    service = only(objects, "Service")
+    pod_labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(service["spec"]["selector"], pod_labels)
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert service["spec"]["publishNotReadyAddresses"] is True
+
+
+_PROM_DURATION = re.compile(r"^(?:(\d+)(ms|s|m|h|d|w|y))+$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def _seconds(duration: str) -> float:
+    assert _PROM_DURATION.match(duration), f"not a Prometheus duration: {duration!r}"
+    return sum(
+        int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration)
+    )
+
+
+@pytest.mark.parametrize("value_set", ["monitor-and-pdb", "everything"])
+def test_service_monitor_scrapes_the_metrics_service(
+    rendered: dict[str, Manifests], value_set: str
+) -> None:
+    objects = rendered[value_set]
+    monitor = only(objects, "ServiceMonitor")
+    service = only(objects, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(monitor["spec"]) == {"namespaceSelector", "selector", "endpoints"}
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert set(monitor["spec"]["selector"]) == {"matchLabels"}
+    assert _selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert (endpoint["path"], endpoint["scheme"]) == ("/metrics", "http")
+    # Prometheus refuses a scrape timeout longer than the interval.
+    assert _seconds(endpoint["scrapeTimeout"]) <= _seconds(endpoint["interval"])
+    for key, value in VALUE_SETS[value_set]["serviceMonitor"].get("labels", {}).items():
+        assert monitor["metadata"]["labels"][key] == value
+
+
+def test_pod_disruption_budget_covers_the_pod_and_never_blocks_a_drain_by_default(
+    rendered: dict[str, Manifests],
+) -> None:
+    objects = rendered["monitor-and-pdb"]
+    budget = only(objects, "PodDisruptionBudget")
+    pod_labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(budget["spec"]["selector"]["matchLabels"], pod_labels)
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    custom = only(rendered["everything"], "PodDisruptionBudget")["spec"]
+    assert custom["minAvailable"] == "50%" and "maxUnavailable" not in custom
+    assert not of_kind(rendered["defaults"], "PodDisruptionBudget")
+    assert not of_kind(rendered["defaults"], "ServiceMonitor")
+
+
+# --- NOTES ---------------------------------------------------------------------------------
+
+
+def test_notes_explain_the_controller_setting_and_the_rbac(chart: Any) -> None:
+    _, notes = render(chart, {})
+    assert "disableAgentPodCreation" in notes
+    assert "workflow-controller-configmap" in notes
+    assert '{"data":{"disableAgentPodCreation":"true"}}' in notes
+    assert "workflowtasksets/status  patch" in notes
+    assert "No leases" in notes
+    assert "WARNING" not in notes
+
+    _, restricted = render(chart, VALUE_SETS["secrets-restricted"])
+    assert "(only orders-api, hooks-key)" in restricted
+    _, cluster_wide = render(chart, {"allNamespaces": True, "replicas": 2})
+    assert "every namespace (ClusterRole" in cluster_wide
+    assert "WARNING: replicas=2" in cluster_wide

@@ -1,0 +1,223 @@
+"""The executor-plugin protocol against real little plugin servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.execute import (
+    Executor,
+    ExecutorSettings,
+    PluginEndpoint,
+    StaticSecretResolver,
+    TaskRef,
+)
+from agent.model import dump
+from tests.servers import PluginReply, PluginServer
+
+REF = TaskRef(namespace="argo", taskset="my-wf", node_id="my-wf-123", workflow_uid="uid-42")
+TEMPLATE = {"name": "hello", "inputs": {}, "plugin": {"hello": {"greeting": "hi"}}}
+SUCCEEDED = {"node": {"phase": "Succeeded", "message": "done", "outputs": {"result": "42"}}}
+
+MakeExecutor = Callable[..., Executor]
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> str:
+    path = tmp_path / "token"
+    path.write_text("plugin-token\n")
+    return str(path)
+
+
+@pytest.fixture
+async def make_executor(token_file: str) -> AsyncIterator[MakeExecutor]:
+    made: list[Executor] = []
+
+    def make(*servers: PluginServer | PluginEndpoint, **overrides: Any) -> Executor:
+        plugins = tuple(
+            s
+            if isinstance(s, PluginEndpoint)
+            else PluginEndpoint(name=f"p{i}", address=s.base_url, token_path=token_file)
+            for i, s in enumerate(servers)
+        )
+        options: dict[str, Any] = {
+            "plugins": plugins,
+            "plugin_retry_base_seconds": 0.01,
+            "ca_dir": None,
+        }
+        options.update(overrides)
+        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver())
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        await executor.aclose()
+
+
+@pytest.fixture
+def plugin() -> Iterator[Callable[..., PluginServer]]:
+    started: list[PluginServer] = []
+
+    def start(*replies: PluginReply, **kwargs: Any) -> PluginServer:
+        server = PluginServer(list(replies), **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+async def run(executor: Executor, template: dict[str, Any] = TEMPLATE) -> dict[str, Any]:
+    return dump(await executor.run(template, ref=REF))
+
+
+async def test_plugin_result_and_request_shape(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(PluginReply(json=SUCCEEDED))
+    assert await run(make_executor(server)) == SUCCEEDED["node"]
+    (call,) = server.calls
+    assert call.body == {
+        "workflow": {"metadata": {"name": "my-wf", "namespace": "argo", "uid": "uid-42"}},
+        "template": TEMPLATE,
+    }
+    assert call.headers["Authorization"] == "Bearer plugin-token"
+    assert call.headers["Content-Type"] == "application/json"
+
+
+async def test_null_node_passes_to_the_next_plugin(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    first = plugin(PluginReply(json={"node": None}))
+    second = plugin(PluginReply(json=SUCCEEDED))
+    assert await run(make_executor(first, second)) == SUCCEEDED["node"]
+    assert (len(first.calls), len(second.calls)) == (1, 1)
+
+
+async def test_404_plugin_is_never_asked_again(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    missing = plugin(PluginReply(status=404, text="404 page not found"))
+    working = plugin(PluginReply(json=SUCCEEDED))
+    executor = make_executor(missing, working)
+    assert await run(executor) == SUCCEEDED["node"]
+    assert await run(executor) == SUCCEEDED["node"]
+    assert (len(missing.calls), len(working.calls)) == (1, 2)
+
+
+async def test_503_is_retried(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(
+        PluginReply(status=503, text="warming up"),
+        PluginReply(status=503, text="warming up"),
+        PluginReply(json=SUCCEEDED),
+    )
+    assert await run(make_executor(server)) == SUCCEEDED["node"]
+    assert len(server.calls) == 3
+
+
+async def test_503_until_the_retries_run_out(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(PluginReply(status=503, text="still warming up"))
+    result = await run(make_executor(server, plugin_retry_steps=3))
+    assert result == {"phase": "Failed", "message": "still warming up"}
+    assert len(server.calls) == 3
+
+
+async def test_other_status_fails_with_status_and_body(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(PluginReply(status=500, text="boom"))
+    assert await run(make_executor(server)) == {
+        "phase": "Failed",
+        "message": "500 Internal Server Error: boom",
+    }
+    assert len(server.calls) == 1
+
+
+async def test_connection_refused_is_retried_then_fails(make_executor: MakeExecutor) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = PluginEndpoint(name="gone", address=f"http://127.0.0.1:{port}", token_path="")
+    result = await run(make_executor(endpoint, plugin_retry_steps=2))
+    assert result == {
+        "phase": "Failed",
+        "message": f'Post "http://127.0.0.1:{port}/api/v1/template.execute": dial tcp '
+        f"127.0.0.1:{port}: connection refused",
+    }
+
+
+async def test_requeue_asks_again_and_returns_the_final_result(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(
+        PluginReply(json={"node": {"phase": "Running", "progress": "1/2"}, "requeue": "20ms"}),
+        PluginReply(json=SUCCEEDED),
+    )
+    assert await run(make_executor(server)) == SUCCEEDED["node"]
+    assert len(server.calls) == 2
+
+
+async def test_fulfilled_phase_ends_even_with_requeue(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    failed = {"node": {"phase": "Failed", "message": "no"}, "requeue": "1h"}
+    server = plugin(PluginReply(json=failed))
+    assert await run(make_executor(server)) == {"phase": "Failed", "message": "no"}
+
+
+async def test_nobody_executes_the_template(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(PluginReply(json={}))
+    expected = {"phase": "Failed", "message": "no plugin executed the template"}
+    assert await run(make_executor(server)) == expected
+    assert await run(make_executor()) == expected
+
+
+async def test_unreadable_token_file(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer], tmp_path: Path
+) -> None:
+    server = plugin(PluginReply(json=SUCCEEDED))
+    missing = str(tmp_path / "nope")
+    endpoint = PluginEndpoint(name="hello", address=server.base_url, token_path=missing)
+    assert await run(make_executor(endpoint)) == {
+        "phase": "Failed",
+        "message": f"plugin 'hello': cannot read its token file {missing}: No such file or "
+        "directory",
+    }
+    assert server.calls == []
+
+
+async def test_invalid_reply_fails_the_node(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(PluginReply(text="not json"))
+    result = await run(make_executor(server))
+    assert result["phase"] == "Failed"
+    assert result["message"].startswith("plugin 'p0' replied with invalid JSON: ")
+
+
+async def test_plugins_are_exempt_from_the_deny_list(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    server = plugin(PluginReply(json=SUCCEEDED))
+    executor = make_executor(server, deny_networks=("127.0.0.0/8",))
+    assert await run(executor) == SUCCEEDED["node"]
+
+
+async def test_plugin_field_must_name_exactly_one_plugin(make_executor: MakeExecutor) -> None:
+    result = await run(make_executor(), {"plugin": {"a": {}, "b": {}}})
+    assert result == {
+        "phase": "Failed",
+        "message": "invalid template: plugin: must name exactly one plugin, got 2 (a, b)",
+    }

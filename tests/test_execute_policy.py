@@ -1,0 +1,132 @@
+"""The outbound deny list: checked on the resolved address, literal IPs and every redirect.
+
+Tests deny loopback networks so they need nothing but 127.0.0.1; a hostname
+(``localhost``) proves the check happens after DNS resolution, not on the URL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from agent.execute import (
+    DEFAULT_DENY_NETWORKS,
+    Executor,
+    ExecutorSettings,
+    OutboundPolicy,
+    PolicyDenied,
+    StaticSecretResolver,
+    TaskRef,
+)
+from agent.model import dump
+from tests.servers import TargetServer
+
+REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
+
+
+@pytest.fixture(params=["aiohttp", "httpcore"])
+async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Executor]]:
+    made: list[Executor] = []
+
+    def make(deny: tuple[str, ...]) -> Executor:
+        settings = ExecutorSettings(
+            transport=request.param, deny_networks=deny, ca_dir=None, default_timeout_seconds=10
+        )
+        executor = Executor(settings=settings, secrets=StaticSecretResolver())
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        await executor.aclose()
+
+
+async def run(executor: Executor, url: str) -> dict[str, Any]:
+    return dump(await executor.run({"http": {"url": url}}, ref=REF))
+
+
+async def test_literal_ip_is_denied(
+    make_executor: Callable[..., Executor], target: TargetServer
+) -> None:
+    url = target.url("/status/200")
+    result = await run(make_executor(("127.0.0.0/8",)), url)
+    assert result == {
+        "phase": "Failed",
+        "message": f'Get "{url}": outbound policy: destination 127.0.0.1 is denied by rule '
+        "127.0.0.0/8 (deny_networks)",
+    }
+
+
+async def test_hostname_is_checked_on_its_resolved_address(
+    make_executor: Callable[..., Executor], target: TargetServer
+) -> None:
+    url = target.url("/status/200", host="localhost")
+    result = await run(make_executor(("127.0.0.1/32",)), url)
+    assert result == {
+        "phase": "Failed",
+        "message": f'Get "{url}": outbound policy: destination localhost (127.0.0.1) is denied '
+        "by rule 127.0.0.1/32 (deny_networks)",
+    }
+
+
+async def test_every_redirect_hop_is_checked(
+    make_executor: Callable[..., Executor], target: TargetServer
+) -> None:
+    # 127.0.0.1 is allowed; the redirect goes to 127.0.0.2, which is denied.
+    denied = f"http://127.0.0.2:{target.port}/echo"
+    url = target.url(f"/redirect-to?url={denied}")
+    result = await run(make_executor(("127.0.0.2/32",)), url)
+    assert result == {
+        "phase": "Failed",
+        "message": f'Get "{denied}": outbound policy: destination 127.0.0.2 is denied by rule '
+        "127.0.0.2/32 (deny_networks)",
+    }
+
+
+async def test_allowed_destinations_still_work(
+    make_executor: Callable[..., Executor], target: TargetServer
+) -> None:
+    result = await run(make_executor(("10.0.0.0/8", "127.0.0.2/32")), target.url("/status/200"))
+    assert result == {"phase": "Succeeded", "outputs": {"result": "status 200"}}
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "rule"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254", "169.254.169.254/32"),
+        ("http://[fd00:ec2::254]/latest/", "fd00:ec2::254", "fd00:ec2::254/128"),
+        ("http://[::ffff:169.254.169.254]/", "::ffff:169.254.169.254", "169.254.169.254/32"),
+    ],
+)
+async def test_default_list_denies_cloud_metadata(
+    make_executor: Callable[..., Executor], url: str, address: str, rule: str
+) -> None:
+    result = await run(make_executor(DEFAULT_DENY_NETWORKS), url)
+    assert result == {
+        "phase": "Failed",
+        "message": f'Get "{url}": outbound policy: destination {address} is denied by rule '
+        f"{rule} (deny_networks)",
+    }
+
+
+def test_policy_rules() -> None:
+    policy = OutboundPolicy(["10.0.0.0/8", "fd00::/8"])
+    assert policy.rule_for("10.1.2.3") == "10.0.0.0/8"
+    assert policy.rule_for("::ffff:10.1.2.3") == "10.0.0.0/8"
+    assert policy.rule_for("fd12::1%eth0") == "fd00::/8"
+    assert policy.rule_for("11.0.0.1") is None
+    assert policy.rule_for("not-an-ip") is None
+    assert not OutboundPolicy([])
+    with pytest.raises(PolicyDenied) as denied:
+        policy.check("10.9.9.9", host="internal.example")
+    assert str(denied.value) == (
+        "outbound policy: destination internal.example (10.9.9.9) is denied by rule 10.0.0.0/8 "
+        "(deny_networks)"
+    )
+
+
+def test_settings_reject_an_invalid_network() -> None:
+    with pytest.raises(ValueError, match="deny_networks: invalid network 'nope'"):
+        ExecutorSettings(deny_networks=("nope",))

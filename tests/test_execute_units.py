@@ -1,0 +1,135 @@
+"""Small pure pieces of the executor: header canonicalisation, secrets, settings, texts."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from agent.execute import (
+    ExecutorSettings,
+    PluginEndpoint,
+    SecretError,
+    StaticSecretResolver,
+    canonical_header_key,
+    missing_key_message,
+    template_type,
+)
+from agent.execute.errors import format_url_error, url_error_op
+from agent.execute.transport import build_tls_contexts
+from agent.model import parse_template
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("content-type", "Content-Type"),
+        ("CONTENT-TYPE", "Content-Type"),
+        ("x-request-id", "X-Request-Id"),
+        ("www-authenticate", "Www-Authenticate"),
+        ("x_under-score", "X_under-Score"),
+        ("etag", "Etag"),
+        ("bad header", "bad header"),  # not a token: unchanged, as in Go
+    ],
+)
+def test_canonical_header_key_is_go_style(name: str, canonical: str) -> None:
+    assert canonical_header_key(name) == canonical
+
+
+@pytest.mark.parametrize(
+    ("method", "op"), [("GET", "Get"), ("post", "Post"), ("PATCH", "Patch"), ("", "Get")]
+)
+def test_url_error_op_is_go_style(method: str, op: str) -> None:
+    assert url_error_op(method) == op
+
+
+def test_format_url_error_masks_the_password() -> None:
+    assert format_url_error("GET", httpx.URL("http://u:p@h/x"), "boom") == (
+        'Get "http://u:***@h/x": boom'
+    )
+
+
+async def test_secret_manifests_decode_data_and_prefer_string_data() -> None:
+    resolver = StaticSecretResolver.from_manifests(
+        [
+            {
+                "kind": "Secret",
+                "metadata": {"name": "a", "namespace": "ns"},
+                "data": {"k": "dmFsdWU=", "both": "ZnJvbS1kYXRh"},
+                "stringData": {"both": "plain"},
+            },
+            {"metadata": {"name": "b"}, "stringData": {"x": "y"}},
+        ],
+        default_namespace="def",
+    )
+    assert await resolver.get_secret_value(namespace="ns", name="a", key="k") == "value"
+    assert await resolver.get_secret_value(namespace="ns", name="a", key="both") == "plain"
+    assert await resolver.get_secret_value(namespace="def", name="b", key="x") == "y"
+    with pytest.raises(SecretError) as missing:
+        await resolver.get_secret_value(namespace="ns", name="a", key="nope")
+    assert (
+        str(missing.value)
+        == missing_key_message("a", "nope")
+        == ("secret 'a' does not have the key 'nope'")
+    )
+    with pytest.raises(SecretError, match=r'^secrets "zzz" not found$'):
+        await resolver.get_secret_value(namespace="ns", name="zzz", key="k")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "error"),
+    [
+        ("not a mapping", "secret #1: expected a Secret manifest (a mapping)"),
+        ({"kind": "ConfigMap", "metadata": {"name": "x"}}, "secret #1: kind must be Secret"),
+        ({"kind": "Secret"}, "secret #1: metadata.name is required"),
+        (
+            {"metadata": {"name": "x"}, "data": {"k": "%%%"}},
+            "secret 'x': data.k is not valid base64",
+        ),
+        ({"metadata": {"name": "x"}, "data": ["k"]}, "secret 'x': data must be a mapping"),
+    ],
+)
+def test_bad_secret_manifests_name_the_field(manifest: object, error: str) -> None:
+    with pytest.raises(ValueError, match="^" + error.replace("(", r"\(").replace(")", r"\)")):
+        StaticSecretResolver.from_manifests([manifest])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"default_timeout_seconds": 0}, "default_timeout_seconds must be positive"),
+        ({"max_result_bytes": -1}, "max_result_bytes must not be negative"),
+        ({"max_connections": 0}, "max_connections must be at least 1"),
+        ({"transport": "curl"}, "transport must be 'aiohttp' or 'httpcore'"),
+    ],
+)
+def test_settings_validate_their_fields(overrides: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        ExecutorSettings(**overrides)  # type: ignore[arg-type]
+
+
+def test_plugin_token_path_defaults_to_argos_mount() -> None:
+    assert PluginEndpoint("hello", "http://localhost:4355").token_file == (
+        "/var/run/argo/hello/token"
+    )
+
+
+def test_unreadable_ca_bundle_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match=r"^ca_bundle '/nonexistent/ca\.pem': cannot load"):
+        build_tls_contexts(ca_dir=None, ca_bundle="/nonexistent/ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ({"http": {"url": "http://x"}}, "HTTP"),
+        ({"plugin": {"p": {}}}, "Plugin"),
+        ({"dag": {"tasks": []}}, "DAG"),
+        ({"steps": [[]]}, "Steps"),
+        ({"resource": {"action": "get"}}, "Resource"),
+        ({"data": {"source": {}}}, "Data"),
+        ({"containerSet": {"containers": []}}, "ContainerSet"),
+        ({"name": "nothing"}, "Unknown"),
+    ],
+)
+def test_template_type_follows_argo(raw: dict[str, object], kind: str) -> None:
+    assert template_type(parse_template(raw)) == kind
