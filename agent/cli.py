@@ -10,7 +10,6 @@ Subcommands import their module lazily so ``expr`` does not pay for kubernetes_a
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from agent import __version__

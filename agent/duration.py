@@ -44,7 +44,7 @@ def parse_duration(text: str) -> float:
     while pos < len(text):
         match = _TERM.match(text, pos)
         if match is None:
-            if re.match(r"\d", text[pos:]) or text[pos:pos + 1] == ".":
+            if re.match(r"\d", text[pos:]) or text[pos : pos + 1] == ".":
                 raise ValueError(f"missing or unknown unit in duration {original!r}")
             raise ValueError(f"invalid duration {original!r}")
         total += float(match.group(1)) * _UNITS[match.group(2)]

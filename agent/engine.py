@@ -110,9 +110,9 @@ class ResultSink(Protocol):
 class Claims(Protocol):
     """Decides, before a request is sent, whether it may be sent (at-most-once)."""
 
-    def adopt(self, ref: TaskRef, template: Mapping[str, Any], status: Mapping[str, Any]) -> (
-        NodeResult | None
-    ):
+    def adopt(
+        self, ref: TaskRef, template: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> NodeResult | None:
         """A node found ``Running`` in status: ``None`` to run it again, or its final result."""
         ...
 
@@ -203,8 +203,10 @@ class Engine:
             if phase in FULFILLED_PHASES:
                 continue  # finished by an earlier run; never send it again
             ref = self._ref(state, node_id)
-            if phase == NodePhase.RUNNING and self._claims is not None and isinstance(
-                status, Mapping
+            if (
+                phase == NodePhase.RUNNING
+                and self._claims is not None
+                and isinstance(status, Mapping)
             ):
                 verdict = self._claims.adopt(ref, _as_mapping(template), status)
                 if verdict is not None:
@@ -396,4 +398,3 @@ def _as_mapping(template: object) -> Mapping[str, Any]:
     # A non-object template still reaches the runner, which fails that node with a message
     # naming the problem; the type is a promise the runner checks, not one we can keep.
     return cast(Mapping[str, Any], template)
-

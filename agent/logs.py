@@ -17,7 +17,11 @@ from typing import Any
 
 __all__ = ["configure_logging", "redact"]
 
-_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 _BEARER = re.compile(r"(?i)(authorization|bearer|token|password|secret)([\"']?\s*[:=]\s*)(\S+)")
 
 

@@ -175,7 +175,10 @@ class NodeResult(_ArgoModel):
 
 def dump(model: BaseModel) -> dict[str, Any]:
     """Serialise for the wire: camelCase, empty fields omitted (Go's ``omitempty``)."""
-    return _omit_empty(model.model_dump(mode="json", by_alias=True, exclude_none=True))
+    dumped: dict[str, Any] = _omit_empty(
+        model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
+    return dumped
 
 
 # Go pointer fields (``*string``): present-but-empty is meaningful and serialised.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -94,7 +95,7 @@ class Agent:
                 scope=scope,
                 on_object=self._on_object,
                 on_deleted=self._on_deleted,
-                on_listed=lambda keys, scope=scope: self._on_listed(scope, keys),
+                on_listed=functools.partial(self._on_listed, scope),
                 watch_timeout=settings.watch_timeout,
                 request_timeout=settings.api_request_timeout,
             )
@@ -123,18 +124,24 @@ class Agent:
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.engine.run(), name="engine")]
-        tasks += [asyncio.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)]
+        tasks += [
+            asyncio.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)
+        ]
         try:
             await self._stop.wait()
-            log.info("stopping: %s", self.exit_reason or "signal",
-                     extra={"in_flight": self.engine.in_flight, "queued": self.engine.queued})
+            log.info(
+                "stopping: %s",
+                self.exit_reason or "signal",
+                extra={"in_flight": self.engine.in_flight, "queued": self.engine.queued},
+            )
             for task in tasks[1:]:
                 task.cancel()  # watches first: no new work arrives while we drain
             await self.engine.drain(grace=self.settings.shutdown_grace)
             delivered = await self.patcher.flush(timeout=self.settings.shutdown_grace)
             if not delivered:
-                log.error("shutdown: %d result(s) could not be delivered in time",
-                          self.patcher.pending)
+                log.error(
+                    "shutdown: %d result(s) could not be delivered in time", self.patcher.pending
+                )
         finally:
             for task in tasks:
                 task.cancel()
@@ -193,7 +200,9 @@ def scopes(settings: Settings) -> list[WatchScope]:
         return [WatchScope(namespace=None, instance_id=settings.instance_id)]
     namespaces = settings.namespaces or [_own_namespace()]
     name = settings.workflow if settings.per_workflow else None
-    return [WatchScope(namespace=ns, name=name, instance_id=settings.instance_id) for ns in namespaces]
+    return [
+        WatchScope(namespace=ns, name=name, instance_id=settings.instance_id) for ns in namespaces
+    ]
 
 
 def _own_namespace() -> str:
@@ -220,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         alias = info.validation_alias
         envs = ", ".join(str(c) for c in getattr(alias, "choices", ()))
-        help_text = f"[{envs}] default: {_default_text(info.get_default(call_default_factory=True))}"
+        help_text = (
+            f"[{envs}] default: {_default_text(info.get_default(call_default_factory=True))}"
+        )
         annotation = _unwrap(info.annotation)
         if name == "namespaces":
             parser.add_argument("--namespace", "-n", dest=name, action="append", help=help_text)
@@ -263,7 +274,9 @@ async def serve(settings: Settings) -> int:
     """Run the agent and its HTTP API until a signal or the end of a per-workflow run."""
     metrics.BUILD.info({"version": __version__})
     try:
-        api = await connect(kubeconfig=settings.kubeconfig, pool_size=settings.max_patches_in_flight + 8)
+        api = await connect(
+            kubeconfig=settings.kubeconfig, pool_size=settings.max_patches_in_flight + 8
+        )
     except Exception as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 2
@@ -293,14 +306,17 @@ async def serve(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     api_task = asyncio.create_task(server.serve(), name="http api")
-    log.info("agent started", extra={
-        "version": __version__,
-        "mode": "per-workflow" if settings.per_workflow else "shared",
-        "instance": agent.claims.instance_id,
-        "redelivery": settings.redelivery,
-        "scopes": [str(s) for s in scopes(settings)],
-        "metrics": f"{settings.metrics_host}:{settings.metrics_port}",
-    })
+    log.info(
+        "agent started",
+        extra={
+            "version": __version__,
+            "mode": "per-workflow" if settings.per_workflow else "shared",
+            "instance": agent.claims.instance_id,
+            "redelivery": settings.redelivery,
+            "scopes": [str(s) for s in scopes(settings)],
+            "metrics": f"{settings.metrics_host}:{settings.metrics_port}",
+        },
+    )
     try:
         await agent.run()
     finally:

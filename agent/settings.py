@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     )
 
     # -- the service --------------------------------------------------------------------
-    metrics_host: str = Field(default="0.0.0.0", validation_alias=AliasChoices("ARGO_AGENT_METRICS_HOST"))
+    metrics_host: str = Field(
+        default="0.0.0.0", validation_alias=AliasChoices("ARGO_AGENT_METRICS_HOST")
+    )
     metrics_port: int = Field(
         default=9090, ge=0, le=65535, validation_alias=AliasChoices("ARGO_AGENT_METRICS_PORT")
     )
@@ -117,7 +119,9 @@ class Settings(BaseSettings):
             return seconds
         return value
 
-    @field_validator("namespaces", "deny_networks", "plugin_addresses", "plugin_names", mode="before")
+    @field_validator(
+        "namespaces", "deny_networks", "plugin_addresses", "plugin_names", mode="before"
+    )
     @classmethod
     def _list(cls, value: object) -> object:
         # Argo passes JSON arrays (ARGO_PLUGIN_NAMES='["a"]'); people type "a,b".
@@ -151,9 +155,7 @@ class Settings(BaseSettings):
         return bool(self.workflow)
 
 
-_FLAG_OF = {
-    name: "--" + name.replace("_", "-") for name in Settings.model_fields
-}
+_FLAG_OF = {name: "--" + name.replace("_", "-") for name in Settings.model_fields}
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -49,10 +49,14 @@ class AgentProcess:
         self.kubeconfig = sim.kubeconfig(self._dir / "kubeconfig", token=token)
         self.port = free_port()
         self.args = [
-            "--kubeconfig", str(self.kubeconfig),
-            "--metrics-host", "127.0.0.1",
-            "--metrics-port", str(self.port),
-            "--log-format", "text",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(self.port),
+            "--log-format",
+            "text",
             *args,
         ]
         self.env = {**os.environ, "ARGO_AGENT_CA_DIR": str(self._dir / "no-ca"), **(env or {})}
@@ -60,9 +64,13 @@ class AgentProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> AgentProcess:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", *self.args,
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            *self.args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
@@ -143,13 +151,15 @@ def taskset(
             "name": name,
             "namespace": namespace,
             "labels": dict(labels or {}),
-            "ownerReferences": [{
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Workflow",
-                "name": name,
-                "uid": f"uid-{name}",
-                "controller": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Workflow",
+                    "name": name,
+                    "uid": f"uid-{name}",
+                    "controller": True,
+                }
+            ],
         },
         "spec": {"tasks": dict(tasks)},
     }
@@ -176,7 +186,8 @@ async def wait_for_nodes(
         obj = sim.find_object("workflowtasksets", name, namespace=namespace) or {}
         nodes = (obj.get("status") or {}).get("nodes") or {}
         done = {
-            n for n, v in nodes.items()
+            n
+            for n, v in nodes.items()
             if not fulfilled or v.get("phase") not in ("Pending", "Running", None)
         }
         if wanted <= done:

@@ -45,13 +45,19 @@ def status_patches(sim: ApiSimulator, name: str) -> list[dict[str, object]]:
 async def test_results_are_patched_as_argo_does(sim: ApiSimulator, target: TargetServer) -> None:
     """The exact merge-patch body and content type the API received."""
     async with AgentProcess(sim, "--namespace", NS):
-        sim.create_object(TS, taskset("wf", {
-            "ok": http_task(target.url("/status/200")),
-            "bad": http_task(target.url("/status/503")),
-            "cond": http_task(
-                target.url("/status/201"), successCondition="response.statusCode == 201"
+        sim.create_object(
+            TS,
+            taskset(
+                "wf",
+                {
+                    "ok": http_task(target.url("/status/200")),
+                    "bad": http_task(target.url("/status/503")),
+                    "cond": http_task(
+                        target.url("/status/201"), successCondition="response.statusCode == 201"
+                    ),
+                },
             ),
-        }))
+        )
         nodes = await wait_for_nodes(sim, "wf", ["ok", "bad", "cond"])
     assert nodes == {
         "ok": {"phase": "Succeeded", "outputs": {"result": "status 200"}},
@@ -77,7 +83,9 @@ async def test_tasks_added_over_time_each_run_once(sim: ApiSimulator, target: Ta
         await wait_for_nodes(sim, "grow", ["a"])
         for new in ("b", "c"):
             sim.patch_object(
-                TS, "grow", {"spec": {"tasks": {new: http_task(target.url(f"/echo?n={new}"))}}},
+                TS,
+                "grow",
+                {"spec": {"tasks": {new: http_task(target.url(f"/echo?n={new}"))}}},
                 namespace=NS,
             )
             await wait_for_nodes(sim, "grow", [new])
@@ -88,10 +96,16 @@ async def test_tasks_added_over_time_each_run_once(sim: ApiSimulator, target: Ta
 
 async def test_removed_task_is_never_reported(sim: ApiSimulator, target: TargetServer) -> None:
     async with AgentProcess(sim, "--namespace", NS):
-        sim.create_object(TS, taskset("rm", {
-            "slow": http_task(target.url("/delay/2")),
-            "fast": http_task(target.url("/status/200")),
-        }))
+        sim.create_object(
+            TS,
+            taskset(
+                "rm",
+                {
+                    "slow": http_task(target.url("/delay/2")),
+                    "fast": http_task(target.url("/status/200")),
+                },
+            ),
+        )
         await wait_for_nodes(sim, "rm", ["fast"])
         sim.patch_object(TS, "rm", {"spec": {"tasks": {"slow": None}}}, namespace=NS)
         await asyncio.sleep(2.5)
@@ -102,13 +116,21 @@ async def test_removed_task_is_never_reported(sim: ApiSimulator, target: TargetS
 async def test_fulfilled_nodes_are_not_rerun_after_restart(
     sim: ApiSimulator, target: TargetServer
 ) -> None:
-    sim.create_object(TS, taskset("again", {
-        "first": http_task(target.url("/echo?n=first")),
-    }))
+    sim.create_object(
+        TS,
+        taskset(
+            "again",
+            {
+                "first": http_task(target.url("/echo?n=first")),
+            },
+        ),
+    )
     async with AgentProcess(sim, "--namespace", NS):
         await wait_for_nodes(sim, "again", ["first"])
     sim.patch_object(
-        TS, "again", {"spec": {"tasks": {"second": http_task(target.url("/echo?n=second"))}}},
+        TS,
+        "again",
+        {"spec": {"tasks": {"second": http_task(target.url("/echo?n=second"))}}},
         namespace=NS,
     )
     sim.clear_requests()
@@ -134,7 +156,11 @@ async def test_dropped_watch_and_410_mid_run(sim: ApiSimulator, target: TargetSe
         await wait_for_nodes(sim, "w3", ["c"])
         metrics = (await agent.get("/metrics")).text
     assert 'argo_agent_watch_restarts_total{reason="gone"}' in metrics
-    gone = [ln for ln in metrics.splitlines() if ln.startswith('argo_agent_watch_restarts_total{reason="gone"}')]
+    gone = [
+        ln
+        for ln in metrics.splitlines()
+        if ln.startswith('argo_agent_watch_restarts_total{reason="gone"}')
+    ]
     assert float(gone[0].split()[-1]) >= 1
 
 
@@ -174,47 +200,78 @@ async def test_oversized_result_errors_only_its_own_node(
 async def test_secret_headers_allowed_and_forbidden(
     sim: ApiSimulator, target: TargetServer
 ) -> None:
-    sim.create_object("secrets", {
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "api-token", "namespace": NS},
-        "stringData": {"token": "s3cr3t-value"},
-    })
-    secret_header = {"name": "X-Token", "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "token"}}}
-    missing_key = {"name": "X-Other", "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "nope"}}}
+    sim.create_object(
+        "secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "api-token", "namespace": NS},
+            "stringData": {"token": "s3cr3t-value"},
+        },
+    )
+    secret_header = {
+        "name": "X-Token",
+        "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "token"}},
+    }
+    missing_key = {
+        "name": "X-Other",
+        "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "nope"}},
+    }
     async with AgentProcess(sim, "--namespace", NS) as agent:
-        sim.create_object(TS, taskset("sec", {
-            "ok": http_task(target.url("/echo"), headers=[secret_header]),
-            "missing": http_task(target.url("/echo"), headers=[missing_key]),
-        }))
+        sim.create_object(
+            TS,
+            taskset(
+                "sec",
+                {
+                    "ok": http_task(target.url("/echo"), headers=[secret_header]),
+                    "missing": http_task(target.url("/echo"), headers=[missing_key]),
+                },
+            ),
+        )
         nodes = await wait_for_nodes(sim, "sec", ["ok", "missing"])
         logs = agent.logs()
     echoed = json.loads(nodes["ok"]["outputs"]["result"])
     assert ["X-Token", "s3cr3t-value"] in echoed["headers"]
-    assert nodes["missing"] == {"phase": "Failed", "message": "secret 'api-token' does not have the key 'nope'"}
+    assert nodes["missing"] == {
+        "phase": "Failed",
+        "message": "secret 'api-token' does not have the key 'nope'",
+    }
     assert "s3cr3t-value" not in logs
 
     # A service account without `get secrets`: the node fails naming the permission.
     limited = "no-secrets"
-    sim.add_token(limited, [
-        Rule.of("get list watch", "workflowtasksets"),
-        Rule.of("patch", "workflowtasksets/status"),
-    ])
+    sim.add_token(
+        limited,
+        [
+            Rule.of("get list watch", "workflowtasksets"),
+            Rule.of("patch", "workflowtasksets/status"),
+        ],
+    )
     async with AgentProcess(sim, "--namespace", NS, token=limited):
-        sim.create_object(TS, taskset("sec2", {"ok": http_task(target.url("/echo"), headers=[secret_header])}))
+        sim.create_object(
+            TS, taskset("sec2", {"ok": http_task(target.url("/echo"), headers=[secret_header])})
+        )
         nodes = await wait_for_nodes(sim, "sec2", ["ok"])
     assert nodes["ok"]["phase"] == "Failed"
     assert "api-token" in nodes["ok"]["message"]
     assert "'get secrets' permission" in nodes["ok"]["message"]
 
 
-async def test_per_workflow_mode_exits_when_completed(sim: ApiSimulator, target: TargetServer) -> None:
+async def test_per_workflow_mode_exits_when_completed(
+    sim: ApiSimulator, target: TargetServer
+) -> None:
     sim.create_object(TS, taskset("mine", {"n": http_task(target.url("/status/200"))}))
     sim.create_object(TS, taskset("other", {"n": http_task(target.url("/status/200"))}))
     agent = AgentProcess(sim, "--namespace", NS, env={"ARGO_WORKFLOW_NAME": "mine"})
     await agent.start()
     await agent.wait_ready()
     await wait_for_nodes(sim, "mine", ["n"])
-    sim.patch_object(TS, "mine", {"metadata": {"labels": {"workflows.argoproj.io/completed": "true"}}}, namespace=NS)
+    sim.patch_object(
+        TS,
+        "mine",
+        {"metadata": {"labels": {"workflows.argoproj.io/completed": "true"}}},
+        namespace=NS,
+    )
     assert await agent.stop(sig=0, timeout=15) == 0  # sig 0: no signal, it must exit by itself
     other = sim.get_object(TS, "other", namespace=NS)
     assert "status" not in other or not other["status"].get("nodes"), "served a taskset not its own"
@@ -222,7 +279,9 @@ async def test_per_workflow_mode_exits_when_completed(sim: ApiSimulator, target:
     assert lists and all(r.query.get("fieldSelector") == "metadata.name=mine" for r in lists)
 
 
-async def test_per_workflow_mode_exits_when_deleted(sim: ApiSimulator, target: TargetServer) -> None:
+async def test_per_workflow_mode_exits_when_deleted(
+    sim: ApiSimulator, target: TargetServer
+) -> None:
     sim.create_object(TS, taskset("gone", {"n": http_task(target.url("/status/200"))}))
     agent = AgentProcess(sim, "--namespace", NS, "--workflow", "gone")
     await agent.start()
@@ -237,14 +296,36 @@ async def test_shared_mode_serves_many_namespaces_and_honours_instance_id(
 ) -> None:
     label = "workflows.argoproj.io/controller-instanceid"
     async with AgentProcess(sim, "--all-namespaces", "--instance-id", "blue"):
-        sim.create_object(TS, taskset("a", {"n": http_task(target.url("/status/200"))},
-                                      namespace="team-a", labels={label: "blue"}))
-        sim.create_object(TS, taskset("b", {"n": http_task(target.url("/status/200"))},
-                                      namespace="team-b", labels={label: "blue"}))
-        sim.create_object(TS, taskset("c", {"n": http_task(target.url("/status/200"))},
-                                      namespace="team-c", labels={label: "green"}))
-        sim.create_object(TS, taskset("d", {"n": http_task(target.url("/status/200"))},
-                                      namespace="team-d"))
+        sim.create_object(
+            TS,
+            taskset(
+                "a",
+                {"n": http_task(target.url("/status/200"))},
+                namespace="team-a",
+                labels={label: "blue"},
+            ),
+        )
+        sim.create_object(
+            TS,
+            taskset(
+                "b",
+                {"n": http_task(target.url("/status/200"))},
+                namespace="team-b",
+                labels={label: "blue"},
+            ),
+        )
+        sim.create_object(
+            TS,
+            taskset(
+                "c",
+                {"n": http_task(target.url("/status/200"))},
+                namespace="team-c",
+                labels={label: "green"},
+            ),
+        )
+        sim.create_object(
+            TS, taskset("d", {"n": http_task(target.url("/status/200"))}, namespace="team-d")
+        )
         await wait_for_nodes(sim, "a", ["n"], namespace="team-a")
         await wait_for_nodes(sim, "b", ["n"], namespace="team-b")
         await asyncio.sleep(0.3)

@@ -97,7 +97,9 @@ async def test_each_node_runs_once_across_repeated_events() -> None:
     await stop(loop)
     assert sorted(n for _, n in runner.started) == ["a", "b", "c"]
     assert sorted((r.node_id, res.message) for r, res in sink.results) == [
-        ("a", "A"), ("b", "B"), ("c", "C")
+        ("a", "A"),
+        ("b", "B"),
+        ("c", "C"),
     ]
 
 
@@ -105,10 +107,16 @@ async def test_fulfilled_nodes_are_not_run_again() -> None:
     runner, sink = RecordingRunner(), ListSink()
     engine = Engine(runner=runner, sink=sink, max_in_flight=4)
     loop = await start(engine)
-    engine.observe(snap(
-        {"done": {}, "failed": {}, "pending": {}, "fresh": {}},
-        {"done": {"phase": "Succeeded"}, "failed": {"phase": "Failed"}, "pending": {"phase": "Pending"}},
-    ))
+    engine.observe(
+        snap(
+            {"done": {}, "failed": {}, "pending": {}, "fresh": {}},
+            {
+                "done": {"phase": "Succeeded"},
+                "failed": {"phase": "Failed"},
+                "pending": {"phase": "Pending"},
+            },
+        )
+    )
     await asyncio.sleep(0)
     await engine.wait_idle()
     await stop(loop)
@@ -233,7 +241,7 @@ async def test_runner_exception_becomes_an_error_result() -> None:
     await asyncio.sleep(0)
     await engine.wait_idle()
     await stop(loop)
-    [(ref, result)] = sink.results
+    [(_ref, result)] = sink.results
     assert result.phase == NodePhase.ERROR
     assert result.message == "agent internal error: boom"
 

@@ -375,8 +375,8 @@ class _Checker:
             if isinstance(node.args[1], ast.String):
                 return self.env.get(node.args[1].value, UNKNOWN)
             return UNKNOWN
-        if base.unknown:
-            return UNKNOWN
+        if base.unknown or base.nil:
+            return UNKNOWN  # get(nil, k) is nil (expr TestIssue785_get_nil)
         if base.is_array:
             if not prop.is_integer and not prop.unknown:
                 raise self.error(node.args[1], f"non-integer slice index {prop}")

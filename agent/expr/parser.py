@@ -47,8 +47,8 @@ PREDICATES: dict[str, tuple[int, ...]] = {
 
 
 def _is_comparison(op: str) -> bool:
-    entry = _BINARY.get(op)
-    return entry is not None and entry[0] == 20
+    # Only ordering operators chain: 1 < 2 < 3 is 1 < 2 && 2 < 3 (operator.IsComparison).
+    return op in ("<", ">", "<=", ">=")
 
 
 def _valid_identifier(word: str) -> bool:

@@ -32,7 +32,7 @@ async def connect(*, kubeconfig: str | None, pool_size: int = 64) -> client.ApiC
             config_file=path, client_configuration=configuration, persist_config=False
         )
     else:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration=configuration)
 
@@ -59,17 +59,3 @@ def _status_message(body: Any) -> str:
     if isinstance(decoded, dict):
         return str(decoded.get("message") or decoded.get("reason") or "")
     return ""
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    """The ``Retry-After`` of a 429/503 answer, in seconds, if the server sent one."""
-    headers = getattr(exc, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

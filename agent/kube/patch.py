@@ -34,13 +34,12 @@ from typing import Any, Literal
 
 import aiohttp
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
 
 from agent import metrics
 from agent.engine import TaskSetKey
 from agent.execute import TaskRef
-from agent.kube.client import GROUP, PLURAL, VERSION, api_error_text, retry_after_seconds
+from agent.kube.client import GROUP, PLURAL, VERSION
 from agent.model import NodePhase, NodeResult, dump
 
 __all__ = ["StatusPatcher"]
@@ -223,8 +222,9 @@ class StatusPatcher:
         try:
             await self._patch_with_retry(key, batch)
         except _TasksetGone:
-            log.warning("taskset deleted; dropping %d result(s)", len(batch),
-                        extra={"taskset": str(key)})
+            log.warning(
+                "taskset deleted; dropping %d result(s)", len(batch), extra={"taskset": str(key)}
+            )
             metrics.RESULTS_DROPPED.labels(reason="taskset_deleted").inc(len(batch))
             for pending in batch.values():
                 _settle(pending, dropped=True)
@@ -241,13 +241,19 @@ class StatusPatcher:
                 if pending.result.phase == NodePhase.ERROR and pending.result.message.startswith(
                     PATCH_ERROR_PREFIX
                 ):
-                    log.error("the API rejects even the error result; dropping it: %s", exc,
-                              extra={"taskset": str(key), "node": node_id})
+                    log.error(
+                        "the API rejects even the error result; dropping it: %s",
+                        exc,
+                        extra={"taskset": str(key), "node": node_id},
+                    )
                     metrics.RESULTS_DROPPED.labels(reason="rejected").inc()
                     _settle(pending, dropped=True)
                     continue
-                log.warning("the API rejected a result; reporting Error instead: %s", exc,
-                            extra={"taskset": str(key), "node": node_id})
+                log.warning(
+                    "the API rejected a result; reporting Error instead: %s",
+                    exc,
+                    extra={"taskset": str(key), "node": node_id},
+                )
                 error = NodeResult(phase=NodePhase.ERROR, message=PATCH_ERROR_PREFIX + str(exc))
                 replacement = _Pending(error, overwrite=True, delivered=pending.delivered)
                 await self._deliver(key, {node_id: replacement})
@@ -273,11 +279,15 @@ class StatusPatcher:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        hinted = retry_after_seconds(exc) if exc is not None else None
+        hinted = exc.retry_after if isinstance(exc, _Transient) else None
         backoff = min(self._retry_cap, self._retry_base * 2 ** (state.attempt_number - 1))
-        delay = max(hinted, 0.0) if hinted is not None else backoff
-        log.warning("status patch failed (attempt %d), retrying in %.2fs: %s",
-                    state.attempt_number, delay, api_error_text(exc) if exc else "")
+        delay = hinted if hinted is not None else backoff
+        log.warning(
+            "status patch failed (attempt %d), retrying in %.2fs: %s",
+            state.attempt_number,
+            delay,
+            exc,
+        )
         return delay
 
     async def _patch_once(self, key: TaskSetKey, batch: dict[str, _Pending]) -> None:
@@ -297,7 +307,9 @@ class StatusPatcher:
                 PLURAL,
                 key.name,
                 {"status": {"nodes": nodes}},
-                _content_type="application/merge-patch+json",
+                # Not in the client's stubs, but honoured: without it a dict body goes out
+                # as json-patch, which the API server rejects.
+                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
                 _preload_content=False,  # the echoed taskset is not needed: skip decoding it
                 _request_timeout=self._request_timeout,
             )
@@ -321,16 +333,22 @@ class StatusPatcher:
         metrics.PATCH_NODES.inc(len(nodes))
 
 
-class _Transient(ApiException):  # type: ignore[misc]
+class _Transient(Exception):
     """Worth retrying: the same patch may land later."""
 
     def __init__(self, status: int, text: str, *, retry_after: str | None = None) -> None:
-        super().__init__(status=status, reason=text)
-        self.headers = {"Retry-After": retry_after} if retry_after is not None else None
-        self.body = json.dumps({"message": text})
+        super().__init__(f"{status} {text}" if status else text)
+        self.status = status
+        self.retry_after = _seconds(retry_after)
 
-    def __str__(self) -> str:
-        return str(self.reason)
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 def _is_retryable(exc: BaseException) -> bool:

@@ -117,8 +117,10 @@ class TaskSetWatcher:
                     delay = self._retry_delay
                 except _Gone:
                     metrics.WATCH_RESTARTS.labels(reason="gone").inc()
-                    log.info("watch resource version expired, re-listing",
-                             extra={"scope": str(self._scope)})
+                    log.info(
+                        "watch resource version expired, re-listing",
+                        extra={"scope": str(self._scope)},
+                    )
                     version = None
                 except asyncio.CancelledError:
                     raise
@@ -126,8 +128,12 @@ class TaskSetWatcher:
                     self._established.clear()
                     self.last_error = api_error_text(exc)
                     metrics.WATCH_RESTARTS.labels(reason="error").inc()
-                    log.warning("watch failed, retrying in %.1fs: %s", delay, self.last_error,
-                                extra={"scope": str(self._scope)})
+                    log.warning(
+                        "watch failed, retrying in %.1fs: %s",
+                        delay,
+                        self.last_error,
+                        extra={"scope": str(self._scope)},
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._max_retry_delay)
         finally:
