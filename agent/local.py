@@ -26,12 +26,13 @@ import copy
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import yaml
 
+from agent import retry
 from agent.execute import (
     Executor,
     ExecutorSettings,
@@ -39,7 +40,7 @@ from agent.execute import (
     StaticSecretResolver,
     TaskRef,
 )
-from agent.model import NodePhase, NodeResult, dump, parse_template
+from agent.model import NodePhase, NodeResult, RetryStrategy, dump, parse_template
 
 __all__ = ["LocalInputError", "load_manifest", "load_secret_manifests", "main", "run_local"]
 
@@ -51,13 +52,24 @@ class Attempt:
     number: int  # 1-based
     result: NodeResult
     duration_seconds: float  # of this attempt
-    elapsed_seconds: float  # since the node's first attempt started
+    elapsed_seconds: float  # from the start of the first attempt to the end of this one
 
 
-#: Called after every attempt that will be retried: (node ID, attempt, result, delay s).
-AttemptHook = Callable[[str, int, NodeResult, float], None]
-#: Decides whether to retry: (node ID, template, attempt) -> delay in seconds, or None.
-RetryDecider = Callable[[str, Mapping[str, Any], Attempt], Awaitable[float | None]]
+@dataclass(frozen=True, slots=True)
+class RetryVerdict:
+    """After an attempt: retry after ``delay`` seconds, or stop (``delay is None``).
+
+    ``note`` says why a retried node stops; ``result`` replaces the attempt's result
+    (an unusable ``retryStrategy`` fails the node with a message naming the field).
+    """
+
+    delay: float | None
+    note: str = ""
+    result: NodeResult | None = None
+
+
+#: Called after every attempt of a node with a retryStrategy: (node ID, attempt, verdict).
+AttemptHook = Callable[[str, Attempt, RetryVerdict], None]
 
 
 class LocalInputError(ValueError):
@@ -185,28 +197,28 @@ async def run_local(
     tasks: Mapping[str, Any] = manifest["spec"]["tasks"]
     resolver = _resolver(secrets, namespace=namespace)
     limit = asyncio.Semaphore(max(max_in_flight, 1))
-    decide = _retry_decider()
 
     async with Executor(settings=settings or ExecutorSettings(), secrets=resolver) as executor:
 
         async def run_node(node_id: str, template: Any) -> NodeResult:
             ref = TaskRef(namespace, name, str(node_id), workflow_uid)
+            strategy = _retry_strategy(template)
             first_start = time.monotonic()
             number = 1
             while True:
                 async with limit:
                     started = time.monotonic()
                     result = await executor.run(template, ref=ref)
-                now = time.monotonic()
-                delay = None
-                if decide is not None and isinstance(template, Mapping):
-                    attempt = Attempt(number, result, now - started, now - first_start)
-                    delay = await decide(str(node_id), template, attempt)
-                if delay is None:
+                if strategy is None:
                     return result
+                now = time.monotonic()
+                attempt = Attempt(number, result, now - started, now - first_start)
+                verdict = _decide(strategy, attempt)
                 if on_attempt is not None:
-                    on_attempt(str(node_id), number, result, delay)
-                await asyncio.sleep(delay)
+                    on_attempt(str(node_id), attempt, verdict)
+                if verdict.delay is None:
+                    return verdict.result or result
+                await asyncio.sleep(verdict.delay)
                 number += 1
 
         node_ids = list(tasks)
@@ -228,44 +240,46 @@ def _workflow_uid(metadata: Mapping[str, Any]) -> str:
     return ""
 
 
-def _retry_decider() -> RetryDecider | None:
-    """Retries per ``retryStrategy`` via :mod:`agent.retry` (the controller's rules)."""
-    try:
-        from agent import retry
-    except ImportError:  # pragma: no cover - agent.retry ships with the package
+def _retry_strategy(template: Any) -> RetryStrategy | None:
+    if not isinstance(template, Mapping) or template.get("retryStrategy") is None:
         return None
+    try:
+        return parse_template(dict(template)).retry_strategy
+    except ValueError:
+        return None  # the executor reports the malformed template on its own node
 
-    async def decide(node_id: str, template: Mapping[str, Any], attempt: Attempt) -> float | None:
-        try:
-            strategy = parse_template(dict(template)).retry_strategy
-        except ValueError:
-            return None  # the template's own node already reports the problem
-        if strategy is None or attempt.result.phase == NodePhase.SUCCEEDED:
-            return None
-        exit_code = "-1"
-        if attempt.result.outputs is not None and attempt.result.outputs.exit_code is not None:
-            exit_code = attempt.result.outputs.exit_code
-        last = retry.LastAttempt(
-            exit_code=exit_code,
-            status=str(attempt.result.phase),
-            duration=_go_float(attempt.duration_seconds),
-            message=attempt.result.message,
-        )
+
+def _decide(strategy: RetryStrategy, attempt: Attempt) -> RetryVerdict:
+    """What Argo's controller would do after this attempt (see :mod:`agent.retry`)."""
+    result = attempt.result
+    if str(result.phase) == NodePhase.SUCCEEDED:
+        return RetryVerdict(delay=None)
+    exit_code = "-1"
+    if result.outputs is not None and result.outputs.exit_code is not None:
+        exit_code = result.outputs.exit_code
+    try:
         decision = retry.decide_retry(
             strategy,
             retries_done=attempt.number - 1,
-            last=last,
+            last=retry.LastAttempt(
+                exit_code=exit_code,
+                status=str(result.phase),
+                duration=retry.format_duration_seconds(attempt.duration_seconds),
+                message=result.message,
+            ),
             elapsed_seconds=attempt.elapsed_seconds,
         )
-        return decision.delay_seconds if decision.retry else None
-
-    return decide
-
-
-def _go_float(value: float) -> str:
-    # fmt.Sprint of a float64 (Argo's lastRetry.duration): shortest repr, no ".0".
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
+    except ValueError as exc:  # RetryStrategyError names the field
+        failed = NodeResult(phase=NodePhase.ERROR, message=f"invalid retryStrategy: {exc}")
+        return RetryVerdict(delay=None, note=failed.message, result=failed)
+    if decision.retry:
+        return RetryVerdict(delay=decision.delay_seconds)
+    if decision.reason and decision.reason != result.message:
+        return RetryVerdict(delay=None, note=decision.reason)
+    policy = strategy.retry_policy or ("Always" if strategy.expression else "OnFailure")
+    return RetryVerdict(
+        delay=None, note=f"retryPolicy {policy} does not retry a {result.phase} attempt"
+    )
 
 
 def _succeeded(manifest: Mapping[str, Any]) -> bool:
@@ -274,13 +288,16 @@ def _succeeded(manifest: Mapping[str, Any]) -> bool:
 
 
 def _print_attempt(stream: TextIO) -> AttemptHook:
-    def hook(node_id: str, attempt: int, result: NodeResult, delay: float) -> None:
+    def hook(node_id: str, attempt: Attempt, verdict: RetryVerdict) -> None:
+        result = attempt.result
+        if verdict.delay is None and not verdict.note:
+            return  # succeeded: nothing to explain
         reason = f" ({result.message})" if result.message else ""
-        print(
-            f"{node_id}: attempt {attempt} {result.phase}{reason}, retrying in {delay:g}s",
-            file=stream,
-            flush=True,
-        )
+        head = f"{node_id}: attempt {attempt.number} {result.phase}{reason}"
+        if verdict.delay is not None:
+            print(f"{head}, retrying in {verdict.delay:g}s", file=stream, flush=True)
+        else:
+            print(f"{head}, not retrying: {verdict.note}", file=stream, flush=True)
 
     return hook
 

@@ -86,6 +86,10 @@ class AgentProcess:
         async with httpx.AsyncClient(timeout=5) as client:
             return await client.get(self.url + path)
 
+    async def post_status(self, path: str) -> int:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return (await client.post(self.url + path)).status_code
+
     async def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -48,7 +48,9 @@ def same(got: Any, want: Any) -> bool:
     if isinstance(want, bool) or isinstance(got, bool):
         return type(got) is type(want) and got == want
     if isinstance(want, GoDuration) or isinstance(got, GoDuration):
-        return isinstance(got, GoDuration) and isinstance(want, GoDuration) and int(got) == int(want)
+        return (
+            isinstance(got, GoDuration) and isinstance(want, GoDuration) and int(got) == int(want)
+        )
     if isinstance(want, int):
         return isinstance(got, int) and not isinstance(got, float) and got == want
     if isinstance(want, float):

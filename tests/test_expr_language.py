@@ -103,16 +103,49 @@ ARITHMETIC = [
     Ok("x / y", float("inf"), f"{SHARED} (/ on ints is float: 1/0 is +Inf)", {"x": 1, "y": 0}),
     Err("1 / (1 - 1)", "runtime error: integer divide by zero", "compile", f"{TEST}: TestIssue138"),
     Err("1 % 0", "runtime error: integer divide by zero", "compile", f"{TEST}: TestIssue138"),
-    Err("x % y", "runtime error: integer divide by zero", "run", f"{TEST}: TestIssue138", {"x": 1, "y": 0}),
-    Err("1.5 % 2", "invalid operation: % (mismatched types float64 and int)", "compile", f"{SHARED} (% ints only)"),
+    Err(
+        "x % y",
+        "runtime error: integer divide by zero",
+        "run",
+        f"{TEST}: TestIssue138",
+        {"x": 1, "y": 0},
+    ),
+    Err(
+        "1.5 % 2",
+        "invalid operation: % (mismatched types float64 and int)",
+        "compile",
+        f"{SHARED} (% ints only)",
+    ),
     Err("1 + ''", "invalid operation: + (mismatched types int and string) (1:3)", "compile", CHK),
     Err("Int + Bool", "invalid operation: + (mismatched types int and bool)", "compile", CHK, MOCK),
-    Err("Int ** Bool", "invalid operation: ** (mismatched types int and bool)", "compile", CHK, MOCK),
-    Err("Int .. Bool", "invalid operation: .. (mismatched types int and bool)", "compile", CHK, MOCK),
+    Err(
+        "Int ** Bool", "invalid operation: ** (mismatched types int and bool)", "compile", CHK, MOCK
+    ),
+    Err(
+        "Int .. Bool", "invalid operation: .. (mismatched types int and bool)", "compile", CHK, MOCK
+    ),
     Err("-'a'", "invalid operation: - (mismatched type string)", "compile", CHK),
-    Err("m.s + 1", "invalid operation: string + int", "run", f"{SHARED} (run-time type errors)", {"m": {"s": "x"}}),
-    Err("m.s - 1", "invalid operation: string - int", "run", f"{SHARED} (run-time type errors)", {"m": {"s": "x"}}),
-    Err("-m.s", "invalid operation: - string", "run", f"{SHARED} (run-time type errors)", {"m": {"s": "x"}}),
+    Err(
+        "m.s + 1",
+        "invalid operation: string + int",
+        "run",
+        f"{SHARED} (run-time type errors)",
+        {"m": {"s": "x"}},
+    ),
+    Err(
+        "m.s - 1",
+        "invalid operation: string - int",
+        "run",
+        f"{SHARED} (run-time type errors)",
+        {"m": {"s": "x"}},
+    ),
+    Err(
+        "-m.s",
+        "invalid operation: - string",
+        "run",
+        f"{SHARED} (run-time type errors)",
+        {"m": {"s": "x"}},
+    ),
 ]
 
 COMPARISON = [
@@ -128,15 +161,33 @@ COMPARISON = [
     Ok("[1, 2] == [1, 2]", True, f"{SHARED} (deep equality)"),
     Ok("[1] == [1.0]", False, f"{SHARED} (deep equality keeps types)"),
     Ok("{a: [1]} == {a: [1]}", True, f"{SHARED} (deep equality)"),
-    Ok("foo == ['A', 1, 1.1, true]", True, f"{TEST}: TestArrayComparison", {"foo": ["A", 1, 1.1, True]}),
+    Ok(
+        "foo == ['A', 1, 1.1, true]",
+        True,
+        f"{TEST}: TestArrayComparison",
+        {"foo": ["A", 1, 1.1, True]},
+    ),
     Ok("1 < 2 < 3", True, f"{TEST}: TestExpr"),
     Ok("1 > 2 < 3", False, f"{TEST}: TestExpr"),
     Ok("1 < 2 < 3 > 4", False, f"{TEST}: TestExpr"),
     Ok("1 < 2 < 3 > 2", True, f"{TEST}: TestExpr"),
     Ok("1 < 2 < 3 == true", True, f"{TEST}: TestExpr"),
-    Err('"1" == 1', "invalid operation: == (mismatched types string and int)", "compile", f"{CHK} (typed operands)"),
-    Err("Int <= Bool", "invalid operation: <= (mismatched types int and bool)", "compile", CHK, MOCK),
-    Err("m.a < m.b", "invalid operation: string < int", "run", f"{SHARED} (ordering)", {"m": {"a": "x", "b": 1}}),
+    Err(
+        '"1" == 1',
+        "invalid operation: == (mismatched types string and int)",
+        "compile",
+        f"{CHK} (typed operands)",
+    ),
+    Err(
+        "Int <= Bool", "invalid operation: <= (mismatched types int and bool)", "compile", CHK, MOCK
+    ),
+    Err(
+        "m.a < m.b",
+        "invalid operation: string < int",
+        "run",
+        f"{SHARED} (ordering)",
+        {"m": {"a": "x", "b": 1}},
+    ),
 ]
 
 LOGIC = [
@@ -153,37 +204,108 @@ LOGIC = [
     Ok("all(1..3, {# > 0}) && all(1..3, {# < 4})", True, f"{TEST}: TestPredicateCombination"),
     Ok("none(1..3, {# > 1}) && none(1..3, {# < 4})", False, f"{TEST}: TestPredicateCombination"),
     Ok("any(1..3, {# > 1}) || any(1..3, {# < 2})", True, f"{TEST}: TestPredicateCombination"),
-    Err("1 && true", "invalid operation: && (mismatched types int and bool)", "compile", f"{SHARED} (no truthiness)"),
+    Err(
+        "1 && true",
+        "invalid operation: && (mismatched types int and bool)",
+        "compile",
+        f"{SHARED} (no truthiness)",
+    ),
     Err("!1", "invalid operation: ! (mismatched type int)", "compile", f"{SHARED} (no truthiness)"),
-    Err("m.n && true", "interface conversion: interface {} is int, not bool", "run", f"{SHARED} (no truthiness)", {"m": {"n": 1}}),
-    Err("!m.n", "interface conversion: interface {} is int, not bool", "run", f"{SHARED} (no truthiness)", {"m": {"n": 1}}),
-    Err("m.n ? 1 : 2", "interface conversion: interface {} is nil, not bool", "run", f"{SHARED} (no truthiness)", {"m": {}}),
+    Err(
+        "m.n && true",
+        "interface conversion: interface {} is int, not bool",
+        "run",
+        f"{SHARED} (no truthiness)",
+        {"m": {"n": 1}},
+    ),
+    Err(
+        "!m.n",
+        "interface conversion: interface {} is int, not bool",
+        "run",
+        f"{SHARED} (no truthiness)",
+        {"m": {"n": 1}},
+    ),
+    Err(
+        "m.n ? 1 : 2",
+        "interface conversion: interface {} is nil, not bool",
+        "run",
+        f"{SHARED} (no truthiness)",
+        {"m": {}},
+    ),
 ]
 
 CONDITIONAL = [
     Ok("true ? 1 : 2", 1, f"{DOC}#operators (ternary)"),
     Ok("(true ? 0+1 : 2+3) + (false ? -1 : -2)", -1, f"{TEST}: TestExpr"),
     Ok("false ? 1 : true ? 2 : 3", 2, f"{SHARED} (?: right-assoc)"),
-    Ok('user.Name != "" ? user.Name : "unknown"', "John Doe", "argo util/expr/env/env_test.go: TestDeprecatedSprigFunctionExamples", USERS),
+    Ok(
+        'user.Name != "" ? user.Name : "unknown"',
+        "John Doe",
+        "argo util/expr/env/env_test.go: TestDeprecatedSprigFunctionExamples",
+        USERS,
+    ),
     Ok("if 1 > 2 { 333 * 2 + 1 } else { 444 }", 444, f"{TEST}: TestExpr"),
     Ok('if "a" < "b" {let x = "a"; x} else {"abc"}', "a", f"{TEST}: TestExpr"),
     Ok("if false { 1 } else if true { 2 } else { 3 }", 2, f"{SHARED} (if / else if)"),
-    Ok('foo.bar ?? "default"', "value", f"{TEST}: TestRun_NilCoalescingOperator", {"foo": {"bar": "value"}}),
-    Ok('foo.baz ?? "default"', "default", f"{TEST}: TestRun_NilCoalescingOperator", {"foo": {"bar": "value"}}),
-    Ok('foo.x?.bar ?? "default"', "default", f"{TEST}: TestRun_NilCoalescingOperator (with chain)", {"foo": {}}),
+    Ok(
+        'foo.bar ?? "default"',
+        "value",
+        f"{TEST}: TestRun_NilCoalescingOperator",
+        {"foo": {"bar": "value"}},
+    ),
+    Ok(
+        'foo.baz ?? "default"',
+        "default",
+        f"{TEST}: TestRun_NilCoalescingOperator",
+        {"foo": {"bar": "value"}},
+    ),
+    Ok(
+        'foo.x?.bar ?? "default"',
+        "default",
+        f"{TEST}: TestRun_NilCoalescingOperator (with chain)",
+        {"foo": {}},
+    ),
     Ok("nil ?? 5", 5, f"{DOC}#nil-coalescing"),
     Ok("(m.a ?? 1) + 1", 2, f"{DOC}#nil-coalescing", {"m": {}}),
-    Ok('author.User?.Name ?? "Anonymous"', "Anonymous", f"{DOC}#nil-coalescing", {"author": {"User": None}}),
+    Ok(
+        'author.User?.Name ?? "Anonymous"',
+        "Anonymous",
+        f"{DOC}#nil-coalescing",
+        {"author": {"User": None}},
+    ),
     Ok("author.User?.Name", None, f"{DOC}#optional-chaining", {"author": {"User": None}}),
-    Ok("author.User?.Name", "Ann", f"{DOC}#optional-chaining", {"author": {"User": {"Name": "Ann"}}}),
+    Ok(
+        "author.User?.Name",
+        "Ann",
+        f"{DOC}#optional-chaining",
+        {"author": {"User": {"Name": "Ann"}}},
+    ),
     Ok("foo.bar?.baz", None, f"{TEST}: TestExpr_optional_chaining_property", {"foo": {}}),
-    Ok("foo?.bar[foo?.id]?.baz", "baz", f"{TEST}: TestExpr_optional_chaining_nested_chains", {"foo": {"id": 1, "bar": [None, {"baz": "baz"}]}}),
+    Ok(
+        "foo?.bar[foo?.id]?.baz",
+        "baz",
+        f"{TEST}: TestExpr_optional_chaining_nested_chains",
+        {"foo": {"id": 1, "bar": [None, {"baz": "baz"}]}},
+    ),
     Ok("[1, 2, 3]?.[0]", 1, f"{TEST}: TestExpr"),
     Ok("[[1, 2], 3, 4]?.[0]?.[1]", 2, f"{TEST}: TestExpr"),
     Ok("[nil, 3, 4]?.[0]?.[1]", None, f"{TEST}: TestExpr"),
-    Err("a ?? b + c", "Operator (+) and coalesce expressions (??) cannot be mixed", "compile", f"{SHARED} (a ?? b + c)", {"a": 1, "b": 2, "c": 3}),
-    Err("1 ? 2 : 3", "non-bool expression (type int) used as condition", "compile", f"{SHARED} (no truthiness)"),
-    Err("foo.x.bar", "cannot fetch bar from <nil>", "run", f"{SHARED} (member of nil)", {"foo": {}}),
+    Err(
+        "a ?? b + c",
+        "Operator (+) and coalesce expressions (??) cannot be mixed",
+        "compile",
+        f"{SHARED} (a ?? b + c)",
+        {"a": 1, "b": 2, "c": 3},
+    ),
+    Err(
+        "1 ? 2 : 3",
+        "non-bool expression (type int) used as condition",
+        "compile",
+        f"{SHARED} (no truthiness)",
+    ),
+    Err(
+        "foo.x.bar", "cannot fetch bar from <nil>", "run", f"{SHARED} (member of nil)", {"foo": {}}
+    ),
 ]
 
 MEMBERSHIP = [
@@ -205,15 +327,65 @@ MEMBERSHIP = [
     Ok("4 in 5..1", False, f"{TEST}: TestExpr"),
     Ok(".5 in 0..1", False, f"{TEST}: TestExpr"),
     Ok("m.missing", None, f"{SHARED} (missing map key is nil)", {"m": {}}),
-    Ok('{"value": "ok"}[vars.key]', "ok", f"{TEST}: TestCompile_allow_to_use_interface_to_get_an_element_from_map", {"vars": {"key": "value"}}),
-    Err("'str' in String", "invalid operation: in (mismatched types string and string) (1:7)", "compile", CHK, MOCK),
-    Err("1 in m", "cannot use int as type string in map key", "compile", f"{SHARED} (in on map keys)", {"m": {"a": 1}}),
-    Err("MapOfAny[0]", "cannot use int to get an element from map[string]interface {}", "compile", CHK, {"MapOfAny": {}}),
-    Err('[1, 2]["a"]', "array elements can only be selected using an integer (got string)", "compile", CHK),
-    Err("[1, 2, 3][5]", "index out of range: 5 (array length is 3)", "run", f"{SHARED} (out-of-range index)"),
-    Err("ArrayOfAny[-7]", "index out of range: -3 (array length is 4) (1:11)", "run", f"{TEST}: TestExpr_error", MOCK),
-    Err("filter(1..9, # > 9)[0]", "reflect: slice index out of range (1:20)", "run", f"{TEST}: TestExpr_error"),
-    Err('m.s in "abc"', 'operator "in" not defined on string', "run", f"{SHARED} ('a' in \"abc\" is an error)", {"m": {"s": "a"}}),
+    Ok(
+        '{"value": "ok"}[vars.key]',
+        "ok",
+        f"{TEST}: TestCompile_allow_to_use_interface_to_get_an_element_from_map",
+        {"vars": {"key": "value"}},
+    ),
+    Err(
+        "'str' in String",
+        "invalid operation: in (mismatched types string and string) (1:7)",
+        "compile",
+        CHK,
+        MOCK,
+    ),
+    Err(
+        "1 in m",
+        "cannot use int as type string in map key",
+        "compile",
+        f"{SHARED} (in on map keys)",
+        {"m": {"a": 1}},
+    ),
+    Err(
+        "MapOfAny[0]",
+        "cannot use int to get an element from map[string]interface {}",
+        "compile",
+        CHK,
+        {"MapOfAny": {}},
+    ),
+    Err(
+        '[1, 2]["a"]',
+        "array elements can only be selected using an integer (got string)",
+        "compile",
+        CHK,
+    ),
+    Err(
+        "[1, 2, 3][5]",
+        "index out of range: 5 (array length is 3)",
+        "run",
+        f"{SHARED} (out-of-range index)",
+    ),
+    Err(
+        "ArrayOfAny[-7]",
+        "index out of range: -3 (array length is 4) (1:11)",
+        "run",
+        f"{TEST}: TestExpr_error",
+        MOCK,
+    ),
+    Err(
+        "filter(1..9, # > 9)[0]",
+        "reflect: slice index out of range (1:20)",
+        "run",
+        f"{TEST}: TestExpr_error",
+    ),
+    Err(
+        'm.s in "abc"',
+        'operator "in" not defined on string',
+        "run",
+        f"{SHARED} ('a' in \"abc\" is an error)",
+        {"m": {"s": "a"}},
+    ),
 ]
 
 STRING_OPERATORS = [
@@ -226,14 +398,35 @@ STRING_OPERATORS = [
     Ok('String matches ("^" + String + "$")', True, f"{TEST}: TestExpr", MOCK),
     Ok("'foo' + 'bar' not matches 'foobar'", False, f"{TEST}: TestExpr"),
     Ok('"xabcx" matches "abc"', True, f"{SHARED} (matches is unanchored)"),
-    Ok('"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!" matches "(a+)+$"', False, f"{SHARED} (RE2: no backtracking blow-up)"),
+    Ok(
+        '"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!" matches "(a+)+$"',
+        False,
+        f"{SHARED} (RE2: no backtracking blow-up)",
+    ),
     Ok('m.n contains "str"', False, f"{TEST}: TestExpr_nil_op_str", {"m": {}}),
     Ok('"str" endsWith m.n', False, f"{TEST}: TestExpr_nil_op_str", {"m": {}}),
     Ok('m.n matches "str"', False, f"{TEST}: TestExpr_nil_op_str", {"m": {}}),
     Err('"a" matches "("', "error parsing regexp", "compile", f"{SHARED} (RE2 regexps)"),
-    Err('"ab" matches "a(?=b)"', "error parsing regexp", "compile", f"{SHARED} (RE2: no look-arounds)"),
-    Err('"a" matches m.p', "error parsing regexp", "run", f"{SHARED} (RE2 regexps)", {"m": {"p": "("}}),
-    Err('m.n contains "a"', "interface conversion: interface {} is int, not string", "run", f"{SHARED} (string operators need strings)", {"m": {"n": 1}}),
+    Err(
+        '"ab" matches "a(?=b)"',
+        "error parsing regexp",
+        "compile",
+        f"{SHARED} (RE2: no look-arounds)",
+    ),
+    Err(
+        '"a" matches m.p',
+        "error parsing regexp",
+        "run",
+        f"{SHARED} (RE2 regexps)",
+        {"m": {"p": "("}},
+    ),
+    Err(
+        'm.n contains "a"',
+        "interface conversion: interface {} is int, not string",
+        "run",
+        f"{SHARED} (string operators need strings)",
+        {"m": {"n": 1}},
+    ),
 ]
 
 SLICES = [
@@ -263,18 +456,32 @@ RANGES_AND_PIPES = [
     Ok("1..1", [1], f"{DOC}#range-operator"),
     Ok("len(0..999998)", 999_999, f"{SHARED} (range length bound)"),
     Err("0..999999", "memory budget exceeded", "run", f"{SHARED} (range length bound)"),
-    Err("1.5..2", "invalid operation: .. (mismatched types float64 and int)", "compile", f"{DOC}#range-operator (integers)"),
+    Err(
+        "1.5..2",
+        "invalid operation: .. (mismatched types float64 and int)",
+        "compile",
+        f"{DOC}#range-operator (integers)",
+    ),
     Ok('user.Name | lower() | split(" ")', ["john", "doe"], f"{DOC}#pipe-operator", USERS),
     Ok('split(lower(user.Name), " ")', ["john", "doe"], f"{DOC}#pipe-operator", USERS),
     Ok("[1, 2, 3] | map(# * 2)", [2, 4, 6], f"{DOC}#pipe-operator"),
-    Ok("0..5 | filter(# % 2 == 0) | map(#index)", [0, 1, 2], f"{TEST}: TestIssue758_filter_map_index"),
+    Ok(
+        "0..5 | filter(# % 2 == 0) | map(#index)",
+        [0, 1, 2],
+        f"{TEST}: TestIssue758_filter_map_index",
+    ),
     Ok('({} | get("a") | get("b"))', None, f"{TEST}: TestIssue785_get_nil"),
 ]
 
 VARIABLES = [
     Ok("let x = 42; x * 2", 84, f"{DOC}#variables"),
     Ok("let x = 42; \nlet y = 2; \nx * y", 84, f"{DOC}#variables"),
-    Ok('let name = user.Name | lower() | split(" "); \n"Hello, " + name[0] + "!"', "Hello, john!", f"{DOC}#variables", USERS),
+    Ok(
+        'let name = user.Name | lower() | split(" "); \n"Hello, " + name[0] + "!"',
+        "Hello, john!",
+        f"{DOC}#variables",
+        USERS,
+    ),
     Ok("let x = 1; x + 2", 3, f"{TEST}: TestExpr"),
     Ok("map(1..3, let x = #; let y = x * x; y * y)", [1, 16, 81], f"{TEST}: TestExpr"),
     Ok("map(1..2, let x = #; map(2..3, let y = #; x + y))", [[3, 4], [4, 5]], f"{TEST}: TestExpr"),
@@ -283,7 +490,13 @@ VARIABLES = [
     Ok("let x = 1; let y = x + 1; y * 10", 20, f"{DOC}#variables"),
     Err("let x = 1; let x = 2; x", "cannot redeclare variable x", "compile", f"{DOC}#variables"),
     Err("let len = 1; len", "cannot redeclare builtin len", "compile", f"{DOC}#variables"),
-    Err("let foo = 1; foo", "cannot redeclare foo", "compile", f"{DOC}#variables (env names)", {"foo": 2}),
+    Err(
+        "let foo = 1; foo",
+        "cannot redeclare foo",
+        "compile",
+        f"{DOC}#variables (env names)",
+        {"foo": 2},
+    ),
 ]
 
 ENV = {
@@ -317,12 +530,22 @@ DOLLAR_ENV = [
 PREDICATES = [
     Ok("filter(0..9, {# % 2 == 0})", [0, 2, 4, 6, 8], f"{DOC}#predicate"),
     Ok("filter(tweets, {len(.Content) > 240})", [TWEETS["tweets"][0]], f"{DOC}#predicate", TWEETS),
-    Ok("filter(tweets, len(.Content) > 240)", [TWEETS["tweets"][0]], f"{DOC}#predicate (braces omitted)", TWEETS),
+    Ok(
+        "filter(tweets, len(.Content) > 240)",
+        [TWEETS["tweets"][0]],
+        f"{DOC}#predicate (braces omitted)",
+        TWEETS,
+    ),
     Ok(
         "filter(posts, {\n    let post = #; \n    any(.Comments, .Author == post.Author)\n})",
         [{"Author": "a", "Comments": [{"Author": "a"}]}],
         f"{DOC}#predicate (nested predicates)",
-        {"posts": [{"Author": "a", "Comments": [{"Author": "a"}]}, {"Author": "b", "Comments": []}]},
+        {
+            "posts": [
+                {"Author": "a", "Comments": [{"Author": "a"}]},
+                {"Author": "b", "Comments": []},
+            ]
+        },
     ),
     Ok("filter(1..9, {# > 7})", [8, 9], f"{TEST}: TestExpr"),
     Ok("map(1..3, {# * #})", [1, 4, 9], f"{TEST}: TestExpr"),
@@ -352,13 +575,28 @@ PREDICATES = [
     Ok("first(map(filter(1..9, # % 2 == 0), # * 2))", 4, f"{TEST}: TestExpr"),
     Ok("len(filter(map(1..9, # * 2), # % 2 == 0))", 9, f"{TEST}: TestExpr"),
     Ok("first(filter(1..9, # > 9))", None, f"{TEST}: TestExpr (first of empty filter)"),
-    Ok("groupBy(users, .Age)", {30: [USERS["users"][0], USERS["users"][2]], 24: [USERS["users"][1]]}, f"{DOC}#groupBy", USERS),
+    Ok(
+        "groupBy(users, .Age)",
+        {30: [USERS["users"][0], USERS["users"][2]], 24: [USERS["users"][1]]},
+        f"{DOC}#groupBy",
+        USERS,
+    ),
     Ok("reduce(1..9, #acc + #)", 45, f"{DOC}#reduce"),
     Ok("reduce(1..9, #acc + #, 0)", 45, f"{DOC}#reduce"),
     Ok("reduce(1..3, #acc + #index, 100)", 103, f"{DOC}#reduce (#index)"),
     Ok("sum([1, 2, 3]) == 6", True, f"{DOC}#sum"),
-    Ok("sum(accounts, .Balance)", 7.5, f"{DOC}#sum", {"accounts": [{"Balance": 5}, {"Balance": 2.5}]}),
-    Ok("reduce(accounts, #acc + .Balance, 0)", 7.5, f"{DOC}#sum (equivalent)", {"accounts": [{"Balance": 5}, {"Balance": 2.5}]}),
+    Ok(
+        "sum(accounts, .Balance)",
+        7.5,
+        f"{DOC}#sum",
+        {"accounts": [{"Balance": 5}, {"Balance": 2.5}]},
+    ),
+    Ok(
+        "reduce(accounts, #acc + .Balance, 0)",
+        7.5,
+        f"{DOC}#sum (equivalent)",
+        {"accounts": [{"Balance": 5}, {"Balance": 2.5}]},
+    ),
     Ok("sum([])", 0, f"{DOC}#sum"),
     Ok("sortBy(users, .Age)[0].Name", "Jane", f"{DOC}#sortBy", USERS),
     Ok("sortBy(users, .Age, 'desc')[-1].Name", "Jane", f"{DOC}#sortBy", USERS),
@@ -369,7 +607,12 @@ PREDICATES = [
         f"{TEST}: TestIssue624",
         {"Tags": [{"Name": "one"}, {"Name": "two"}]},
     ),
-    Err("reduce([], #acc + #)", "reduce of empty array with no initial value", "run", f"{DOC}#reduce"),
+    Err(
+        "reduce([], #acc + #)",
+        "reduce of empty array with no initial value",
+        "run",
+        f"{DOC}#reduce",
+    ),
     Err("sortBy([2, 1], #, 'up')", "unknown order, use asc or desc", "run", f"{DOC}#sortBy"),
     Err("count(1, {#})", "builtin count takes only array (got int) (1:7)", "compile", CHK),
     Err("map(1, {2})", "builtin map takes only array (got int) (1:5)", "compile", CHK),
@@ -377,9 +620,26 @@ PREDICATES = [
     Err("any(42, {#})", "builtin any takes only array (got int) (1:5)", "compile", CHK),
     Err("count([1, 2], {#})", "predicate should return boolean (got int)", "compile", CHK),
     Err("all([1, 2], {# + 1})", "predicate should return boolean (got int)", "compile", CHK),
-    Err("# > 1", "pointer accessor outside", "compile", "expr checker/checker_test.go: TestCheck_PointerNode"),
-    Err("filter(m.list, #)", "interface conversion: interface {} is int, not bool", "run", f"{SHARED} (predicates need bools)", {"m": {"list": [1]}}),
-    Err("map(m.s, #)", "reflect: call of reflect.Value.Len on int Value", "run", f"{SHARED} (predicates need arrays)", {"m": {"s": 1}}),
+    Err(
+        "# > 1",
+        "pointer accessor outside",
+        "compile",
+        "expr checker/checker_test.go: TestCheck_PointerNode",
+    ),
+    Err(
+        "filter(m.list, #)",
+        "interface conversion: interface {} is int, not bool",
+        "run",
+        f"{SHARED} (predicates need bools)",
+        {"m": {"list": [1]}},
+    ),
+    Err(
+        "map(m.s, #)",
+        "reflect: call of reflect.Value.Len on int Value",
+        "run",
+        f"{SHARED} (predicates need arrays)",
+        {"m": {"s": 1}},
+    ),
 ]
 
 STRING_FUNCTIONS = [
@@ -391,10 +651,20 @@ STRING_FUNCTIONS = [
     Ok('lower("HELLO") == "hello"', True, f"{DOC}#lower"),
     Ok('split("apple,orange,grape", ",") == ["apple", "orange", "grape"]', True, f"{DOC}#split"),
     Ok('split("apple,orange,grape", ",", 2) == ["apple", "orange,grape"]', True, f"{DOC}#split"),
-    Ok('split("abc", "")', ["a", "b", "c"], f"{DOC}#split (Go strings.Split on an empty separator)"),
+    Ok(
+        'split("abc", "")', ["a", "b", "c"], f"{DOC}#split (Go strings.Split on an empty separator)"
+    ),
     Ok('split("", ",")', [""], f"{DOC}#split (Go strings.Split)"),
-    Ok('splitAfter("apple,orange,grape", ",") == ["apple,", "orange,", "grape"]', True, f"{DOC}#splitAfter"),
-    Ok('splitAfter("apple,orange,grape", ",", 2) == ["apple,", "orange,grape"]', True, f"{DOC}#splitAfter"),
+    Ok(
+        'splitAfter("apple,orange,grape", ",") == ["apple,", "orange,", "grape"]',
+        True,
+        f"{DOC}#splitAfter",
+    ),
+    Ok(
+        'splitAfter("apple,orange,grape", ",", 2) == ["apple,", "orange,grape"]',
+        True,
+        f"{DOC}#splitAfter",
+    ),
     Ok('replace("Hello World", "World", "Universe") == "Hello Universe"', True, f"{DOC}#replace"),
     Ok('replace("aaa", "a", "b", 2)', "bba", f"{DOC}#replace (Go strings.Replace with n)"),
     Ok('repeat("Hi", 3) == "HiHiHi"', True, f"{DOC}#repeat"),
@@ -404,9 +674,19 @@ STRING_FUNCTIONS = [
     Ok('lastIndexOf("apple pie apple", "apple") == 10', True, f"{DOC}#lastIndexOf"),
     Ok('hasPrefix("HelloWorld", "Hello") == true', True, f"{DOC}#hasPrefix"),
     Ok('hasSuffix("HelloWorld", "World") == true', True, f"{DOC}#hasSuffix"),
-    Err('repeat("x", -1)', "invalid argument for repeat (expected positive integer, got -1)", "run", f"{DOC}#repeat"),
+    Err(
+        'repeat("x", -1)',
+        "invalid argument for repeat (expected positive integer, got -1)",
+        "run",
+        f"{DOC}#repeat",
+    ),
     Err('repeat("x", 2000000)', "memory budget exceeded", "run", f"{SHARED} (repeat size bound)"),
-    Err("upper(1)", "cannot use int as argument (type string) to call upper ", "compile", f"{CHK} (argument types)"),
+    Err(
+        "upper(1)",
+        "cannot use int as argument (type string) to call upper ",
+        "compile",
+        f"{CHK} (argument types)",
+    ),
     Err("trim()", "not enough arguments to call trim", "compile", f"{CHK} (argument count)"),
 ]
 
@@ -414,8 +694,16 @@ DATES = [
     Ok('date("2023-08-14").Year() == 2023', True, f"{DOC}#date"),
     Ok('duration("1h").Seconds() == 3600', True, f"{DOC}#duration"),
     Ok('date("2023-08-14T00:00:00Z").Unix()', 1691971200, f"{DOC}#date"),
-    Ok('date("2023-08-14 00:00:00", "2006-01-02 15:04:05", "Europe/Zurich").Hour()', 0, f"{DOC}#date"),
-    Ok('date("2023-08-14 00:00:00", "2006-01-02 15:04:05", "Europe/Zurich").Unix()', 1691964000, f"{DOC}#date (timezone)"),
+    Ok(
+        'date("2023-08-14 00:00:00", "2006-01-02 15:04:05", "Europe/Zurich").Hour()',
+        0,
+        f"{DOC}#date",
+    ),
+    Ok(
+        'date("2023-08-14 00:00:00", "2006-01-02 15:04:05", "Europe/Zurich").Unix()',
+        1691964000,
+        f"{DOC}#date (timezone)",
+    ),
     Ok('date("2023-08-14 00:00:00").In(timezone("Europe/Zurich")).Hour()', 2, f"{DOC}#timezone"),
     Ok('date("2023-08-14").Month() == 8', True, f"{DOC}#date (Month starts from 1)"),
     Ok('string(date("2023-08-14").Month())', "August", f"{DOC}#date (Month)"),
@@ -428,9 +716,21 @@ DATES = [
     Ok('timezone("Europe/Zurich").String()', "Europe/Zurich", f"{DOC}#timezone"),
     Ok("type(now())", "time.Time", f"{DOC}#type"),
     Ok('now() > date("2023-08-14")', True, f"{DOC}#date-functions (compare dates)"),
-    Ok('date("2023-08-14") + duration("24h") > date("2023-08-14")', True, f"{DOC}#date-functions (add a duration)"),
-    Ok('(date("2023-08-15") - date("2023-08-14")).Hours()', 24.0, f"{DOC}#date-functions (subtract dates)"),
-    Ok('date("2023-08-14").Sub(date("2023-08-14")).String() == "0s"', True, f"{TEST}: TestExpr (Time.Sub(Time).String())"),
+    Ok(
+        'date("2023-08-14") + duration("24h") > date("2023-08-14")',
+        True,
+        f"{DOC}#date-functions (add a duration)",
+    ),
+    Ok(
+        '(date("2023-08-15") - date("2023-08-14")).Hours()',
+        24.0,
+        f"{DOC}#date-functions (subtract dates)",
+    ),
+    Ok(
+        'date("2023-08-14").Sub(date("2023-08-14")).String() == "0s"',
+        True,
+        f"{TEST}: TestExpr (Time.Sub(Time).String())",
+    ),
     Ok('duration("1h") == duration("1h")', True, f"{TEST}: TestExpr"),
     Ok('duration("1h") > duration("1m")', True, f"{TEST}: TestExpr"),
     Ok('duration("1h") <= duration("1m")', False, f"{TEST}: TestExpr"),
@@ -441,7 +741,12 @@ DATES = [
     Ok('duration("1s") * .5', 5e8, f"{TEST}: TestExpr"),
     Ok('string(duration("90m"))', "1h30m0s", f"{DOC}#duration (Go Duration.String)"),
     Ok('duration("1.5s").Milliseconds()', 1500, f"{DOC}#duration (units ns us ms s m h)"),
-    Err('duration("1d")', 'time: unknown unit "d" in duration "1d"', "run", f"{DOC}#duration (valid units)"),
+    Err(
+        'duration("1d")',
+        'time: unknown unit "d" in duration "1d"',
+        "run",
+        f"{DOC}#duration (valid units)",
+    ),
     Err('date("not a date")', "invalid date not a date", "run", f"{DOC}#date (accepted formats)"),
     Err('timezone("Nope/Nowhere")', "unknown time zone Nope/Nowhere", "run", f"{DOC}#timezone"),
 ]
@@ -506,10 +811,19 @@ ARRAYS = [
     Ok('sort(keys({"name": "John", "age": 30}))', ["age", "name"], f"{DOC}#keys"),
     Ok('sort(values({"a": 2, "b": 1}))', [1, 2], f"{DOC}#values"),
     Ok('toPairs({"name": "John"}) == [["name", "John"]]', True, f"{DOC}#toPairs"),
-    Ok('fromPairs([["name", "John"], ["age", 30]])', {"name": "John", "age": 30}, f"{DOC}#fromPairs"),
+    Ok(
+        'fromPairs([["name", "John"], ["age", 30]])',
+        {"name": "John", "age": 30},
+        f"{DOC}#fromPairs",
+    ),
     Err("len(42)", "invalid argument for len (type int) (1:1)", "compile", CHK),
     Err("sort([1, 'a'])", "invalid operation", "run", f"{DOC}#sort (comparable elements)"),
-    Err("join([1, 2])", "interface conversion: interface {} is int, not string", "run", f"{DOC}#join (array of strings)"),
+    Err(
+        "join([1, 2])",
+        "interface conversion: interface {} is int, not string",
+        "run",
+        f"{DOC}#join (array of strings)",
+    ),
     Err("first(1)", "cannot get first element from int", "compile", f"{DOC}#first"),
     Err("keys([1])", "cannot get keys from []interface {}", "compile", f"{DOC}#keys"),
 ]
@@ -534,15 +848,27 @@ CONVERSIONS = [
     Ok("string(nil)", "<nil>", f"{SHARED} (string is Go %v)"),
     Ok('string([1, "a"])', "[1 a]", f"{SHARED} (string is Go %v)"),
     Ok("string({a: 1, b: [true]})", "map[a:1 b:[true]]", f"{SHARED} (string is Go %v)"),
-    Ok('toJSON({"name": "John", "age": 30})', '{\n  "age": 30,\n  "name": "John"\n}', f"{DOC}#toJSON (indent 2, sorted keys)"),
-    Ok('toJSON({"name": "John"})', '{\n  "name": "John"\n}', "argo util/expr/env/env_test.go: TestExprMigrationAlternatives"),
+    Ok(
+        'toJSON({"name": "John", "age": 30})',
+        '{\n  "age": 30,\n  "name": "John"\n}',
+        f"{DOC}#toJSON (indent 2, sorted keys)",
+    ),
+    Ok(
+        'toJSON({"name": "John"})',
+        '{\n  "name": "John"\n}',
+        "argo util/expr/env/env_test.go: TestExprMigrationAlternatives",
+    ),
     Ok("toJSON([1, 1.5, nil, true])", "[\n  1,\n  1.5,\n  null,\n  true\n]", f"{DOC}#toJSON"),
     Ok('toJSON("<a&b>")', '"\\u003ca\\u0026b\\u003e"', f"{DOC}#toJSON (Go escapes <>&)"),
-    Ok('fromJSON(\'{"name": "John", "age": 30}\')', {"name": "John", "age": 30.0}, f"{DOC}#fromJSON (numbers are floats)"),
+    Ok(
+        'fromJSON(\'{"name": "John", "age": 30}\')',
+        {"name": "John", "age": 30.0},
+        f"{DOC}#fromJSON (numbers are floats)",
+    ),
     Ok('fromJSON("[1, 2]")', [1.0, 2.0], f"{DOC}#fromJSON"),
     Ok('toBase64("Hello World") == "SGVsbG8gV29ybGQ="', True, f"{DOC}#toBase64"),
     Ok('fromBase64("SGVsbG8gV29ybGQ=") == "Hello World"', True, f"{DOC}#fromBase64"),
-    Err('int("1.5")', "invalid operation: int(1.5)", "run", f"{SHARED} (int(\"1.5\") is an error)"),
+    Err('int("1.5")', "invalid operation: int(1.5)", "run", f'{SHARED} (int("1.5") is an error)'),
     Err('float("abc")', "invalid operation: float(abc)", "run", f"{DOC}#float"),
     Err('fromJSON("{")', "unexpected end of JSON input", "run", f"{DOC}#fromJSON"),
     Err('fromBase64("!!")', "illegal base64 data at input byte 0", "run", f"{DOC}#fromBase64"),
@@ -566,25 +892,57 @@ BITS = [
     Ok("bitshr(7, 2)", 1, f"{TEST}: TestExpr"),
     Ok("bitshl(7, 2)", 28, f"{TEST}: TestExpr"),
     Ok("bitushr(-100, 5)", 576460752303423484, f"{TEST}: TestExpr"),
-    Err("bitshl(1, -1)", "invalid operation: negative shift count -1 (type int)", "run", f"{DOC}#bitshl"),
-    Err("bitand(1.5, 1)", "cannot use float64 as argument (type int) to call bitand", "compile", f"{DOC}#bitand (ints)"),
+    Err(
+        "bitshl(1, -1)",
+        "invalid operation: negative shift count -1 (type int)",
+        "run",
+        f"{DOC}#bitshl",
+    ),
+    Err(
+        "bitand(1.5, 1)",
+        "cannot use float64 as argument (type int) to call bitand",
+        "compile",
+        f"{DOC}#bitand (ints)",
+    ),
 ]
 
 SYNTAX = [
     Err("1 +", "unexpected token EOF (1:4)", "compile", f"{SHARED} (errors give the position)"),
     Err("(1 + 2", "unexpected token EOF", "compile", f"{SHARED} (errors give the position)"),
-    Err("1 2", 'unexpected token Number("2") (1:3)', "compile", f"{SHARED} (errors give the position)"),
+    Err(
+        "1 2",
+        'unexpected token Number("2") (1:3)',
+        "compile",
+        f"{SHARED} (errors give the position)",
+    ),
     Err('"abc', "literal not terminated", "compile", f"{SHARED} (errors give the position)"),
-    Err("1 @ 2", "unrecognized character: U+0040 '@' (1:3)", "compile", f"{SHARED} (errors give the position)"),
+    Err(
+        "1 @ 2",
+        "unrecognized character: U+0040 '@' (1:3)",
+        "compile",
+        f"{SHARED} (errors give the position)",
+    ),
     Err("/* open", "unclosed comment", "compile", f"{DOC}#literals (comments)"),
     Err("0x", "invalid hex literal", "compile", f"{DOC}#literals (hex)"),
     Err("123abc", 'bad number syntax: "123a"', "compile", f"{DOC}#literals"),
     Err("9223372036854775808", "invalid integer literal", "compile", f"{SHARED} (64-bit ints)"),
-    Err("foo.", "unexpected end of expression", "compile", f"{DOC}#membership-operator", {"foo": {}}),
-    Err("invalid expression", 'unexpected token Identifier("expression")', "compile", "argo util/expr/argoexpr/eval_test.go: parse error"),
+    Err(
+        "foo.", "unexpected end of expression", "compile", f"{DOC}#membership-operator", {"foo": {}}
+    ),
+    Err(
+        "invalid expression",
+        'unexpected token Identifier("expression")',
+        "compile",
+        "argo util/expr/argoexpr/eval_test.go: parse error",
+    ),
     Err("A(A)", "unknown name A", "compile", f"{TEST}: TestExpr_wierd_cases"),
     Err("filter(1..3; 1)", "unexpected token", "compile", f"{DOC}#predicate"),
-    Err("filter(1..3, # > 1; true)", "wrap predicate with brackets { and }", "compile", f"{DOC}#predicate"),
+    Err(
+        "filter(1..3, # > 1; true)",
+        "wrap predicate with brackets { and }",
+        "compile",
+        f"{DOC}#predicate",
+    ),
     Err("1; " * 10_001, "exceeds maximum allowed nodes", "compile", f"{TEST}: TestMaxNodes"),
 ]
 
@@ -594,11 +952,32 @@ ENV_QUIRKS = [
     Ok("split == 1", True, "argo util/expr/argoexpr/eval_test.go: override builtins", {"split": 1}),
     Ok("join == 1", True, "argo util/expr/argoexpr/eval_test.go: override builtins", {"join": 1}),
     Ok("日本 + 1", 2, f"{SHARED} (unicode identifiers)", {"日本": 1}),
-    Ok("m.ok == true", True, f"{SHARED} (members of untyped maps are unknown)", {"m": {"ok": True}}),
-    Err("retries + 1", "invalid operation: + (mismatched types string and int)", "compile", "argo docs/variables.md#retrystrategy (variables are strings)", {"retries": "1"}),
-    Err("undefined_name", "unknown name undefined_name (1:1)", "compile", f"{SHARED} (strict environment)"),
-    Err("m.x.y.z", "cannot fetch y from <nil>", "run", f"{SHARED} (member access on nil)", {"m": {}}),
-    Err("m.f(1)", "reflect: call of reflect.Value.Call on zero Value", "run", f"{SHARED} (calling nil)", {"m": {}}),
+    Ok(
+        "m.ok == true", True, f"{SHARED} (members of untyped maps are unknown)", {"m": {"ok": True}}
+    ),
+    Err(
+        "retries + 1",
+        "invalid operation: + (mismatched types string and int)",
+        "compile",
+        "argo docs/variables.md#retrystrategy (variables are strings)",
+        {"retries": "1"},
+    ),
+    Err(
+        "undefined_name",
+        "unknown name undefined_name (1:1)",
+        "compile",
+        f"{SHARED} (strict environment)",
+    ),
+    Err(
+        "m.x.y.z", "cannot fetch y from <nil>", "run", f"{SHARED} (member access on nil)", {"m": {}}
+    ),
+    Err(
+        "m.f(1)",
+        "reflect: call of reflect.Value.Call on zero Value",
+        "run",
+        f"{SHARED} (calling nil)",
+        {"m": {}},
+    ),
     Err("m(1)", "is not callable", "compile", f"{SHARED} (calling a non-function)", {"m": {}}),
 ]
 

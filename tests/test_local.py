@@ -310,8 +310,29 @@ def test_retry_strategy_retries_and_reports_attempts(tmp_path: Path, target: Tar
         },
     }
     attempts = sorted(line for line in done.stderr.splitlines() if "attempt" in line)
+    failed_500 = "Failed (received non-2xx response code: 500)"
     assert attempts == [
-        "always-500: attempt 1 Failed (received non-2xx response code: 500), retrying in 0.01s",
-        "always-500: attempt 2 Failed (received non-2xx response code: 500), retrying in 0.02s",
-        "flaky: attempt 1 Failed (received non-2xx response code: 500), retrying in 0s",
+        f"always-500: attempt 1 {failed_500}, retrying in 0.01s",
+        f"always-500: attempt 2 {failed_500}, retrying in 0.02s",
+        f"always-500: attempt 3 {failed_500}, not retrying: No more retries left",
+        f"flaky: attempt 1 {failed_500}, retrying in 0s",
+        f"no-retry-on-error-policy: attempt 1 {failed_500}, not retrying: retryPolicy OnError "
+        "does not retry a Failed attempt",
     ]
+
+
+def test_invalid_retry_strategy_errors_the_node(tmp_path: Path, target: TargetServer) -> None:
+    manifest = taskset(
+        {
+            "n": {
+                "http": {"url": target.url("/status/500")},
+                "retryStrategy": {"limit": 1, "retryPolicy": "Sometimes"},
+            }
+        }
+    )
+    done = local(write(tmp_path / "ts.yaml", manifest), "-o", "json")
+    assert done.returncode == 1
+    node = json.loads(done.stdout)["status"]["nodes"]["n"]
+    assert node["phase"] == "Error"
+    assert node["message"].startswith("invalid retryStrategy: ")
+    assert "retryPolicy" in node["message"]

@@ -48,10 +48,12 @@ from typing import Any
 
 import httpx
 
+from agent import metrics
 from agent.execute.errors import describe_transport_error, format_url_error
 from agent.execute.secrets import SecretError, SecretResolver
 from agent.execute.settings import ExecutorSettings
 from agent.execute.transport import INSECURE_EXTENSION
+from agent.expr import ExprError, eval_bool, success_condition_false_message
 from agent.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
 
 __all__ = ["HTTPExecutor", "canonical_header_key", "is_token"]
@@ -221,28 +223,37 @@ class HTTPExecutor:
                 INSECURE_EXTENSION: spec.insecure_skip_verify,
             },
         )
+        started = time.perf_counter()
+        status_code: int | None = None
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TooManyRedirects as exc:
-            cause = f"stopped after {self._settings.max_redirects} redirects"
-            return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
-        except httpx.HTTPError as exc:
-            return _failed(self._transport_message(prepared, exc))
-        try:
-            gunzip = prepared.accept_gzip and (
-                response.headers.get("content-encoding", "").strip().lower() == "gzip"
-            )
             try:
-                raw_body = await self._read_body(response, gunzip=gunzip)
-            except _BodyTooLarge as exc:
-                return _failed(str(exc))
+                response = await self._client.send(request, stream=True)
+            except httpx.TooManyRedirects as exc:
+                cause = f"stopped after {self._settings.max_redirects} redirects"
+                return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
             except httpx.HTTPError as exc:
-                return _failed(self._transport_message(prepared, exc, reading_body=True))
-            except zlib.error as exc:
-                cause = f"gzip: invalid compressed body ({exc})"
-                return _failed(format_url_error(prepared.method, response.url, cause))
+                return _failed(self._transport_message(prepared, exc))
+            try:
+                gunzip = prepared.accept_gzip and (
+                    response.headers.get("content-encoding", "").strip().lower() == "gzip"
+                )
+                try:
+                    raw_body = await self._read_body(response, gunzip=gunzip)
+                except _BodyTooLarge as exc:
+                    return _failed(str(exc))
+                except httpx.HTTPError as exc:
+                    return _failed(self._transport_message(prepared, exc, reading_body=True))
+                except zlib.error as exc:
+                    cause = f"gzip: invalid compressed body ({exc})"
+                    return _failed(format_url_error(prepared.method, response.url, cause))
+            finally:
+                await response.aclose()
+            status_code = response.status_code
         finally:
-            await response.aclose()
+            metrics.HTTP_REQUEST_SECONDS.labels(
+                method=metrics.method_label(prepared.method),
+                status_class=metrics.status_class(status_code),
+            ).observe(time.perf_counter() - started)
         text = raw_body.decode("utf-8", "replace")
         return self._judge(spec, response, text, gunzip=gunzip)
 
@@ -346,17 +357,17 @@ class HTTPExecutor:
                 "headers": _response_headers(response, gunzip=gunzip),
             },
         }
-        from agent.expr import ExprError, eval_bool
-
         try:
             ok = eval_bool(condition, scope)
         except ExprError as exc:
+            metrics.CONDITION_EVALUATIONS.labels(outcome="error").inc()
             return _failed(str(exc))
+        metrics.CONDITION_EVALUATIONS.labels(outcome="true" if ok else "false").inc()
         if ok:
             return NodeResult(phase=NodePhase.SUCCEEDED, outputs=outputs)
         return NodeResult(
             phase=NodePhase.FAILED,
-            message=f"successCondition '{condition}' evaluated false",
+            message=success_condition_false_message(condition),
             outputs=outputs,
         )
 

@@ -34,7 +34,6 @@ result is ``false``                ``successCondition '<cond>' evaluated false``
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,8 +43,10 @@ from .sprig import sprig_map
 from .values import GoFunc, go_sprint_s, json_marshal
 
 __all__ = [
-    "ARGO_FUNCTION_NAMES",
+    "ARGO_FUNCTIONS",
     "argo_env",
+    "cast_error",
+    "eval_bool_error",
     "expand",
     "jsonpath",
     "success_condition_false_message",
@@ -206,7 +207,6 @@ ARGO_FUNCTIONS: dict[str, Any] = {
     "jsonpath": GoFunc("jsonpath", ("string", "string"), "any", jsonpath),
     "toJson": GoFunc("toJson", ("any",), "string", _to_json),
 }
-ARGO_FUNCTION_NAMES = frozenset([*ARGO_FUNCTIONS, "sprig"])
 _SPRIG = sprig_map()
 
 
@@ -239,11 +239,3 @@ def cast_error(result: Any) -> ExprError:
 def success_condition_false_message(condition: str) -> str:
     """The HTTP agent's message when ``successCondition`` evaluates to false."""
     return f"successCondition '{condition}' evaluated false"
-
-
-def decode_env_json(text: str) -> dict[str, Any]:
-    """Parse ``--env`` JSON for the CLI (numbers stay ints when integral, as Go callers pass)."""
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError("--env must be a JSON object")
-    return value

@@ -7,8 +7,6 @@ the recursive checker and compiler can never exhaust Python's stack.
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = [
     "Array",
     "Binary",
@@ -342,10 +340,3 @@ class Map(Node):
 
     def _fields(self) -> tuple[str, ...]:
         return ("pairs",)
-
-
-def literal_value(node: Node) -> Any:
-    """The value of a literal node (used by the checker for ``matches`` patterns)."""
-    if isinstance(node, (Bool, Integer, Float, String)):
-        return node.value
-    return None

@@ -64,10 +64,15 @@ __all__ = [
     "NAMES",
     "Builtin",
     "CheckError",
+    "check_arguments",
     "fetch",
+    "from_json",
+    "go_split",
     "method_nature",
+    "overloads",
     "parse_go_float",
     "parse_go_int",
+    "sort_values",
     "to_float",
     "to_go_int",
 ]
@@ -931,11 +936,38 @@ def _array_of(verb: str, fn: Callable[[State, list[Any]], Any]) -> Impl:
 
 def _uniq(state: State, args: list[Any]) -> list[Any]:
     out: list[Any] = []
+    hashed: set[tuple[str, Any]] = set()
     for item in args[0]:
-        if not any(equal(item, seen) for seen in out):
+        state.tick()
+        key = _hash_key(item)
+        if key is not None:
+            # runtime.Equal on scalars: numbers compare by value across int/float.
+            if key not in hashed:
+                hashed.add(key)
+                out.append(item)
+        elif not _contains(state, out, item):
             out.append(item)
-            state.tick()
     return out
+
+
+def _contains(state: State, items: list[Any], item: Any) -> bool:
+    for seen in items:
+        state.tick()  # pairwise comparison is quadratic: keep it under the deadline
+        if equal(item, seen):
+            return True
+    return False
+
+
+def _hash_key(value: Any) -> tuple[str, Any] | None:
+    if value is None:
+        return ("nil", None)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if _is_number(value):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    return None
 
 
 def _concat(state: State, args: list[Any]) -> list[Any]:
@@ -995,8 +1027,23 @@ def sort_values(items: list[Any], *, desc: bool, keys: list[Any] | None = None) 
         return 0
 
     pairs = list(zip(keys if keys is not None else items, items, strict=True))
-    pairs.sort(key=functools.cmp_to_key(compare), reverse=desc)
+    natural = _natural_key([key for key, _ in pairs])
+    if natural is not None:
+        # Homogeneous keys sort natively (fast); mixed ones go through runtime.Less.
+        pairs.sort(key=lambda pair: natural(pair[0]), reverse=desc)
+    else:
+        pairs.sort(key=functools.cmp_to_key(compare), reverse=desc)
     return [item for _, item in pairs]
+
+
+def _natural_key(keys: list[Any]) -> Callable[[Any], Any] | None:
+    if all(_is_number(key) for key in keys):
+        return lambda key: key
+    if all(isinstance(key, str) for key in keys):
+        return lambda key: key
+    if all(isinstance(key, GoTime) for key in keys):
+        return lambda key: key.unix_nano()
+    return None
 
 
 def _bit(name: str, fn: Callable[[int, int], int]) -> Impl:

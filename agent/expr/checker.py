@@ -12,7 +12,6 @@ checked when it runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from . import ast
 from .builtins import BUILTINS, CheckError, check_arguments, method_nature
@@ -39,8 +38,6 @@ from .types import (
 from .values import wrap
 
 __all__ = ["check"]
-
-_PREDICATE = Nature("predicate", "func")
 
 
 def _either(left: Nature, right: Nature, *tests: str) -> bool:
@@ -126,6 +123,9 @@ class _Checker:
         known = self.env.get(node.name)
         if known is not None:
             return known
+        if node.name in BUILTINS:
+            # A builtin named without a call is a function value (config.Builtins).
+            return Nature("func", "func(...interface {}) interface {}")
         raise self.error(node, f"unknown name {node.name}")
 
     def visit_Pointer(self, node: ast.Pointer) -> Nature:
@@ -504,9 +504,3 @@ class _Checker:
 def check(tree: ast.Node, source: str, env: Mapping[str, Nature]) -> Nature:
     """Type-check ``tree`` against environment natures; :class:`ExprError` if it fails."""
     return _Checker(source, env).visit(tree)
-
-
-def env_natures(env: Mapping[str, Any]) -> dict[str, Nature]:
-    from .types import nature_of
-
-    return {name: nature_of(value) for name, value in env.items()}

@@ -84,7 +84,12 @@ def main(argv: list[str]) -> int:
     except ExprError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    print(_to_json(result))
+    try:
+        text = _to_json(result)
+    except Panic as exc:  # e.g. a time outside the years Python can print
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 

@@ -24,6 +24,8 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import Panic
+
 __all__ = [
     "RFC822",
     "RFC850",
@@ -64,7 +66,7 @@ _MONTHS = [
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 
 
-class TimeError(ValueError):
+class TimeError(Panic, ValueError):
     """A duration, layout or location that Go's ``time`` package would reject."""
 
 
@@ -159,7 +161,10 @@ class GoTime:
 
     def local(self) -> _dt.datetime:
         """Wall-clock fields in the location (microseconds dropped; see ``nsec``)."""
-        return _dt.datetime.fromtimestamp(self.sec, self.loc.tz)
+        try:
+            return _dt.datetime.fromtimestamp(self.sec, self.loc.tz)
+        except (OverflowError, ValueError, OSError):
+            raise TimeError("time out of the supported range (years 1 to 9999)") from None
 
     def unix_nano(self) -> int:
         return self.sec * _S + self.nsec

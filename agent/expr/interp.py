@@ -22,7 +22,7 @@ from . import ast
 from .builtins import BUILTINS, fetch, sort_values
 from .errors import ExprError, Panic
 from .gotime import GoDuration, GoLocation, GoMonth, GoTime, GoWeekday
-from .state import State
+from .state import DEFAULT_LIMITS, State
 from .values import (
     AnyKeyMap,
     GoFunc,
@@ -218,6 +218,10 @@ class _Builder:
             return lambda s: s.vars[slot]
         if name == "$env":
             return lambda s: s.env
+        builtin = BUILTINS.get(name)
+        if builtin is not None:
+            value = _builtin_value(name)
+            return lambda s: s.env[name] if name in s.env else value
         return lambda s: s.env[name]
 
     def scope_slot(self, name: str) -> int | None:
@@ -961,6 +965,16 @@ class _Builder:
             return out
 
         return mapping
+
+
+def _builtin_value(name: str) -> GoFunc:
+    """A builtin used as a value (``len`` without a call)."""
+    run = BUILTINS[name].run
+
+    def call(*args: Any) -> Any:
+        return run(State({}, DEFAULT_LIMITS), list(args))
+
+    return GoFunc(name, ("any",), "any", call, variadic=True)
 
 
 def _is_filter_first_or_last(node: ast.Member) -> bool:

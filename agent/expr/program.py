@@ -34,9 +34,12 @@ _SHADOWABLE = frozenset(_BUILTIN_NAMES | frozenset(PREDICATES))
 _MAX_SHAPES = 32
 
 
-def _shape_of(value: Any) -> Any:
-    kind = type(value)
-    return value if kind is GoFunc else kind
+def _shape(scope: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Names and value types: what the parse and the type check depend on."""
+    types = tuple(map(type, scope.values()))
+    if GoFunc in types:  # a function's signature is part of its type
+        return (*scope, *types, *(v for v in scope.values() if type(v) is GoFunc))
+    return (*scope, *types)
 
 
 class Program:
@@ -83,14 +86,14 @@ class Program:
     def check(self, env: Mapping[str, Any]) -> None:
         """Type-check against ``env`` without running (raises :class:`ExprError`)."""
         scope = _argo.argo_env(env) if self.argo else dict(env)
-        shape = tuple((name, _shape_of(value)) for name, value in scope.items())
+        shape = _shape(scope)
         if shape not in self._shapes:
             self._bind(scope, shape)
 
     def run(self, env: Mapping[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> Any:
         """Evaluate against ``env``; :class:`ExprError` on any compile or run-time error."""
         scope = _argo.argo_env(env) if self.argo else (env if type(env) is dict else dict(env))
-        shape = tuple((name, _shape_of(value)) for name, value in scope.items())
+        shape = _shape(scope)
         compiled = self._shapes.get(shape)
         if compiled is None:
             compiled = self._bind(scope, shape)

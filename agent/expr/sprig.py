@@ -233,7 +233,7 @@ def _abbreviate_full(text: str, offset: int, width: int) -> str:
     if width < 7:
         raise Panic("stringutils illegal argument: Minimum abbreviation width with offset is 7")
     if offset + width - 3 < len(text):
-        return "..." + _abbreviate_full(text[offset + width - 3 :], 0, width - 3)
+        return "..." + _abbreviate_full(text[offset:], 0, width - 3)
     return "..." + text[len(text) - (width - 3) :]
 
 

@@ -54,7 +54,6 @@ class Nature:
     name: str  # Go type name for messages
     elem: Nature | None = field(default=None, compare=False)
     sig: Signature | None = field(default=None, compare=False)
-    builtin: str = ""  # set for builtin functions (checked by their own rules)
 
     def __str__(self) -> str:
         return self.name

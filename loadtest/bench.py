@@ -1,0 +1,888 @@
+"""The throughput and latency benchmark: simulator, target and agent as separate processes.
+
+``python loadtest/bench.py`` (``make bench``) starts three processes on 127.0.0.1 -- the
+Kubernetes API simulator (``python -m agent.sim``), the target (``loadtest/target.py``,
+configurable delay and body size) and the agent (``python -m agent run``) -- then:
+
+1. **raw baseline**: a plain aiohttp ``ClientSession`` loop sends the same N requests to
+   the same target at the same concurrency (its requests/s is the ceiling this machine
+   allows a Python client; the agent is judged as a ratio of it, measured in the same run);
+2. **throughput**: N HTTP tasks spread over M WorkflowTaskSets, created through the
+   Kubernetes API as fast as the simulator takes them, until every node is fulfilled;
+3. **light load** (``--light-iterations K``): one taskset with one task at a time, K times.
+
+One watch on the tasksets records when each node's ``status.nodes`` entry first shows a
+fulfilled phase; latency is that moment minus the start of the create request of its
+taskset (both on this process's monotonic clock). The run ends with ONE JSON line on
+stdout (progress goes to stderr). Agent CPU seconds come from ``/proc/PID/stat``
+(utime + stime, during the measured phase) and peak RSS from ``VmHWM``.
+
+Every wait is bounded (``--timeout`` for the throughput phase, fixed bounds for start-up
+and each light iteration); every child is terminated in ``finally`` (SIGTERM, then SIGKILL)
+and dies with this process even if it is killed (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+
+__all__ = ["BenchConfig", "main", "percentile", "run_bench"]
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_SCRIPT = Path(__file__).resolve().parent / "target.py"
+NAMESPACE = "bench"
+GROUP_PATH = "/apis/argoproj.io/v1alpha1"
+FULFILLED = frozenset({"Succeeded", "Failed", "Error"})
+ARGO_DEFAULTS = ("--task-workers", "16", "--patch-rate", "10s", "--patch-mode", "tick")
+TRANSPORT_ENV = "ARGO_AGENT_TRANSPORT"
+
+_START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 15.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in [0, 1]) of a non-empty sequence."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(seconds, 0.50) * 1000, 1),
+        "p99": round(percentile(seconds, 0.99) * 1000, 1),
+        "max": round(max(seconds) * 1000, 1),
+    }
+
+
+# -- child processes ----------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    # Children must not outlive a bench killed with SIGKILL (Linux only; best effort).
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass(slots=True)
+class ProcStats:
+    """CPU seconds and peak RSS of one process, read from ``/proc``."""
+
+    cpu_s: float
+    peak_rss_mib: float
+
+    @classmethod
+    def read(cls, pid: int) -> ProcStats:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+        peak = 0.0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+        return cls(cpu_s=cpu, peak_rss_mib=peak)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    # A local file opened once per child at start-up: not worth a thread.
+    return open(path, "wb")
+
+
+class Child:
+    """One child process with its output in a log file; stopped in ``finally`` by the caller."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, workdir: Path, env: dict[str, str]):
+        self.name = name
+        self.argv = list(argv)
+        self.env = env
+        self.log_path = workdir / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, *, stdout_pipe: bool = False) -> None:
+        with _open_log(self.log_path) as log_file:  # the child keeps its own descriptor
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE if stdout_pipe else log_file,
+                stderr=log_file,
+                env=self.env,
+                cwd=REPO,
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def ready_line(self, *, timeout: float) -> dict[str, Any]:
+        """The JSON line a child prints once it serves (simulator, target)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            async with asyncio.timeout(timeout):
+                line = await self.proc.stdout.readline()
+        except TimeoutError:
+            raise RuntimeError(
+                f"{self.name} not ready after {timeout:g}s:\n{self.logs()}"
+            ) from None
+        if not line:
+            await self.proc.wait()
+            raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.logs()}")
+        ready: dict[str, Any] = json.loads(line)
+        return ready
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.returncode is not None:
+            raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.logs()}")
+
+    def stats(self) -> ProcStats:
+        return ProcStats.read(self.pid)
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), _STOP_TIMEOUT)
+            except TimeoutError:
+                _log(f"{self.name} ignored SIGTERM for {_STOP_TIMEOUT:g}s: killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.proc.wait()
+        if self.proc.stdout is not None:
+            with contextlib.suppress(Exception):
+                self.proc.stdout.feed_eof()
+
+    def logs(self, tail: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+
+# -- the Kubernetes side --------------------------------------------------------------------
+
+
+def taskset(name: str, tasks: dict[str, Any]) -> dict[str, Any]:
+    """A WorkflowTaskSet as Argo's controller creates it (owned by its Workflow)."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTaskSet",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "ownerReferences": [
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Workflow",
+                    "name": name,
+                    "uid": f"uid-{name}",
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"tasks": tasks},
+    }
+
+
+class ResultWatcher:
+    """One watch on the namespace's tasksets: the first time each node shows a fulfilled phase.
+
+    Survives the end of a watch (resumes from the last version seen) and a 410 (re-lists).
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self._url = f"{base_url}{GROUP_PATH}/namespaces/{NAMESPACE}/workflowtasksets"
+        self.seen: dict[tuple[str, str], float] = {}
+        self.phases: dict[str, int] = {}
+        self.failures: list[str] = []
+        self._expected: dict[str, int] = {}
+        self._done: dict[str, asyncio.Future[None]] = {}
+        self._count: dict[str, int] = {}
+        self._version = ""
+
+    def expect(self, name: str, nodes: int) -> asyncio.Future[None]:
+        """A future completed once ``nodes`` nodes of taskset ``name`` are fulfilled."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._expected[name] = nodes
+        self._done[name] = future
+        self._check(name)
+        return future
+
+    async def start(self) -> None:
+        await self._list()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._watch()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                _log(f"watch interrupted ({exc!r}); resuming")
+                await asyncio.sleep(0.2)
+
+    async def _list(self) -> None:
+        async with self._session.get(self._url) as resp:
+            resp.raise_for_status()
+            body = await resp.json()
+        self._version = body["metadata"]["resourceVersion"]
+        for item in body.get("items") or ():
+            self._observe(item)
+
+    async def _watch(self) -> None:
+        params = {
+            "watch": "1",
+            "resourceVersion": self._version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "3600",
+        }
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self._session.get(self._url, params=params, timeout=timeout) as resp:
+            resp.raise_for_status()
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip() and not self._event(json.loads(line)):
+                        await self._list()  # 410: the history is gone, catch up from a list
+                        return
+
+    def _event(self, event: dict[str, Any]) -> bool:
+        obj = event.get("object") or {}
+        kind = event.get("type")
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                return False
+            raise aiohttp.ClientError(f"watch error: {obj}")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self._version = version
+        if kind in ("ADDED", "MODIFIED"):
+            self._observe(obj)
+        return True
+
+    def _observe(self, obj: dict[str, Any]) -> None:
+        now = time.monotonic()
+        name = obj["metadata"]["name"]
+        nodes = (obj.get("status") or {}).get("nodes") or {}
+        fresh = 0
+        for node_id, node in nodes.items():
+            phase = node.get("phase") if isinstance(node, dict) else None
+            if phase in FULFILLED and (name, node_id) not in self.seen:
+                self.seen[(name, node_id)] = now
+                self.phases[phase] = self.phases.get(phase, 0) + 1
+                if phase != "Succeeded" and len(self.failures) < 3:
+                    self.failures.append(f"{name}/{node_id}: {phase}: {node.get('message')}")
+                fresh += 1
+        if fresh:
+            self._count[name] = self._count.get(name, 0) + fresh
+            self._check(name)
+
+    def _check(self, name: str) -> None:
+        future = self._done.get(name)
+        if future is not None and not future.done():
+            if self._count.get(name, 0) >= self._expected[name]:
+                future.set_result(None)
+
+
+# -- the phases ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """What one ``bench.py`` run does (the command-line flags)."""
+
+    tasks: int = 20_000
+    tasksets: int = 100
+    concurrency: int = 200
+    delay: float = 0.0
+    size: int = 100
+    argo_defaults: bool = False
+    transport: str | None = None
+    light: bool = False
+    light_iterations: int = 100
+    raw: bool = True
+    timeout: float = 600.0
+    target_server: str = "protocol"
+    agent_log_level: str = "info"
+    keep_logs: bool = False
+    profile: str | None = None
+    agent_args: tuple[str, ...] = ()
+
+
+async def raw_aiohttp_rps(urls: Sequence[str], *, concurrency: int) -> tuple[float, int]:
+    """Requests/s of a plain aiohttp loop over ``urls`` at ``concurrency``; and failures."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+    failures = 0
+    next_index = 0
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal next_index, failures
+            while next_index < len(urls):
+                url = urls[next_index]
+                next_index += 1
+                try:
+                    async with session.get(url) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            failures += 1
+                except aiohttp.ClientError:
+                    failures += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(urls)))))
+        elapsed = time.monotonic() - started
+    return len(urls) / elapsed, failures
+
+
+async def _create(session: aiohttp.ClientSession, base_url: str, body: dict[str, Any]) -> None:
+    url = f"{base_url}{GROUP_PATH}/namespaces/{NAMESPACE}/workflowtasksets"
+    async with session.post(url, json=body) as resp:
+        if resp.status != 201:
+            raise RuntimeError(
+                f"create {body['metadata']['name']}: {resp.status} {await resp.text()}"
+            )
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+async def _throughput(
+    cfg: BenchConfig,
+    *,
+    session: aiohttp.ClientSession,
+    api_url: str,
+    urls: Sequence[str],
+    watcher: ResultWatcher,
+    alive: Callable[[], None],
+) -> dict[str, Any]:
+    run_id = secrets.token_hex(3)
+    sizes = _split(cfg.tasks, cfg.tasksets)
+    bodies: list[dict[str, Any]] = []
+    done: list[asyncio.Future[None]] = []
+    cursor = 0
+    for index, count in enumerate(sizes):
+        name = f"bench-{run_id}-{index:05d}"
+        tasks = {
+            f"{name}-{j}": {"name": "http", "http": {"url": urls[cursor + j]}} for j in range(count)
+        }
+        cursor += count
+        bodies.append(taskset(name, tasks))
+        done.append(watcher.expect(name, count))
+    created_at: dict[str, float] = {}
+    creates = asyncio.Semaphore(8)
+
+    async def create(body: dict[str, Any]) -> None:
+        async with creates:
+            created_at[body["metadata"]["name"]] = time.monotonic()
+            await _create(session, api_url, body)
+
+    started = time.monotonic()
+    await asyncio.gather(*(create(body) for body in bodies))
+    submitted = time.monotonic() - started
+    _log(f"{cfg.tasksets} tasksets ({cfg.tasks} tasks) created in {submitted:.2f}s")
+    await _wait_all(done, timeout=cfg.timeout, alive=alive, progress=lambda: len(watcher.seen))
+    mine = [(name, seen) for (name, _), seen in watcher.seen.items() if name in created_at]
+    latencies = [seen - created_at[name] for name, seen in mine]
+    finished = max(seen for _, seen in mine)
+    seconds = finished - started
+    return {
+        "seconds": round(seconds, 3),
+        "submit_seconds": round(submitted, 3),
+        "tasks_per_s": round(cfg.tasks / seconds, 1),
+        "latency_ms": _latency_summary(latencies),
+    }
+
+
+async def _wait_all(
+    futures: Sequence[asyncio.Future[None]],
+    *,
+    timeout: float,
+    alive: Callable[[], None],
+    progress: Callable[[], int],
+) -> None:
+    deadline = time.monotonic() + timeout
+    last_report = time.monotonic()
+    pending = set(futures)
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(
+                f"{len(pending)} taskset(s) not fulfilled after {timeout:g}s "
+                f"({progress()} node results seen)"
+            )
+        _, pending = await asyncio.wait(pending, timeout=min(left, 1.0))
+        alive()
+        if time.monotonic() - last_report >= 10:
+            last_report = time.monotonic()
+            _log(f"... {progress()} node results seen")
+
+
+async def _light(
+    cfg: BenchConfig,
+    *,
+    session: aiohttp.ClientSession,
+    api_url: str,
+    url: str,
+    watcher: ResultWatcher,
+    alive: Callable[[], None],
+) -> dict[str, Any]:
+    run_id = secrets.token_hex(3)
+    per_iteration = 30.0 + (10.0 if cfg.argo_defaults else 0.0)
+    latencies: list[float] = []
+    for index in range(cfg.light_iterations):
+        name = f"light-{run_id}-{index:05d}"
+        node = f"{name}-0"
+        done = watcher.expect(name, 1)
+        started = time.monotonic()
+        await _create(
+            session, api_url, taskset(name, {node: {"name": "http", "http": {"url": url}}})
+        )
+        await _wait_all([done], timeout=per_iteration, alive=alive, progress=lambda: 0)
+        latencies.append(watcher.seen[(name, node)] - started)
+    return {"iterations": cfg.light_iterations, "latency_ms": _latency_summary(latencies)}
+
+
+async def _metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    wanted = {
+        "argo_agent_patch_batches_total": "patches",
+        "argo_agent_patch_nodes_total": "patched_nodes",
+        "argo_agent_watch_events_total": "watch_events",
+    }
+    found: dict[str, float] = {}
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with session.get(url + "/metrics", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            text = await resp.text()
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            key = wanted.get(name.split("{", 1)[0])
+            if key and not line.startswith("#"):
+                found[key] = found.get(key, 0.0) + float(value)
+    return found
+
+
+@contextlib.asynccontextmanager
+async def _profiled(output: str | None, *, pid: int, workdir: Path) -> AsyncIterator[None]:
+    """Sample the agent with py-spy while the block runs (``--profile``); no-op without one."""
+    if not output:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    kind = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(output).suffix, "raw")
+    spy = Child(
+        "py-spy",
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--format",
+            kind,
+            "--output",
+            output,
+        ],
+        workdir=workdir,
+        env=dict(os.environ),
+    )
+    await spy.start()
+    await asyncio.sleep(0.5)  # attached before the work starts
+    spy.check_alive()
+    try:
+        yield
+    finally:
+        assert spy.proc is not None
+        if spy.proc.returncode is None:
+            spy.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(spy.proc.wait(), 60)
+        await spy.stop()
+        if spy.proc.returncode not in (0, -signal.SIGINT):
+            _log(f"py-spy exited {spy.proc.returncode}:\n{spy.logs()}")
+        _log(f"py-spy profile of the agent written to {output}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _transport_supported() -> bool:
+    # The agent's settings list their environment variables; is there a transport switch?
+    try:
+        from agent.settings import Settings
+    except ImportError:
+        return False
+    for info in Settings.model_fields.values():
+        if TRANSPORT_ENV in getattr(info.validation_alias, "choices", ()):
+            return True
+    return False
+
+
+async def _wait_ready(session: aiohttp.ClientSession, url: str, child: Child) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        child.check_alive()
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                if resp.status == 200:
+                    return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{child.name} not ready after {_START_TIMEOUT:g}s:\n{child.logs()}")
+
+
+async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Start the three processes, run the phases, stop everything; return the report."""
+    workdir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
+    token = secrets.token_urlsafe(18)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    workers = 16 if cfg.argo_defaults else cfg.concurrency
+    transport_applied = _transport_supported()
+    if cfg.transport and not transport_applied:
+        _log(f"warning: the agent has no {TRANSPORT_ENV} setting; --transport is not applied")
+    agent_env = {
+        **env,
+        "ARGO_AGENT_CA_DIR": str(workdir / "no-ca"),
+        "ARGO_AGENT_LOG_LEVEL": cfg.agent_log_level,
+    }
+    if cfg.transport:
+        agent_env[TRANSPORT_ENV] = cfg.transport
+    kubeconfig = workdir / "kubeconfig"
+    metrics_port = _free_port()
+    sim = Child(
+        "simulator",
+        [
+            sys.executable,
+            "-m",
+            "agent.sim",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--token",
+            token,
+            "--namespace",
+            NAMESPACE,
+            "--history-limit",
+            "1000000",
+            "--bookmark-interval",
+            "5",
+        ],
+        workdir=workdir,
+        env=env,
+    )
+    target = Child(
+        "target",
+        [
+            sys.executable,
+            str(TARGET_SCRIPT),
+            "--delay",
+            str(cfg.delay),
+            "--size",
+            str(cfg.size),
+            "--server",
+            cfg.target_server,
+        ],
+        workdir=workdir,
+        env=env,
+    )
+    agent_argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--namespace",
+        NAMESPACE,
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics_port),
+        "--log-format",
+        "text",
+        *(ARGO_DEFAULTS if cfg.argo_defaults else ("--task-workers", str(workers))),
+        *cfg.agent_args,
+    ]
+    agent = Child("agent", agent_argv, workdir=workdir, env=agent_env)
+    children = [sim, target, agent]
+    ok = False
+    try:
+        await sim.start(stdout_pipe=True)
+        await target.start(stdout_pipe=True)
+        api_url = (await sim.ready_line(timeout=_START_TIMEOUT))["url"]
+        target_url = (await target.ready_line(timeout=_START_TIMEOUT))["url"]
+        await agent.start()
+        headers = {"Authorization": f"Bearer {token}"}
+        connector = aiohttp.TCPConnector(limit=32)
+        async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+            await _wait_ready(session, f"http://127.0.0.1:{metrics_port}/readyz", agent)
+
+            def alive() -> None:
+                for child in children:
+                    child.check_alive()
+
+            report: dict[str, Any] = {
+                "tasks": 0 if cfg.light else cfg.tasks,
+                "tasksets": 0 if cfg.light else cfg.tasksets,
+                "concurrency": cfg.concurrency,
+                "agent_workers": workers,
+                "delay_s": cfg.delay,
+                "size": cfg.size,
+                "argo_defaults": cfg.argo_defaults,
+                "transport": cfg.transport or "default",
+                "transport_applied": bool(cfg.transport) and transport_applied,
+            }
+            watcher = ResultWatcher(session, api_url)
+            await watcher.start()
+            watch_task = asyncio.create_task(watcher.run(), name="result watch")
+            try:
+                if not cfg.light:
+                    urls = [f"{target_url}/bench/{i}" for i in range(cfg.tasks)]
+                    if cfg.raw:
+                        _log(f"raw aiohttp loop: {cfg.tasks} requests at {cfg.concurrency}")
+                        rps, raw_failures = await asyncio.wait_for(
+                            raw_aiohttp_rps(urls, concurrency=cfg.concurrency), cfg.timeout
+                        )
+                        report["raw_aiohttp_rps"] = round(rps, 1)
+                        report["raw_failures"] = raw_failures
+                    _log(f"agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
+                    before = agent.stats()
+                    target_before = target.stats()
+                    sim_before = sim.stats()
+                    bench_before = ProcStats.read(os.getpid())
+                    async with _profiled(cfg.profile, pid=agent.pid, workdir=workdir):
+                        report.update(
+                            await _throughput(
+                                cfg,
+                                session=session,
+                                api_url=api_url,
+                                urls=urls,
+                                watcher=watcher,
+                                alive=alive,
+                            )
+                        )
+                    after = agent.stats()
+                    report["agent_cpu_s"] = round(after.cpu_s - before.cpu_s, 2)
+                    report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
+                    report["other_cpu_s"] = {
+                        "simulator": round(sim.stats().cpu_s - sim_before.cpu_s, 2),
+                        "target": round(target.stats().cpu_s - target_before.cpu_s, 2),
+                        "bench": round(ProcStats.read(os.getpid()).cpu_s - bench_before.cpu_s, 2),
+                    }
+                    report["results"] = dict(watcher.phases)
+                    report["fulfilled"] = len(watcher.seen)
+                    if watcher.failures:
+                        report["failure_samples"] = list(watcher.failures)
+                    if "raw_aiohttp_rps" in report:
+                        report["ratio"] = round(
+                            report["tasks_per_s"] / report["raw_aiohttp_rps"], 3
+                        )
+                    report.update(await _metrics(session, f"http://127.0.0.1:{metrics_port}"))
+                if cfg.light or cfg.light_iterations:
+                    _log(f"light load: {cfg.light_iterations} x 1 task")
+                    before = agent.stats()
+                    light = await _light(
+                        cfg,
+                        session=session,
+                        api_url=api_url,
+                        url=f"{target_url}/light",
+                        watcher=watcher,
+                        alive=alive,
+                    )
+                    after = agent.stats()
+                    light["agent_cpu_s"] = round(after.cpu_s - before.cpu_s, 2)
+                    report["light"] = light
+                    report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
+            finally:
+                watch_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch_task
+        ok = True
+        return report
+    except BaseException:
+        for child in children:
+            if child.proc is not None:
+                _log(f"--- {child.name} log tail ({child.log_path}) ---\n{child.logs()}")
+        raise
+    finally:
+        for child in reversed(children):
+            await child.stop()
+        if ok and not cfg.keep_logs:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            _log(f"logs kept in {workdir}")
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python loadtest/bench.py",
+        description="Benchmark the agent against a local simulator and target; prints one "
+        "JSON line. Everything runs on 127.0.0.1.",
+    )
+    parser.add_argument("--tasks", type=_positive_int, default=20_000, help="HTTP tasks (N)")
+    parser.add_argument("--tasksets", type=_positive_int, default=100, help="tasksets (M)")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=200,
+        help="the agent's --task-workers and the raw loop's concurrency",
+    )
+    parser.add_argument("--delay", type=_non_negative_float, default=0.0, help="target delay (s)")
+    parser.add_argument("--size", type=int, default=100, help="target body bytes")
+    parser.add_argument(
+        "--argo-defaults",
+        action="store_true",
+        help="run the agent as Argo's: 16 workers, a patch every 10 s tick",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("aiohttp", "httpcore"),
+        help=f"agent HTTP transport, passed as {TRANSPORT_ENV} (if the agent supports it)",
+    )
+    parser.add_argument("--light", action="store_true", help="only the light-load phase")
+    parser.add_argument(
+        "--light-iterations",
+        type=int,
+        default=100,
+        help="light-load iterations after the throughput phase (0: none)",
+    )
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw aiohttp baseline")
+    parser.add_argument(
+        "--timeout",
+        type=_non_negative_float,
+        default=900.0,
+        help="bound (s) on the raw loop and on the throughput phase each",
+    )
+    parser.add_argument("--target-server", choices=("protocol", "aiohttp"), default="protocol")
+    parser.add_argument(
+        "--agent-log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the children's logs")
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="record the agent with py-spy during the throughput phase "
+        "(.svg flame graph, .json speedscope, else collapsed stacks)",
+    )
+    parser.add_argument(
+        "--agent-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for 'python -m agent run' (repeatable)",
+    )
+    return parser
+
+
+def _config(argv: Sequence[str] | None) -> BenchConfig:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.tasksets > args.tasks:
+        parser.error(f"--tasksets ({args.tasksets}) must not exceed --tasks ({args.tasks})")
+    if args.size < 0:
+        parser.error(f"--size: must be >= 0, got {args.size}")
+    if args.light_iterations < 0:
+        parser.error(f"--light-iterations: must be >= 0, got {args.light_iterations}")
+    if args.light and args.light_iterations < 1:
+        parser.error("--light needs --light-iterations >= 1")
+    if args.timeout <= 0:
+        parser.error("--timeout: must be > 0")
+    return BenchConfig(
+        tasks=args.tasks,
+        tasksets=args.tasksets,
+        concurrency=args.concurrency,
+        delay=args.delay,
+        size=args.size,
+        argo_defaults=args.argo_defaults,
+        transport=args.transport,
+        light=args.light,
+        light_iterations=args.light_iterations,
+        raw=not args.no_raw,
+        timeout=args.timeout,
+        target_server=args.target_server,
+        agent_log_level=args.agent_log_level,
+        keep_logs=args.keep_logs,
+        agent_args=tuple(args.agent_arg),
+        profile=os.path.abspath(args.profile) if args.profile else None,
+    )
+
+
+async def _main(cfg: BenchConfig) -> dict[str, Any]:
+    # SIGTERM ends the run like Ctrl-C: the finally blocks stop every child.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run_bench(cfg)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run the benchmark, print its JSON line; 1 on failure."""
+    cfg = _config(argv)
+    try:
+        report = asyncio.run(_main(cfg))
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("bench interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

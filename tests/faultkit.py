@@ -1,0 +1,929 @@
+"""Shared helpers for the reliability suites: a counting target, task plans, verdicts, scenarios.
+
+The fault-injection suite (``tests/test_faults.py``) and its full-size run
+(``loadtest/faults.py``) share everything here, so the figures the load test reports are
+produced by exactly the code the unit suite checks:
+
+* :class:`CountingTarget` -- a real HTTP server on 127.0.0.1 that records every request
+  arriving for a node (``/n/<node-id>``: per node, per method, with the time it arrived)
+  and answers a deterministic body (``node <id> method <M>``), or misbehaves on purpose
+  (hangs, resets, huge or malformed answers). What arrived is the ground truth the agent's
+  reported results are checked against.
+* :class:`TaskPlan` / :func:`plan_tasks` -- a reproducible (seeded) mix of tasks.
+* :func:`judge` -- the verdict on one run: every node fulfilled, no non-idempotent request
+  arrived twice, idempotent ones re-sent only across an interruption of the agent, every
+  reported result equal to what the target answered (or the documented message).
+* :func:`run_scenario` -- one named scenario (:data:`SCENARIOS`) end to end: simulator,
+  target, the agent as a real process, the faults, the verdict.
+
+Everything is bounded: every wait has a deadline, every server and process is stopped in
+a ``finally``; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from agent.sim import ApiSimulator
+from tests.agentproc import TOKEN, AgentProcess, taskset
+from tests.servers import _ThreadedServer
+
+__all__ = [
+    "FULL",
+    "IDEMPOTENT_METHODS",
+    "REDUCED",
+    "SCENARIOS",
+    "Arrival",
+    "CountingTarget",
+    "Expected",
+    "Restart",
+    "ScenarioReport",
+    "ScenarioSize",
+    "TaskPlan",
+    "Verdict",
+    "answer_body",
+    "judge",
+    "plan_tasks",
+    "run_scenario",
+    "summary_json",
+]
+
+NS = "argo"
+TASKSETS = "workflowtasksets"
+
+# RFC 9110 section 9.2.2, as agent/claims.py documents the guarantee.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+Mode = Literal["ok", "status", "hang", "reset", "close", "huge", "garbage", "badchunk"]
+Policy = Literal["idempotent", "never", "always"]
+
+
+# -- the counting target ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One request that reached the target for a node."""
+
+    node: str
+    method: str
+    at: float  # time.monotonic() in this process (the target runs in a thread of it)
+
+
+def answer_body(node: str, method: str) -> str:
+    """The deterministic body the target answers for a node (``outputs.result``)."""
+    return f"node {node} method {method}"
+
+
+class CountingTarget(_ThreadedServer):
+    """``/n/{node}?mode=&sleep=&code=&size=``: counts arrivals, then answers per ``mode``.
+
+    =============  ===========================================================
+    ``ok``         200 with :func:`answer_body` (after ``sleep`` seconds)
+    ``status``     status ``code`` with :func:`answer_body`
+    ``hang``       never answers (the template's ``timeoutSeconds`` ends it)
+    ``reset``      resets the TCP connection (RST)
+    ``close``      closes the connection without an answer (EOF)
+    ``huge``       200 with ``size`` bytes (over the agent's ``--max-result-bytes``)
+    ``garbage``    a garbage status line, then closes
+    ``badchunk``   ``Transfer-Encoding: chunked`` with an invalid chunk size
+    =============  ===========================================================
+
+    The arrival is recorded before the answer (and before ``sleep``), so a request cut
+    short by a killed agent still counts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._arrivals: dict[str, list[Arrival]] = {}
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/n/{node}", self._node)
+        return app
+
+    def node_url(
+        self,
+        node: str,
+        *,
+        mode: Mode = "ok",
+        sleep: float = 0.0,
+        code: int = 200,
+        size: int = 0,
+    ) -> str:
+        query = [f"mode={mode}"]
+        if sleep:
+            query.append(f"sleep={sleep:g}")
+        if mode == "status":
+            query.append(f"code={code}")
+        if mode == "huge":
+            query.append(f"size={size}")
+        return self.url(f"/n/{node}?{'&'.join(query)}")
+
+    def arrivals(self, node: str) -> list[Arrival]:
+        with self._lock:
+            return list(self._arrivals.get(node, ()))
+
+    def all_arrivals(self) -> dict[str, list[Arrival]]:
+        with self._lock:
+            return {node: list(items) for node, items in self._arrivals.items()}
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(len(items) for items in self._arrivals.values())
+
+    async def _node(self, request: web.Request) -> web.StreamResponse:
+        node = request.match_info["node"]
+        with self._lock:
+            self._arrivals.setdefault(node, []).append(
+                Arrival(node, request.method, time.monotonic())
+            )
+        await request.read()
+        query = request.query
+        mode = query.get("mode", "ok")
+        sleep = float(query.get("sleep", "0"))
+        if sleep:
+            await asyncio.sleep(sleep)
+        body = answer_body(node, request.method)
+        if mode == "ok":
+            return web.Response(text=body)
+        if mode == "status":
+            return web.Response(status=int(query["code"]), text=body)
+        if mode == "huge":
+            return web.Response(body=b"x" * int(query["size"]))
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        elif mode in ("reset", "close"):
+            _cut(request, reset=mode == "reset")
+        elif mode == "garbage":
+            _raw(request, b"THIS IS NOT HTTP\r\n\r\n")
+        elif mode == "badchunk":
+            _raw(
+                request,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            )
+        else:
+            return web.Response(status=400, text=f"unknown mode {mode!r}")
+        await asyncio.sleep(3600)  # the connection is gone; the server's shutdown ends this
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _cut(request: web.Request, *, reset: bool) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
+
+
+def _raw(request: web.Request, data: bytes) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.write(data)
+        transport.close()
+
+
+# -- task plans -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What a node's ``status.nodes`` entry must be once the target answered it.
+
+    ``status`` is the exact entry when its text is known; otherwise the node must be
+    ``Failed`` without outputs and its message must start with ``message_prefix``.
+    """
+
+    status: dict[str, Any] | None
+    message_prefix: str = ""
+
+    def matches(self, status: Mapping[str, Any]) -> bool:
+        if self.status is not None:
+            return dict(status) == self.status
+        message = status.get("message")
+        return (
+            set(status) == {"phase", "message"}
+            and status.get("phase") == "Failed"
+            and isinstance(message, str)
+            and message.startswith(self.message_prefix)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPlan:
+    """One node of a scenario: its template, and how the target answers it."""
+
+    node: str
+    method: str = "GET"
+    mode: Mode = "ok"
+    sleep: float = 0.0
+    code: int = 200
+    size: int = 0
+    timeout: int | None = None
+
+    def url(self, target: CountingTarget) -> str:
+        return target.node_url(
+            self.node, mode=self.mode, sleep=self.sleep, code=self.code, size=self.size
+        )
+
+    def template(self, target: CountingTarget) -> dict[str, Any]:
+        http: dict[str, Any] = {"method": self.method, "url": self.url(target)}
+        if self.timeout is not None:
+            http["timeoutSeconds"] = self.timeout
+        if self.method in ("POST", "PUT", "PATCH"):
+            http["body"] = json.dumps({"node": self.node})
+        return {"name": "http", "http": http}
+
+    def expected(self, target: CountingTarget, *, max_result_bytes: int) -> Expected:
+        """The entry the agent must report, computed from what the target answers."""
+        body = answer_body(self.node, self.method)
+        where = f'{_go_op(self.method)} "{self.url(target)}": '
+        peer = f"127.0.0.1:{target.port}"
+        failed: str | None = None
+        if self.mode == "ok":
+            return Expected({"phase": "Succeeded", "outputs": {"result": body}})
+        if self.mode == "status":
+            message = f"received non-2xx response code: {self.code}"
+            return Expected({"phase": "Failed", "message": message, "outputs": {"result": body}})
+        if self.mode == "hang":
+            failed = where + f"context deadline exceeded (timeout {self.timeout}s)"
+        elif self.mode == "reset":
+            failed = where + f"connection reset by peer ({peer})"
+        elif self.mode == "close":
+            failed = where + f"EOF: the server at {peer} closed the connection without a response"
+        elif self.mode == "huge":
+            failed = (
+                f"response body of {self.size} bytes exceeds the agent's limit of "
+                f"{max_result_bytes} bytes for outputs.result"
+            )
+        if failed is not None:
+            return Expected({"phase": "Failed", "message": failed})
+        # Malformed answers: the wording of the cause is the transport's; the shape is not.
+        return Expected(None, message_prefix=where)
+
+
+def _go_op(method: str) -> str:
+    # Go's urlErrorOp: "POST" -> "Post"
+    return method[:1].upper() + method[1:].lower()
+
+
+DEFAULT_METHODS: Mapping[str, float] = {
+    "GET": 3,
+    "POST": 3,
+    "PUT": 2,
+    "DELETE": 1,
+    "PATCH": 1,
+}
+
+
+def plan_tasks(
+    rng: random.Random,
+    count: int,
+    *,
+    prefix: str = "n",
+    methods: Mapping[str, float] = DEFAULT_METHODS,
+    modes: Mapping[Mode, float] | None = None,
+    slow: float = 0.0,
+    max_sleep: float = 1.5,
+    huge_size: int = 64 * 1024,
+    hang_timeout: int = 1,
+) -> list[TaskPlan]:
+    """``count`` tasks drawn from the weighted ``methods`` and ``modes``.
+
+    A fraction ``slow`` of them makes the target wait up to ``max_sleep`` seconds before
+    answering (so interruptions find requests in flight).
+    """
+    mode_weights: Mapping[Mode, float] = modes or {"ok": 1.0}
+    method_names, method_weights = list(methods), list(methods.values())
+    mode_names, weights = list(mode_weights), list(mode_weights.values())
+    plans = []
+    for index in range(count):
+        mode = rng.choices(mode_names, weights)[0]
+        plans.append(
+            TaskPlan(
+                node=f"{prefix}{index:04d}",
+                method=rng.choices(method_names, method_weights)[0],
+                mode=mode,
+                sleep=round(rng.uniform(0.1, max_sleep), 2) if rng.random() < slow else 0.0,
+                code=rng.choice((404, 500, 503)) if mode == "status" else 200,
+                size=huge_size if mode == "huge" else 0,
+                timeout=hang_timeout if mode == "hang" else None,
+            )
+        )
+    return plans
+
+
+# -- the verdict ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """A new agent instance started after ``kind`` ended the previous one, at ``at``."""
+
+    kind: Literal["SIGKILL", "SIGTERM"]
+    at: float
+
+
+_ABANDONED = re.compile(
+    r"the agent \((?P<instance>\S+)\) (?P<how>stopped|shut down) while this request was in "
+    r"flight; it was not sent again to avoid a duplicate side effect "
+    r"\(redelivery policy '(?P<policy>\w+)'\)"
+)
+_CLAIM = re.compile(r"argo-http-agent \S+: request in flight")
+_FULFILLED = frozenset({"Succeeded", "Failed", "Error", "Skipped", "Omitted"})
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The outcome of one run, node by node; ``ok`` when nothing went wrong."""
+
+    tasks: int = 0
+    arrivals: int = 0
+    #: a claimed (non-idempotent) request that reached the target more than once
+    duplicates: list[str] = field(default_factory=list)
+    #: an unclaimed request sent again by the same agent instance (no restart in between)
+    resent_without_restart: list[str] = field(default_factory=list)
+    #: a node not fulfilled at the end
+    lost: list[str] = field(default_factory=list)
+    #: a reported result that is not what the target answered (or the documented message)
+    mismatched: list[str] = field(default_factory=list)
+    #: nodes finished ``Failed`` by the claim rule after an interruption (documented)
+    abandoned: int = 0
+    #: unclaimed requests sent again by a new instance after an interruption (documented)
+    resent_after_restart: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.duplicates or self.resent_without_restart or self.lost or self.mismatched)
+
+
+def claimed_before_sending(method: str, policy: Policy) -> bool:
+    """Whether the agent claims a request of this method before sending it."""
+    if policy == "always":
+        return False
+    return policy == "never" or method.upper() not in IDEMPOTENT_METHODS
+
+
+def judge(
+    plans: Iterable[TaskPlan],
+    nodes: Mapping[str, Any],
+    arrivals: Mapping[str, list[Arrival]],
+    restarts: Iterable[Restart],
+    *,
+    target: CountingTarget,
+    policy: Policy = "idempotent",
+    max_result_bytes: int = 1 << 20,
+) -> Verdict:
+    """Check every planned node against what the target saw and the agent reported."""
+    restarts = list(restarts)
+    verdict = Verdict()
+    for plan in plans:
+        verdict.tasks += 1
+        got = arrivals.get(plan.node, [])
+        verdict.arrivals += len(got)
+        claimed = claimed_before_sending(plan.method, policy)
+        label = f"{plan.node} ({plan.method} {plan.mode})"
+        if len(got) > 1:
+            if claimed:
+                verdict.duplicates.append(f"{label} arrived {len(got)} times")
+            elif all(
+                any(first.at < r.at < second.at for r in restarts)
+                for first, second in itertools.pairwise(got)
+            ):
+                verdict.resent_after_restart += len(got) - 1
+            else:
+                verdict.resent_without_restart.append(
+                    f"{label} arrived {len(got)} times, twice within one agent instance"
+                )
+        status = nodes.get(plan.node)
+        if not isinstance(status, Mapping) or status.get("phase") not in _FULFILLED:
+            verdict.lost.append(f"{label}: {status!r}")
+            continue
+        abandoned = _ABANDONED.fullmatch(str(status.get("message", "")))
+        if abandoned is not None:
+            problem = _check_abandoned(plan, status, abandoned, got, restarts, claimed, policy)
+            if problem:
+                verdict.mismatched.append(f"{label}: {problem}: {dict(status)}")
+            else:
+                verdict.abandoned += 1
+            continue
+        if not got:
+            verdict.mismatched.append(f"{label}: reported without reaching the target: {status}")
+            continue
+        expected = plan.expected(target, max_result_bytes=max_result_bytes)
+        if not expected.matches(status):
+            want = expected.status or f"Failed, message starting {expected.message_prefix!r}"
+            verdict.mismatched.append(f"{label}: reported {dict(status)}, expected {want}")
+    return verdict
+
+
+def _check_abandoned(
+    plan: TaskPlan,
+    status: Mapping[str, Any],
+    match: re.Match[str],
+    got: list[Arrival],
+    restarts: list[Restart],
+    claimed: bool,
+    policy: Policy,
+) -> str:
+    if not claimed:
+        return "finished by the claim rule, but this method is not claimed"
+    if set(status) != {"phase", "message"} or status.get("phase") != "Failed":
+        return "a claim-rule result must be Failed with a message only"
+    if match.group("policy") != policy:
+        return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
+    kind = "SIGKILL" if match.group("how") == "stopped" else "SIGTERM"
+    ends = [r.at for r in restarts if r.kind == kind]
+    if not ends:
+        return f"says the agent {match.group('how')}, but no {kind} happened"
+    if got and not any(got[0].at < at for at in ends):
+        return f"its request arrived after the last {kind}"
+    return ""
+
+
+# -- scenarios --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSize:
+    """How big a scenario run is: ``make test`` uses :data:`REDUCED`, the load test FULL."""
+
+    tasks: int
+    interruptions: int
+    workers: int
+    waves: int
+    settle_timeout: float  # bound on the final wait for every node to be fulfilled
+
+
+REDUCED = ScenarioSize(tasks=200, interruptions=3, workers=48, waves=5, settle_timeout=90)
+FULL = ScenarioSize(tasks=1000, interruptions=12, workers=128, waves=12, settle_timeout=300)
+
+
+@dataclass(slots=True)
+class ScenarioReport:
+    """What one scenario did and found (``summary()`` is the load test's JSON)."""
+
+    name: str
+    seed: int
+    policy: Policy
+    verdict: Verdict
+    tasksets: int = 0
+    interruptions: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    log_errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok and not self.problems
+
+    @property
+    def results_lost(self) -> int:
+        return len(self.verdict.lost) + len(self.verdict.mismatched)
+
+    def summary(self) -> dict[str, Any]:
+        v = self.verdict
+        return {
+            "scenario": self.name,
+            "seed": self.seed,
+            "policy": self.policy,
+            "tasks": v.tasks,
+            "tasksets": self.tasksets,
+            "interruptions": self.interruptions,
+            "faults": self.faults,
+            "arrivals": v.arrivals,
+            "duplicates": len(v.duplicates),
+            "resent_without_restart": len(v.resent_without_restart),
+            "resent_after_restart": v.resent_after_restart,
+            "abandoned_by_claim_rule": v.abandoned,
+            "results_lost": self.results_lost,
+            "problems": len(self.problems),
+            "seconds": round(self.seconds, 1),
+        }
+
+    def describe(self, *, limit: int = 15) -> str:
+        """A readable account for an assertion message: figures, then examples."""
+        lines = [
+            f"scenario {self.name!r} (seed {self.seed}; rerun with FAULTS_SEED={self.seed})",
+            json.dumps(self.summary()),
+        ]
+        sections = (
+            ("duplicates", self.verdict.duplicates),
+            ("re-sent within one instance", self.verdict.resent_without_restart),
+            ("not fulfilled", self.verdict.lost),
+            ("results not matching the target", self.verdict.mismatched),
+            ("problems", self.problems),
+            ("agent log errors", self.log_errors),
+        )
+        for title, items in sections:
+            if items:
+                lines.append(f"{title} ({len(items)}):")
+                lines.extend(f"  {item}" for item in items[:limit])
+        return "\n".join(lines)
+
+
+class _Run:
+    """One scenario's moving parts: simulator, target, agent instances, tasks fed so far."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sim: ApiSimulator,
+        target: CountingTarget,
+        rng: random.Random,
+        size: ScenarioSize,
+        policy: Policy,
+        workdir: str,
+        agent_args: list[str],
+    ) -> None:
+        self.name = name
+        self.sim = sim
+        self.target = target
+        self.rng = rng
+        self.size = size
+        self.policy = policy
+        self._workdir = workdir
+        self._agent_args = agent_args
+        self.agent: AgentProcess | None = None
+        self.restarts: list[Restart] = []
+        self.plans: list[TaskPlan] = []
+        self.tasksets: dict[str, list[str]] = {}
+        self.problems: list[str] = []
+        self.log_errors: list[str] = []
+        self.interruptions: dict[str, int] = {}
+        self.instance_logs: list[str] = []
+
+    # -- the agent ---------------------------------------------------------------------
+
+    async def start_agent(self) -> AgentProcess:
+        agent = AgentProcess(
+            self.sim,
+            "--namespace",
+            NS,
+            "--redelivery",
+            self.policy,
+            "--task-workers",
+            str(self.size.workers),
+            *self._agent_args,
+            workdir=tempfile.mkdtemp(prefix="agent-", dir=self._workdir),
+        )
+        await agent.start()
+        self.agent = agent
+        await agent.wait_ready(timeout=60)
+        return agent
+
+    async def interrupt(self, kind: Literal["SIGKILL", "SIGTERM"]) -> None:
+        """End the running instance (a crash or a graceful stop) and start a new one."""
+        agent = self.agent
+        assert agent is not None
+        if kind == "SIGKILL":
+            await agent.kill()
+        else:
+            code = await agent.stop(signal.SIGTERM, timeout=60)
+            if code != 0:
+                self.problems.append(f"agent exited {code} on SIGTERM")
+            stale = self._claims_left()
+            if stale:
+                self.problems.append(
+                    f"{len(stale)} claim(s) left after a graceful stop: {stale[:5]}"
+                )
+        self._collect_log_errors(agent)
+        self.interruptions[kind] = self.interruptions.get(kind, 0) + 1
+        self.restarts.append(Restart(kind, time.monotonic()))
+        await self.start_agent()
+
+    async def stop_agent(self) -> None:
+        agent, self.agent = self.agent, None
+        if agent is None:
+            return
+        if agent.proc is not None and agent.proc.returncode is None:
+            code = await agent.stop(signal.SIGTERM, timeout=60)
+            if code != 0:
+                self.problems.append(f"agent exited {code} on the final SIGTERM")
+        self._collect_log_errors(agent)
+
+    def _collect_log_errors(self, agent: AgentProcess) -> None:
+        text = agent.logs()
+        self.instance_logs.append(text)
+        for line in text.splitlines():
+            if "Traceback" in line or " ERROR " in line or "CRITICAL" in line:
+                self.log_errors.append(line[:300])
+
+    def _claims_left(self) -> list[str]:
+        left = []
+        for node, status in self.nodes().items():
+            if isinstance(status, Mapping) and _CLAIM.fullmatch(str(status.get("message", ""))):
+                left.append(node)
+        return left
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def submit(self, plans: list[TaskPlan]) -> None:
+        """Create a taskset with these tasks, or add them to an existing one."""
+        tasks = {plan.node: plan.template(self.target) for plan in plans}
+        if self.tasksets and self.rng.random() < 0.5:
+            name = self.rng.choice(sorted(self.tasksets))
+            self.sim.patch_object(TASKSETS, name, {"spec": {"tasks": tasks}}, namespace=NS)
+        else:
+            name = f"{self.name}-{len(self.tasksets)}"
+            self.sim.create_object(TASKSETS, taskset(name, tasks, namespace=NS))
+        self.tasksets.setdefault(name, []).extend(tasks)
+        self.plans.extend(plans)
+
+    async def feed(self, plans: list[TaskPlan], *, gap: tuple[float, float]) -> None:
+        """Submit ``plans`` in ``size.waves`` waves, ``gap`` seconds apart (random)."""
+        waves = max(1, min(self.size.waves, len(plans)))
+        for index in range(waves):
+            if index:
+                await asyncio.sleep(self.rng.uniform(*gap))
+            self.submit(plans[index * len(plans) // waves : (index + 1) * len(plans) // waves])
+
+    def nodes(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for name in self.tasksets:
+            obj = self.sim.find_object(TASKSETS, name, namespace=NS) or {}
+            status = obj.get("status")
+            nodes = status.get("nodes") if isinstance(status, Mapping) else None
+            if isinstance(nodes, Mapping):
+                merged.update(nodes)
+        return merged
+
+    async def settle(self) -> dict[str, Any]:
+        """Wait (bounded) until every planned node is fulfilled; the nodes either way."""
+        deadline = time.monotonic() + self.size.settle_timeout
+        while True:
+            nodes = self.nodes()
+            waiting = [
+                p.node
+                for p in self.plans
+                if not isinstance(nodes.get(p.node), Mapping)
+                or nodes[p.node].get("phase") not in _FULFILLED
+            ]
+            if not waiting:
+                return nodes
+            if time.monotonic() > deadline:
+                self.problems.append(
+                    f"{len(waiting)} node(s) not fulfilled after {self.size.settle_timeout:g}s"
+                )
+                return nodes
+            await asyncio.sleep(0.1)
+
+    async def metric(self, name: str, labels: str = "") -> float:
+        """One sample of the running agent's metrics (0 when absent)."""
+        assert self.agent is not None
+        text = (await self.agent.get("/metrics")).text
+        wanted = f"{name}{{{labels}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def faults_hit(self) -> int:
+        """API requests the simulator answered with an injected (or any) error."""
+        return sum(1 for r in self.sim.requests() if r.status is None or r.status >= 400)
+
+
+ScenarioBody = Callable[[_Run], Awaitable[None]]
+
+
+async def _kill(run: _Run) -> None:
+    """SIGKILL (and now and then SIGTERM) at random moments, with restarts."""
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.3)
+    await run.start_agent()
+    feeder = asyncio.create_task(run.feed(plans, gap=(0.1, 0.6)))
+    try:
+        for _ in range(run.size.interruptions):
+            await asyncio.sleep(run.rng.uniform(0.2, 1.2))
+            await run.interrupt("SIGTERM" if run.rng.random() < 0.25 else "SIGKILL")
+        await feeder
+    finally:
+        feeder.cancel()
+
+
+async def _api_storm(run: _Run) -> None:
+    """Storms of 5xx, 429 (with Retry-After) or cut connections on every API request.
+
+    Each storm lasts a random fraction of a second to a second and a half, then the API
+    is healthy again for a while; some storms also drop the watch, so the agent has to
+    re-connect through the storm.
+    """
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.1, max_sleep=0.5)
+    await run.start_agent()
+    feeder = asyncio.create_task(run.feed(plans, gap=(0.2, 1.0)))
+    storms = 0
+    try:
+        while storms < run.size.interruptions + 2 or not feeder.done():
+            await asyncio.sleep(run.rng.uniform(0.1, 0.6))
+            code = run.rng.choice((500, 502, 503, 504, 429, 0))
+            run.sim.fail_next(
+                None,
+                code=code or 503,
+                verb=run.rng.choice((None, "patch")),
+                retry_after=1 if code == 429 else None,
+                disconnect=code == 0,
+            )
+            if run.rng.random() < 0.5:
+                run.sim.drop_watches(abrupt=run.rng.random() < 0.5)
+            storms += 1
+            try:
+                await asyncio.sleep(run.rng.uniform(0.2, 1.5))
+            finally:
+                run.sim.clear_faults()
+        await feeder
+    finally:
+        feeder.cancel()
+    run.interruptions["storms"] = storms
+
+
+async def _watch_drops(run: _Run) -> None:
+    """Every watch dropped every few seconds (cleanly or cut mid-stream)."""
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.1, max_sleep=0.5)
+    await run.start_agent()
+    feeder = asyncio.create_task(run.feed(plans, gap=(0.3, 0.9)))
+    drops = 0
+    try:
+        while not feeder.done():
+            await asyncio.sleep(run.rng.uniform(0.5, 1.5))
+            drops += run.sim.drop_watches(abrupt=run.rng.random() < 0.5)
+        await feeder
+    finally:
+        feeder.cancel()
+    run.interruptions["watch_drops"] = drops
+
+
+async def _gone(run: _Run) -> None:
+    """The history compacted while the watch is down: the resume gets 410, re-list."""
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.1, max_sleep=0.5)
+    await run.start_agent()
+    waves = max(1, min(run.size.waves, len(plans)))
+    for index in range(waves):
+        # No await between the three steps: the agent can only resume after compaction.
+        run.sim.drop_watches()
+        run.submit(plans[index * len(plans) // waves : (index + 1) * len(plans) // waves])
+        run.sim.compact()
+        await asyncio.sleep(run.rng.uniform(0.3, 0.8))
+    await run.settle()
+    relists = await run.metric("argo_agent_watch_restarts_total", 'reason="gone"')
+    if relists < 1:
+        run.problems.append("the agent never re-listed after 410 Gone")
+    run.interruptions["gone_relists"] = int(relists)
+
+
+async def _slow_api(run: _Run) -> None:
+    """Every API request held before it is served."""
+    delay = run.rng.choice((0.1, 0.2, 0.3))
+    run.sim.delay(delay)
+    run.interruptions["api_delay_ms"] = int(delay * 1000)
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.1, max_sleep=0.5)
+    await run.start_agent()
+    await run.feed(plans, gap=(0.1, 0.4))
+
+
+BAD_TARGET_MODES: Mapping[Mode, float] = {
+    "ok": 4,
+    "status": 1,
+    "hang": 1,
+    "reset": 1,
+    "close": 1,
+    "huge": 1,
+    "garbage": 0.5,
+    "badchunk": 0.5,
+}
+BAD_TARGET_RESULT_CAP = 4096
+
+
+async def _bad_targets(run: _Run) -> None:
+    """Targets that hang, reset, close, answer huge or malformed responses."""
+    plans = plan_tasks(run.rng, run.size.tasks, modes=BAD_TARGET_MODES, slow=0.1, max_sleep=0.5)
+    await run.start_agent()
+    await run.feed(plans, gap=(0.1, 0.4))
+
+
+@dataclass(frozen=True, slots=True)
+class _Scenario:
+    body: ScenarioBody
+    policy: Policy = "idempotent"
+    agent_args: tuple[str, ...] = ()
+    max_result_bytes: int = 1 << 20
+
+
+SCENARIOS: Mapping[str, _Scenario] = {
+    "kill": _Scenario(_kill, agent_args=("--shutdown-grace", "0.5")),
+    "kill-never": _Scenario(_kill, policy="never", agent_args=("--shutdown-grace", "0.5")),
+    "api-storm": _Scenario(_api_storm),
+    "watch-drops": _Scenario(_watch_drops),
+    "gone": _Scenario(_gone),
+    "slow-api": _Scenario(_slow_api),
+    "bad-targets": _Scenario(
+        _bad_targets,
+        agent_args=("--max-result-bytes", str(BAD_TARGET_RESULT_CAP)),
+        max_result_bytes=BAD_TARGET_RESULT_CAP,
+    ),
+}
+
+
+@contextlib.asynccontextmanager
+async def _environment() -> AsyncIterator[tuple[ApiSimulator, CountingTarget, str]]:
+    with tempfile.TemporaryDirectory(prefix="faults-") as workdir, CountingTarget() as target:
+        async with ApiSimulator(bookmark_interval=0.5) as sim:
+            sim.add_token(TOKEN)
+            yield sim, target, workdir
+
+
+async def run_scenario(
+    name: str, *, seed: int, size: ScenarioSize = REDUCED, keep_logs: str | None = None
+) -> ScenarioReport:
+    """Run one scenario of :data:`SCENARIOS` end to end and judge it.
+
+    ``keep_logs``: a directory to copy every agent instance's log into (post-mortems).
+    """
+    scenario = SCENARIOS[name]
+    started = time.monotonic()
+    async with _environment() as (sim, target, workdir):
+        run = _Run(
+            name=name,
+            sim=sim,
+            target=target,
+            rng=random.Random(f"{seed}:{name}"),
+            size=size,
+            policy=scenario.policy,
+            workdir=workdir,
+            agent_args=list(scenario.agent_args),
+        )
+        try:
+            await scenario.body(run)
+            nodes = await run.settle()
+            faults = run.faults_hit()
+        finally:
+            await run.stop_agent()
+        if keep_logs:
+            os.makedirs(keep_logs, exist_ok=True)
+            for index, text in enumerate(run.instance_logs):
+                with open(os.path.join(keep_logs, f"{name}-{index}.log"), "w") as out:
+                    out.write(text)
+        nodes = run.nodes()  # after the final graceful stop: everything it flushed
+        if run._claims_left():
+            run.problems.append("claims left after the final graceful stop")
+        verdict = judge(
+            run.plans,
+            nodes,
+            target.all_arrivals(),
+            run.restarts,
+            target=target,
+            policy=scenario.policy,
+            max_result_bytes=scenario.max_result_bytes,
+        )
+    report = ScenarioReport(
+        name=name,
+        seed=seed,
+        policy=scenario.policy,
+        verdict=verdict,
+        tasksets=len(run.tasksets),
+        interruptions=run.interruptions,
+        faults={"api_errors_served": faults},
+        problems=run.problems,
+        log_errors=run.log_errors,
+        seconds=time.monotonic() - started,
+    )
+    return report
+
+
+def summary_json(reports: Iterable[ScenarioReport]) -> dict[str, Any]:
+    """The load test's figures over several scenario reports."""
+    reports = list(reports)
+    return {
+        "scenarios_run": len(reports),
+        "tasks": sum(r.verdict.tasks for r in reports),
+        "duplicates_found": sum(len(r.verdict.duplicates) for r in reports),
+        "resent_without_restart": sum(len(r.verdict.resent_without_restart) for r in reports),
+        "results_lost": sum(r.results_lost for r in reports),
+        "problems": sum(len(r.problems) for r in reports),
+        "ok": all(r.ok for r in reports),
+        "scenarios": [r.summary() for r in reports],
+    }
