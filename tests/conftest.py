@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from agent.sim import ApiSimulator
+from tests.agentproc import TOKEN
 from tests.servers import TargetServer, TestCA
 
 
@@ -27,4 +29,12 @@ def target() -> Iterator[TargetServer]:
 def tls_target(test_ca: TestCA) -> Iterator[TargetServer]:
     """An HTTPS target whose certificate (localhost, 127.0.0.1) is signed by ``test_ca``."""
     with TargetServer(tls=test_ca) as server:
+        yield server
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ApiSimulator]:
+    """A fresh Kubernetes API simulator; ``tests.agentproc.TOKEN`` has every permission."""
+    async with ApiSimulator(bookmark_interval=0.5) as server:
+        server.add_token(TOKEN)
         yield server

@@ -6,29 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
 
 from agent.sim import ApiSimulator
-from tests.agentproc import TOKEN, AgentProcess, http_task, taskset, wait_for_nodes
+from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 
 NS = "argo"
 TS = "workflowtasksets"
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[ApiSimulator]:
-    async with ApiSimulator(bookmark_interval=0.5) as server:
-        server.add_token(TOKEN)
-        yield server
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[TargetServer]:
-    with TargetServer() as server:
-        yield server
 
 
 def claim_patches(sim: ApiSimulator, name: str) -> list[tuple[str, dict[str, object]]]:
