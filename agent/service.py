@@ -32,7 +32,7 @@ import sys
 import types
 from collections.abc import Generator, Mapping
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import uvicorn
 from kubernetes_asyncio import client
@@ -191,6 +191,7 @@ def executor_settings(settings: Settings) -> ExecutorSettings:
         deny_networks=tuple(settings.deny_networks),
         plugins=plugins,
         max_connections=settings.task_workers,
+        transport=settings.transport,
     )
 
 
@@ -239,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, dest=name, action="store_const", const=True, help=help_text)
         elif get_origin(annotation) is list:
             parser.add_argument(flag, dest=name, action="append", help=help_text)
+        elif get_origin(annotation) is Literal:
+            choices = [str(c) for c in get_args(annotation)]
+            parser.add_argument(flag, dest=name, choices=choices, help=help_text)
         else:
             parser.add_argument(flag, dest=name, help=help_text)
     return parser

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     plugin_names: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("ARGO_PLUGIN_NAMES")
     )
+    transport: Literal["aiohttp", "httpcore"] = Field(
+        default="aiohttp", validation_alias=AliasChoices("ARGO_AGENT_TRANSPORT")
+    )
     secret_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SECRET_CACHE_SECONDS")
     )
@@ -106,7 +109,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, validation_alias=AliasChoices("ARGO_AGENT_API_TIMEOUT")
     )
     watch_timeout: int = Field(
-        default=290, ge=1, validation_alias=AliasChoices("ARGO_AGENT_WATCH_TIMEOUT")
+        default=120, ge=1, validation_alias=AliasChoices("ARGO_AGENT_WATCH_TIMEOUT")
     )
 
     @field_validator("patch_rate", mode="before")

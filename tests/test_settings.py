@@ -1,0 +1,113 @@
+"""Settings: Argo's env names keep their meaning, flags win, bad values name their source."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.duration import format_duration, parse_duration
+from agent.service import build_parser, scopes
+from agent.settings import SettingsError, load_settings
+
+
+def test_argo_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGO_WORKFLOW_NAME", "wf-1")
+    monkeypatch.setenv("ARGO_AGENT_TASK_WORKERS", "16")
+    monkeypatch.setenv("ARGO_AGENT_PATCH_RATE", "250ms")
+    monkeypatch.setenv("ARGO_PLUGIN_ADDRESSES", '["http://localhost:4355"]')
+    monkeypatch.setenv("ARGO_PLUGIN_NAMES", '["hello"]')
+    monkeypatch.setenv("ARGO_INSTANCE_ID", "blue")
+    settings = load_settings()
+    assert settings.per_workflow and settings.workflow == "wf-1"
+    assert settings.task_workers == 16
+    assert settings.patch_rate == 0.25
+    assert settings.plugin_addresses == ["http://localhost:4355"]
+    assert settings.plugin_names == ["hello"]
+    assert settings.instance_id == "blue"
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGO_AGENT_TASK_WORKERS", "16")
+    monkeypatch.setenv("ARGO_AGENT_NAMESPACES", "a, b")
+    args = vars(build_parser().parse_args(["--task-workers", "64", "-n", "x", "-n", "y"]))
+    settings = load_settings(**args)
+    assert settings.task_workers == 64
+    assert settings.namespaces == ["x", "y"]
+    assert [s.namespace for s in scopes(settings)] == ["x", "y"]
+    assert load_settings().namespaces == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("ARGO_AGENT_PATCH_RATE", "soon", "ARGO_AGENT_PATCH_RATE: invalid duration 'soon'"),
+        ("ARGO_AGENT_PATCH_RATE", "10", "missing or unknown unit"),
+        ("ARGO_AGENT_PATCH_RATE", "-1s", "must be a positive Go duration"),
+        ("ARGO_AGENT_TASK_WORKERS", "0", "ARGO_AGENT_TASK_WORKERS: Input should be greater"),
+        ("ARGO_AGENT_TASK_WORKERS", "many", "ARGO_AGENT_TASK_WORKERS"),
+        ("ARGO_AGENT_DENY_NETWORKS", "10.0.0.0/33", "ARGO_AGENT_DENY_NETWORKS"),
+        ("ARGO_AGENT_LOG_FORMAT", "xml", "ARGO_AGENT_LOG_FORMAT"),
+        ("ARGO_AGENT_REDELIVERY", "sometimes", "ARGO_AGENT_REDELIVERY"),
+        ("ARGO_PLUGIN_NAMES", '["only-a-name"]', "must list as many entries"),
+    ],
+)
+def test_invalid_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert named in str(info.value)
+    assert str(info.value).startswith("invalid configuration: ")
+
+
+def test_invalid_flag_names_the_flag() -> None:
+    with pytest.raises(SettingsError, match="--patch-rate: invalid duration 'fast'"):
+        load_settings(patch_rate="fast")
+
+
+def test_exclusive_namespace_options() -> None:
+    with pytest.raises(SettingsError, match="exclude each other"):
+        load_settings(all_namespaces=True, namespaces=["a"])
+
+
+def test_instance_id_selector_matches_the_controller() -> None:
+    [scope] = scopes(load_settings(all_namespaces=True, instance_id="blue"))
+    assert scope.namespace is None
+    assert scope.label_selector == "workflows.argoproj.io/controller-instanceid=blue"
+    [scope] = scopes(load_settings(namespaces=["argo"]))
+    assert scope.label_selector == "!workflows.argoproj.io/controller-instanceid"
+    [scope] = scopes(load_settings(namespaces=["argo"], workflow="wf"))
+    assert scope.field_selector == "metadata.name=wf"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("10s", 10.0),
+        ("250ms", 0.25),
+        ("1h2m3.5s", 3723.5),
+        ("1m30s", 90.0),
+        ("0", 0.0),
+        ("-1.5h", -5400.0),
+        (".5s", 0.5),
+        ("1us", 1e-6),
+        ("1µs", 1e-6),
+        ("2ns", 2e-9),
+    ],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "10", "abc", "1x", "s", "1.s5", "--1s"])
+def test_bad_go_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(10.0, "10s"), (0.25, "250ms"), (90.0, "1m30s"), (3723.5, "1h2m3.5s"), (0.0, "0s")],
+)
+def test_format_duration_like_go(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
