@@ -9,6 +9,8 @@ in one place, testable without either:
 * **Never twice.** A node ID is queued the first time it appears in ``spec.tasks`` and
   never again while the taskset lives; a node whose ``status.nodes`` entry is already
   fulfilled is not run at all (so a restarted agent does not re-send finished work).
+* **Replays are harmless.** A snapshot whose ``metadata.generation`` is older than one
+  already seen is ignored, and a new ``uid`` under a known name is a new taskset.
 * **Cheap events.** Every status patch comes back as a watch event carrying the whole
   ``spec.tasks``; only keys not seen before are looked at, templates are parsed by the
   runner once, when they run.
@@ -67,6 +69,8 @@ class TaskSetSnapshot:
     nodes: Mapping[str, Any]
     workflow_uid: str = ""
     completed: bool = False
+    uid: str = ""
+    generation: int = 0
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> TaskSetSnapshot:
@@ -82,12 +86,15 @@ class TaskSetSnapshot:
                 break
         tasks = spec.get("tasks") if isinstance(spec, Mapping) else None
         nodes = status.get("nodes") if isinstance(status, Mapping) else None
+        generation = meta.get("generation")
         return cls(
             key=TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))),
             tasks=tasks if isinstance(tasks, Mapping) else {},
             nodes=nodes if isinstance(nodes, Mapping) else {},
             workflow_uid=owner_uid,
             completed=labels.get(COMPLETED_LABEL) == "true",
+            uid=str(meta.get("uid", "")),
+            generation=generation if isinstance(generation, int) else 0,
         )
 
 
@@ -133,6 +140,8 @@ class Claims(Protocol):
 class _TaskSetState:
     key: TaskSetKey
     workflow_uid: str = ""
+    uid: str = ""
+    generation: int = 0
     seen: set[str] = field(default_factory=set)
     queue: deque[str] = field(default_factory=deque)
     templates: dict[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -178,10 +187,18 @@ class Engine:
             self.forget(snapshot.key)
             return
         state = self._states.get(snapshot.key)
+        if state is not None and snapshot.uid and state.uid and snapshot.uid != state.uid:
+            self.forget(snapshot.key)  # deleted and re-created under the same name
+            state = None
         if state is None:
             state = self._states[snapshot.key] = _TaskSetState(
-                snapshot.key, workflow_uid=snapshot.workflow_uid
+                snapshot.key, workflow_uid=snapshot.workflow_uid, uid=snapshot.uid
             )
+        if snapshot.generation < state.generation:
+            # An older spec than one already acted on (a replayed event): applying it
+            # would make nodes look removed, then new again. Generations only grow.
+            return
+        state.generation = snapshot.generation
         tasks = snapshot.tasks
         if len(tasks) == len(state.seen) and not state.seen.symmetric_difference(tasks.keys()):
             return

@@ -74,6 +74,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def _latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     return {
+        "min": round(min(seconds) * 1000, 1),
         "p50": round(percentile(seconds, 0.50) * 1000, 1),
         "p99": round(percentile(seconds, 0.99) * 1000, 1),
         "max": round(max(seconds) * 1000, 1),
@@ -555,27 +556,47 @@ def _transport_supported() -> bool:
     return False
 
 
-async def _wait_ready(session: aiohttp.ClientSession, url: str, child: Child) -> None:
+async def _wait_ready(url: str, child: Child) -> None:
     deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        child.check_alive()
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                if resp.status == 200:
-                    return
-        await asyncio.sleep(0.05)
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            child.check_alive()
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.05)
     raise RuntimeError(f"{child.name} not ready after {_START_TIMEOUT:g}s:\n{child.logs()}")
 
 
-async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
-    """Start the three processes, run the phases, stop everything; return the report."""
+@dataclass(slots=True)
+class Stack:
+    """The three running processes and how to reach them."""
+
+    api_url: str
+    target_url: str
+    kubeconfig: Path
+    token: str
+    metrics_url: str
+    workers: int
+    workdir: Path
+    sim: Child
+    target: Child
+    agent: Child
+
+    def alive(self) -> None:
+        """Raise (with the log tail) if any child has exited."""
+        for child in (self.sim, self.target, self.agent):
+            child.check_alive()
+
+
+@contextlib.asynccontextmanager
+async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
+    """Simulator, target and agent started and ready; all stopped on exit, whatever happens."""
     workdir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     token = secrets.token_urlsafe(18)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     workers = 16 if cfg.argo_defaults else cfg.concurrency
-    transport_applied = _transport_supported()
-    if cfg.transport and not transport_applied:
-        _log(f"warning: the agent has no {TRANSPORT_ENV} setting; --transport is not applied")
     agent_env = {
         **env,
         "ARGO_AGENT_CA_DIR": str(workdir / "no-ca"),
@@ -585,43 +606,33 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         agent_env[TRANSPORT_ENV] = cfg.transport
     kubeconfig = workdir / "kubeconfig"
     metrics_port = _free_port()
-    sim = Child(
-        "simulator",
-        [
-            sys.executable,
-            "-m",
-            "agent.sim",
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--token",
-            token,
-            "--namespace",
-            NAMESPACE,
-            "--history-limit",
-            "1000000",
-            "--bookmark-interval",
-            "5",
-        ],
-        workdir=workdir,
-        env=env,
-    )
-    target = Child(
-        "target",
-        [
-            sys.executable,
-            str(TARGET_SCRIPT),
-            "--delay",
-            str(cfg.delay),
-            "--size",
-            str(cfg.size),
-            "--server",
-            cfg.target_server,
-        ],
-        workdir=workdir,
-        env=env,
-    )
+    sim_argv = [
+        sys.executable,
+        "-m",
+        "agent.sim",
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--token",
+        token,
+        "--namespace",
+        NAMESPACE,
+        "--history-limit",
+        "1000000",
+        "--bookmark-interval",
+        "5",
+    ]
+    target_argv = [
+        sys.executable,
+        str(TARGET_SCRIPT),
+        "--delay",
+        str(cfg.delay),
+        "--size",
+        str(cfg.size),
+        "--server",
+        cfg.target_server,
+    ]
     agent_argv = [
         sys.executable,
         "-m",
@@ -640,6 +651,8 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         *(ARGO_DEFAULTS if cfg.argo_defaults else ("--task-workers", str(workers))),
         *cfg.agent_args,
     ]
+    sim = Child("simulator", sim_argv, workdir=workdir, env=env)
+    target = Child("target", target_argv, workdir=workdir, env=env)
     agent = Child("agent", agent_argv, workdir=workdir, env=agent_env)
     children = [sim, target, agent]
     ok = False
@@ -649,93 +662,21 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         api_url = (await sim.ready_line(timeout=_START_TIMEOUT))["url"]
         target_url = (await target.ready_line(timeout=_START_TIMEOUT))["url"]
         await agent.start()
-        headers = {"Authorization": f"Bearer {token}"}
-        connector = aiohttp.TCPConnector(limit=32)
-        async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
-            await _wait_ready(session, f"http://127.0.0.1:{metrics_port}/readyz", agent)
-
-            def alive() -> None:
-                for child in children:
-                    child.check_alive()
-
-            report: dict[str, Any] = {
-                "tasks": 0 if cfg.light else cfg.tasks,
-                "tasksets": 0 if cfg.light else cfg.tasksets,
-                "concurrency": cfg.concurrency,
-                "agent_workers": workers,
-                "delay_s": cfg.delay,
-                "size": cfg.size,
-                "argo_defaults": cfg.argo_defaults,
-                "transport": cfg.transport or "default",
-                "transport_applied": bool(cfg.transport) and transport_applied,
-            }
-            watcher = ResultWatcher(session, api_url)
-            await watcher.start()
-            watch_task = asyncio.create_task(watcher.run(), name="result watch")
-            try:
-                if not cfg.light:
-                    urls = [f"{target_url}/bench/{i}" for i in range(cfg.tasks)]
-                    if cfg.raw:
-                        _log(f"raw aiohttp loop: {cfg.tasks} requests at {cfg.concurrency}")
-                        rps, raw_failures = await asyncio.wait_for(
-                            raw_aiohttp_rps(urls, concurrency=cfg.concurrency), cfg.timeout
-                        )
-                        report["raw_aiohttp_rps"] = round(rps, 1)
-                        report["raw_failures"] = raw_failures
-                    _log(f"agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
-                    before = agent.stats()
-                    target_before = target.stats()
-                    sim_before = sim.stats()
-                    bench_before = ProcStats.read(os.getpid())
-                    async with _profiled(cfg.profile, pid=agent.pid, workdir=workdir):
-                        report.update(
-                            await _throughput(
-                                cfg,
-                                session=session,
-                                api_url=api_url,
-                                urls=urls,
-                                watcher=watcher,
-                                alive=alive,
-                            )
-                        )
-                    after = agent.stats()
-                    report["agent_cpu_s"] = round(after.cpu_s - before.cpu_s, 2)
-                    report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
-                    report["other_cpu_s"] = {
-                        "simulator": round(sim.stats().cpu_s - sim_before.cpu_s, 2),
-                        "target": round(target.stats().cpu_s - target_before.cpu_s, 2),
-                        "bench": round(ProcStats.read(os.getpid()).cpu_s - bench_before.cpu_s, 2),
-                    }
-                    report["results"] = dict(watcher.phases)
-                    report["fulfilled"] = len(watcher.seen)
-                    if watcher.failures:
-                        report["failure_samples"] = list(watcher.failures)
-                    if "raw_aiohttp_rps" in report:
-                        report["ratio"] = round(
-                            report["tasks_per_s"] / report["raw_aiohttp_rps"], 3
-                        )
-                    report.update(await _metrics(session, f"http://127.0.0.1:{metrics_port}"))
-                if cfg.light or cfg.light_iterations:
-                    _log(f"light load: {cfg.light_iterations} x 1 task")
-                    before = agent.stats()
-                    light = await _light(
-                        cfg,
-                        session=session,
-                        api_url=api_url,
-                        url=f"{target_url}/light",
-                        watcher=watcher,
-                        alive=alive,
-                    )
-                    after = agent.stats()
-                    light["agent_cpu_s"] = round(after.cpu_s - before.cpu_s, 2)
-                    report["light"] = light
-                    report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
-            finally:
-                watch_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch_task
+        metrics_url = f"http://127.0.0.1:{metrics_port}"
+        await _wait_ready(f"{metrics_url}/readyz", agent)
+        yield Stack(
+            api_url=api_url,
+            target_url=target_url,
+            kubeconfig=kubeconfig,
+            token=token,
+            metrics_url=metrics_url,
+            workers=workers,
+            workdir=workdir,
+            sim=sim,
+            target=target,
+            agent=agent,
+        )
         ok = True
-        return report
     except BaseException:
         for child in children:
             if child.proc is not None:
@@ -748,6 +689,135 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             _log(f"logs kept in {workdir}")
+
+
+async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Start the three processes, run the phases, stop everything; return the report."""
+    transport_applied = _transport_supported()
+    if cfg.transport and not transport_applied:
+        _log(f"warning: the agent has no {TRANSPORT_ENV} setting; --transport is not applied")
+    async with running_stack(cfg) as stack:
+        headers = {"Authorization": f"Bearer {stack.token}"}
+        connector = aiohttp.TCPConnector(limit=32)
+        async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+            report: dict[str, Any] = {
+                "tasks": 0 if cfg.light else cfg.tasks,
+                "tasksets": 0 if cfg.light else cfg.tasksets,
+                "concurrency": cfg.concurrency,
+                "agent_workers": stack.workers,
+                "delay_s": cfg.delay,
+                "size": cfg.size,
+                "argo_defaults": cfg.argo_defaults,
+                "transport": cfg.transport or "default",
+                "transport_applied": bool(cfg.transport) and transport_applied,
+            }
+            watcher = ResultWatcher(session, stack.api_url)
+            await watcher.start()
+            watch_task = asyncio.create_task(watcher.run(), name="result watch")
+            try:
+                if not cfg.light:
+                    report.update(await _throughput_phase(cfg, stack, session, watcher))
+                if cfg.light or cfg.light_iterations:
+                    _log(f"light load: {cfg.light_iterations} x 1 task")
+                    before = stack.agent.stats()
+                    light = await _light(
+                        cfg,
+                        session=session,
+                        api_url=stack.api_url,
+                        url=f"{stack.target_url}/light",
+                        watcher=watcher,
+                        alive=stack.alive,
+                    )
+                    after = stack.agent.stats()
+                    light["agent_cpu_s"] = round(after.cpu_s - before.cpu_s, 2)
+                    report["light"] = light
+                    report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
+            finally:
+                watch_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch_task
+        return report
+
+
+async def _throughput_phase(
+    cfg: BenchConfig, stack: Stack, session: aiohttp.ClientSession, watcher: ResultWatcher
+) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    urls = [f"{stack.target_url}/bench/{i}" for i in range(cfg.tasks)]
+    if cfg.raw:
+        _log(f"raw aiohttp loop: {cfg.tasks} requests at {cfg.concurrency}")
+        rps, raw_failures = await asyncio.wait_for(
+            raw_aiohttp_rps(urls, concurrency=cfg.concurrency), cfg.timeout
+        )
+        report["raw_aiohttp_rps"] = round(rps, 1)
+        report["raw_failures"] = raw_failures
+    _log(f"agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
+    before = {c.name: c.stats() for c in (stack.agent, stack.sim, stack.target)}
+    bench_before = ProcStats.read(os.getpid())
+    async with _profiled(cfg.profile, pid=stack.agent.pid, workdir=stack.workdir):
+        report.update(
+            await _throughput(
+                cfg,
+                session=session,
+                api_url=stack.api_url,
+                urls=urls,
+                watcher=watcher,
+                alive=stack.alive,
+            )
+        )
+    after = stack.agent.stats()
+    report["agent_cpu_s"] = round(after.cpu_s - before["agent"].cpu_s, 2)
+    report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
+    report["other_cpu_s"] = {
+        "simulator": round(stack.sim.stats().cpu_s - before["simulator"].cpu_s, 2),
+        "target": round(stack.target.stats().cpu_s - before["target"].cpu_s, 2),
+        "bench": round(ProcStats.read(os.getpid()).cpu_s - bench_before.cpu_s, 2),
+    }
+    report["results"] = dict(watcher.phases)
+    report["fulfilled"] = len(watcher.seen)
+    if watcher.failures:
+        report["failure_samples"] = list(watcher.failures)
+    if "raw_aiohttp_rps" in report:
+        report["ratio"] = round(report["tasks_per_s"] / report["raw_aiohttp_rps"], 3)
+    report.update(await _metrics(session, stack.metrics_url))
+    return report
+
+
+async def serve_stack(cfg: BenchConfig, command: Sequence[str]) -> int:
+    """Run ``command`` against a running stack (``--serve``); its exit code.
+
+    The command gets ``LOADTEST_KUBECONFIG``, ``LOADTEST_NAMESPACE`` and
+    ``LOADTEST_TARGET_URL`` in its environment (the locustfile reads them) and is killed
+    after ``--timeout`` seconds.
+    """
+    async with running_stack(cfg) as stack:
+        env = {
+            **os.environ,
+            "LOADTEST_KUBECONFIG": str(stack.kubeconfig),
+            "LOADTEST_NAMESPACE": NAMESPACE,
+            "LOADTEST_TARGET_URL": f"{stack.target_url}/loadtest",
+        }
+        _log(f"stack up: API {stack.api_url}, target {stack.target_url}; running {command[0]}")
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent
+        )
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                while True:
+                    try:
+                        return await asyncio.wait_for(proc.wait(), 1.0)
+                    except TimeoutError:
+                        stack.alive()
+        except TimeoutError:
+            raise TimeoutError(f"{command[0]} still running after {cfg.timeout:g}s") from None
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -825,12 +895,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="extra argument for 'python -m agent run' (repeatable)",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="no benchmark: start the stack, run COMMAND against it (LOADTEST_KUBECONFIG, "
+        "LOADTEST_NAMESPACE, LOADTEST_TARGET_URL set), stop; exit with its code",
+    )
+    parser.add_argument("command", nargs="*", help="with --serve: the command, after --")
     return parser
 
 
-def _config(argv: Sequence[str] | None) -> BenchConfig:
+def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.serve and not args.command:
+        parser.error("--serve needs a command after --")
+    if args.command and not args.serve:
+        parser.error(f"unexpected arguments {args.command} (a command needs --serve)")
     if args.tasksets > args.tasks:
         parser.error(f"--tasksets ({args.tasksets}) must not exceed --tasks ({args.tasks})")
     if args.size < 0:
@@ -841,7 +922,7 @@ def _config(argv: Sequence[str] | None) -> BenchConfig:
         parser.error("--light needs --light-iterations >= 1")
     if args.timeout <= 0:
         parser.error("--timeout: must be > 0")
-    return BenchConfig(
+    cfg = BenchConfig(
         tasks=args.tasks,
         tasksets=args.tasksets,
         concurrency=args.concurrency,
@@ -859,28 +940,33 @@ def _config(argv: Sequence[str] | None) -> BenchConfig:
         agent_args=tuple(args.agent_arg),
         profile=os.path.abspath(args.profile) if args.profile else None,
     )
+    return cfg, list(args.command)
 
 
-async def _main(cfg: BenchConfig) -> dict[str, Any]:
+async def _main(cfg: BenchConfig, command: Sequence[str]) -> dict[str, Any] | int:
     # SIGTERM ends the run like Ctrl-C: the finally blocks stop every child.
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    if command:
+        return await serve_stack(cfg, command)
     return await run_bench(cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run the benchmark, print its JSON line; 1 on failure."""
-    cfg = _config(argv)
+    """Entry point: run the benchmark and print its JSON line (1 on failure), or ``--serve``."""
+    cfg, command = _config(argv)
     try:
-        report = asyncio.run(_main(cfg))
-    except (RuntimeError, TimeoutError) as exc:
+        outcome = asyncio.run(_main(cfg, command))
+    except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(report), flush=True)
+    if isinstance(outcome, int):
+        return outcome
+    print(json.dumps(outcome), flush=True)
     return 0
 
 

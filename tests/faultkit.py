@@ -53,6 +53,7 @@ __all__ = [
     "Arrival",
     "CountingTarget",
     "Expected",
+    "Mode",
     "Restart",
     "ScenarioReport",
     "ScenarioSize",
@@ -116,7 +117,7 @@ class CountingTarget(_ThreadedServer):
         self._arrivals: dict[str, list[Arrival]] = {}
 
     def make_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=64 << 20)  # large template bodies arrive whole
         app.router.add_route("*", "/n/{node}", self._node)
         return app
 

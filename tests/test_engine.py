@@ -265,3 +265,37 @@ def test_snapshot_from_api_object() -> None:
     assert snapshot.nodes["n1"]["phase"] == "Succeeded"
     empty = TaskSetSnapshot.from_object({"metadata": {"name": "x", "namespace": "y"}, "spec": None})
     assert empty.tasks == {} and empty.nodes == {}
+
+
+async def test_replayed_older_generation_is_ignored() -> None:
+    """A replayed event with an older spec must not make nodes look removed, then new."""
+    runner, sink = RecordingRunner(), ListSink()
+    engine = Engine(runner=runner, sink=sink, max_in_flight=4)
+    loop = await start(engine)
+    old = TaskSetSnapshot(key=KEY, tasks={"a": {}}, nodes={}, uid="u1", generation=1)
+    new = TaskSetSnapshot(key=KEY, tasks={"a": {}, "b": {}}, nodes={}, uid="u1", generation=2)
+    engine.observe(old)
+    engine.observe(new)
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    engine.observe(old)  # replay
+    engine.observe(new)
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    await stop(loop)
+    assert sorted(n for _, n in runner.started) == ["a", "b"]
+    assert sink.discarded == []
+
+
+async def test_recreated_taskset_with_a_new_uid_starts_afresh() -> None:
+    runner, sink = RecordingRunner(), ListSink()
+    engine = Engine(runner=runner, sink=sink, max_in_flight=4)
+    loop = await start(engine)
+    engine.observe(TaskSetSnapshot(key=KEY, tasks={"a": {}}, nodes={}, uid="u1", generation=5))
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    engine.observe(TaskSetSnapshot(key=KEY, tasks={"a": {}}, nodes={}, uid="u2", generation=1))
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    await stop(loop)
+    assert [n for _, n in runner.started] == ["a", "a"]

@@ -981,8 +981,30 @@ ENV_QUIRKS = [
     Err("m(1)", "is not callable", "compile", f"{SHARED} (calling a non-function)", {"m": {}}),
 ]
 
+SAFE = f"{SHARED}#safety (bounded work per evaluation)"
+BIG = 'let s = repeat("ab", 400000); '
+SAFETY = [
+    Err(
+        'replace(repeat("x", 999999), "", repeat("y", 999))', "memory budget exceeded", "run", SAFE
+    ),
+    Err(BIG + "join(map(0..999, s))", "memory budget exceeded", "run", SAFE),
+    Err(BIG + "string(map(0..99, s))", "memory budget exceeded", "run", SAFE),
+    Err(BIG + 'split(s + s + s, "")', "memory budget exceeded", "run", SAFE),
+    Err(
+        "let l = 0..99999; concat(l, l, l, l, l, l, l, l, l, l, l)",
+        "memory budget exceeded",
+        "run",
+        SAFE,
+    ),
+    Err(BIG + "s" + " + s" * 21, "memory budget exceeded", "run", SAFE),
+    Err("map(0..999, 0..999)", "memory budget exceeded", "run", SAFE),
+    Err("(" * 200 + "1" + ")" * 200, "nesting exceeds", "compile", SAFE),
+    Err("1" + " + 1" * 200, "nesting exceeds", "compile", SAFE),
+]
+
 ALL = (
-    LITERALS
+    SAFETY
+    + LITERALS
     + ARITHMETIC
     + COMPARISON
     + LOGIC

@@ -10,10 +10,12 @@ same message on both transports and never a Python ``repr``.
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import ssl
 from collections.abc import Iterator
 
+import aiohttp
 import httpx
 
 from agent.execute.policy import PolicyDenied
@@ -66,6 +68,9 @@ def describe_transport_error(
     for item in chain:
         if isinstance(item, socket.gaierror):
             return f"dial tcp: lookup {host}: no such host ({_oserror_text(item)})"
+    protocol = _protocol_error_text(chain)
+    if protocol:
+        return protocol
     connecting = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
     for item in chain:
         if isinstance(item, OSError) and (item.errno is not None or item.strerror):
@@ -79,6 +84,30 @@ def describe_transport_error(
     if text:
         return f"dial tcp {target}: {text}" if connecting else text
     return f"{type(exc).__name__} talking to {target}"
+
+
+_STATUS_LINE = re.compile(r"(?:b|bytearray\(b)(['\"])(?P<line>.*?)\1")
+
+
+def _protocol_error_text(chain: list[BaseException]) -> str:
+    """A malformed answer, in Go's words, on one line and without Python reprs."""
+    for item in chain:
+        text = _plain(item)
+        lowered = text.lower()
+        if "bad status line" in lowered or "illegal status line" in lowered:
+            match = _STATUS_LINE.search(text)
+            line = match.group("line") if match else ""
+            return (
+                "net/http: HTTP/1.x transport connection broken: "
+                f'malformed HTTP response "{line[:100]}"'
+            )
+        if "chunk size" in lowered or "chunk length" in lowered:
+            return "invalid byte in chunk length"
+        message = getattr(item, "message", None)
+        if isinstance(item, aiohttp.ClientResponseError) and isinstance(message, str) and message:
+            first = message.strip().splitlines()[0].rstrip(":")
+            return f"net/http: HTTP/1.x transport connection broken: {first}"
+    return ""
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

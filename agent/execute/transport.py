@@ -191,6 +191,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=None),
             )
+            # aiohttp silently sends an idempotent request (GET, PUT, DELETE ...) a second
+            # time when a reused keep-alive connection fails; the agent promises that no
+            # request is sent twice within one run, so that retry is switched off. There
+            # is no public switch in aiohttp 3.x; tests/test_faults.py pins the behaviour.
+            self._session._retry_connection = False
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

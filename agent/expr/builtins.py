@@ -240,7 +240,9 @@ def fetch(base: Any, key: Any) -> Any:
             f"reflect.Value.MapIndex: value of type {go_type(key)} is not assignable to type string"
         )
     if isinstance(base, (list, tuple, str, bytes, bytearray)):
-        index = to_int(key) if not isinstance(key, str) else _string_index(key)
+        if isinstance(key, str):
+            raise Panic("invalid operation: int(string)")
+        index = to_int(key)
         if isinstance(base, str):
             # Indexing a Go string yields a byte.
             data: Sequence[Any] = base.encode("utf-8")
@@ -259,10 +261,6 @@ def fetch(base: Any, key: Any) -> Any:
     if base is None:
         raise Panic(f"cannot fetch {go_sprint(key)} from <nil>")
     raise Panic(f"cannot fetch {go_sprint(key)} from {go_type(base)}")
-
-
-def _string_index(key: str) -> int:
-    raise Panic("invalid operation: int(string)")
 
 
 # ------------------------------------------------------------------ time methods
@@ -559,8 +557,9 @@ def _check_array_arg(verb: str, result: Nature, *, variadic: bool = False) -> Ch
 
 
 def _check_get(name: str, args: list[Nature]) -> Nature:
-    # expr checks get() in the checker itself (checkBuiltinGet); see checker.py.
-    raise AssertionError("get is checked by the checker")  # pragma: no cover
+    # The checker applies expr's checkBuiltinGet itself (it needs the argument nodes).
+    _arity(name, args, 2)
+    return UNKNOWN
 
 
 # ----------------------------------------------------------------------- runtime
@@ -589,8 +588,18 @@ def _go_lower(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
+def split_count(text: str, sep: str, limit: int = -1) -> int:
+    """How many parts ``go_split`` returns (to bound memory before splitting)."""
+    if limit == 0:
+        return 0
+    parts = len(text) if sep == "" else text.count(sep) + 1
+    return min(parts, limit) if limit > 0 else parts
+
+
 def go_split(text: str, sep: str, limit: int = -1, *, after: bool = False) -> list[Any]:
-    """``strings.SplitN`` / ``strings.SplitAfterN``."""
+    """``strings.SplitN`` / ``strings.SplitAfterN`` (at most 1,000,000 parts)."""
+    if split_count(text, sep, limit) >= 1_000_000:
+        raise Panic("memory budget exceeded", kind="limit")
     if limit == 0:
         return []
     if sep == "":
@@ -714,23 +723,37 @@ def _join(state: State, args: list[Any]) -> str:
     items = args[0]
     if not isinstance(items, (list, tuple)):
         raise Panic(f"invalid argument for join (type {go_type(items)})")
-    return state.check_string(glue.join(_assert_str(item) for item in items))
+    texts = [_assert_str(item) for item in items]
+    size = sum(map(len, texts)) + len(glue) * max(len(texts) - 1, 0)
+    if size > state.limits.max_string_length:
+        raise Panic("memory budget exceeded", kind="limit")
+    return glue.join(texts)
 
 
 def _split_impl(after: bool) -> Impl:
     def run(state: State, args: list[Any]) -> Any:
         text, sep = _assert_str(args[0]), _assert_str(args[1])
         limit = to_int(args[2]) if len(args) == 3 else -1
+        state.grow(split_count(text, sep, limit))
         return go_split(text, sep, limit, after=after)
 
     return run
 
 
+def replaced_length(text: str, old: str, new: str, count: int = -1) -> int:
+    """The length ``text.replace(old, new, count)`` would have, computed without building it."""
+    hits = len(text) + 1 if old == "" else text.count(old)
+    if count >= 0:
+        hits = min(hits, count)
+    return len(text) + hits * (len(new) - len(old))
+
+
 def _replace(state: State, args: list[Any]) -> str:
     text, old, new = (_assert_str(a) for a in args[:3])
     count = to_int(args[3]) if len(args) == 4 else -1
-    result = text.replace(old, new, count if count >= 0 else -1)
-    return state.check_string(result)
+    if replaced_length(text, old, new, count) > state.limits.max_string_length:
+        raise Panic("memory budget exceeded", kind="limit")
+    return text.replace(old, new, count if count >= 0 else -1)
 
 
 def _trim(state: State, args: list[Any]) -> str:
@@ -747,7 +770,7 @@ def _trim_suffix(state: State, args: list[Any]) -> str:
 
 
 def _to_json(state: State, args: list[Any]) -> str:
-    return state.check_string(json_marshal(args[0], indent="  "))
+    return json_marshal(args[0], indent="  ", limit=state.limits.max_string_length)
 
 
 def _reject_constant(name: str) -> Any:
@@ -973,10 +996,10 @@ def _hash_key(value: Any) -> tuple[str, Any] | None:
 def _concat(state: State, args: list[Any]) -> list[Any]:
     if not args:
         raise Panic("invalid number of arguments (expected at least 1, got 0)")
+    state.grow(sum(len(arg) for arg in args))  # before building: arguments may alias
     out: list[Any] = []
     for arg in args:
         out.extend(arg)
-    state.grow(len(out))
     return out
 
 
@@ -989,10 +1012,10 @@ def _flatten(state: State, args: list[Any]) -> list[Any]:
             if _is_array(item):
                 walk(item)
             else:
+                state.grow(1)
                 out.append(item)
 
     walk(args[0])
-    state.grow(len(out))
     return out
 
 
@@ -1072,7 +1095,7 @@ def _bitnot(state: State, args: list[Any]) -> int:
 
 
 def _string(state: State, args: list[Any]) -> str:
-    return state.check_string(go_sprint(args[0]))
+    return go_sprint(args[0], limit=state.limits.max_string_length)
 
 
 def _convert(fn: Callable[[Any], Any]) -> Impl:

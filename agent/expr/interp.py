@@ -331,7 +331,9 @@ class _Builder:
                         r = a + b
                         return r if -9223372036854775808 <= r <= 9223372036854775807 else wrap(r)
                     if ta is str:
-                        return s.check_string(a + b)
+                        if len(a) + len(b) > s.limits.max_string_length:
+                            raise located(Panic("memory budget exceeded", kind="limit"), node)
+                        return a + b
                 try:
                     return add(a, b)
                 except Panic as exc:
@@ -524,7 +526,10 @@ class _Builder:
             fn = callee(s)
             values = [arg(s) for arg in args]
             try:
-                return call_value(fn, values)
+                result = call_value(fn, values)
+                if type(result) is list or type(result) is dict:
+                    s.grow(len(result))  # function results count toward the memory budget
+                return result
             except Panic as exc:
                 raise located(exc, node) from None
 

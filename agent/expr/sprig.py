@@ -34,6 +34,7 @@ from typing import Any
 
 from .errors import Panic
 from .values import (
+    MAX_TEXT,
     GoFunc,
     deep_equal,
     go_sprint,
@@ -121,6 +122,14 @@ def strval(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     return go_sprint(value)
+
+
+def _bounded(parts: list[str], glue: str = "") -> str:
+    """Join, refusing results beyond the string size bound (arguments may alias)."""
+    size = sum(map(len, parts)) + len(glue) * max(len(parts) - 1, 0)
+    if size > MAX_TEXT:
+        raise Panic("memory budget exceeded", kind="limit")
+    return glue.join(parts)
 
 
 def _strslice(value: Any) -> list[Any]:
@@ -348,9 +357,17 @@ def _expand(template: str, match: Any) -> str:
 
 def _replace_all(pattern: str, text: str, repl: str, *, literal: bool) -> str:
     regex = _regexp(pattern)
-    if literal:
-        return str(regex.sub(lambda m: repl, text))
-    return str(regex.sub(lambda m: _expand(repl, m), text))
+    budget = MAX_TEXT - len(text)
+
+    def piece(match: Any) -> str:
+        nonlocal budget
+        out = repl if literal else _expand(repl, match)
+        budget -= len(out)
+        if budget < 0:
+            raise Panic("memory budget exceeded", kind="limit")
+        return out
+
+    return str(regex.sub(piece, text))
 
 
 def _regex_split(pattern: str, text: str, count: int) -> list[Any]:
@@ -366,6 +383,8 @@ def _regex_split(pattern: str, text: str, count: int) -> list[Any]:
             break
         if match.end() == 0:
             continue
+        if len(parts) >= 1_000_000:
+            raise Panic("memory budget exceeded", kind="limit")
         parts.append(text[start : match.start()])
         start = match.end()
     parts.append(text[start:])
@@ -378,6 +397,8 @@ def _regex_find_all(pattern: str, text: str, count: int) -> list[Any]:
     for match in regex.finditer(text):
         if 0 <= count <= len(found):
             break
+        if len(found) >= 1_000_000:
+            raise Panic("memory budget exceeded", kind="limit")
         found.append(match.group(0))
     return found
 
@@ -599,21 +620,27 @@ def _concat(*lists: Any) -> list[Any]:
 def _to_json(value: Any) -> str:
     try:
         return json_marshal(value)
-    except Panic:
+    except Panic as exc:
+        if exc.kind == "limit":
+            raise
         return ""
 
 
 def _to_pretty_json(value: Any) -> str:
     try:
         return json_marshal(value, indent="  ")
-    except Panic:
+    except Panic as exc:
+        if exc.kind == "limit":
+            raise
         return ""
 
 
 def _to_raw_json(value: Any) -> str:
     try:
         text = json_marshal(value)
-    except Panic:
+    except Panic as exc:
+        if exc.kind == "limit":
+            raise
         return ""
     return text.replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&")
 
@@ -659,20 +686,24 @@ def _fail(message: str) -> str:
     raise Panic(message)
 
 
-def _pick(source: dict[str, Any], *keys: str) -> dict[str, Any]:
+# A Go nil map reads as empty.
+
+
+def _pick(source: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
+    source = source or {}
     return {k: source[k] for k in keys if k in source}
 
 
-def _omit(source: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in source.items() if k not in keys}
+def _omit(source: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in (source or {}).items() if k not in keys}
 
 
-def _pluck(name: str, *dicts: dict[str, Any]) -> list[Any]:
-    return [d[name] for d in dicts if name in d]
+def _pluck(name: str, *dicts: dict[str, Any] | None) -> list[Any]:
+    return [d[name] for d in dicts if d and name in d]
 
 
-def _keys(*dicts: dict[str, Any]) -> list[Any]:
-    return [k for d in dicts for k in d]
+def _keys(*dicts: dict[str, Any] | None) -> list[Any]:
+    return [k for d in dicts for k in (d or {})]
 
 
 def _to_decimal(value: Any) -> int:
@@ -701,10 +732,18 @@ def _repeat(count: int, text: str) -> str:
 def _indent(spaces: int, text: str) -> str:
     if spaces < 0:
         raise Panic("strings: negative Repeat count")
-    if spaces > 10_000:
+    if len(text) + spaces * (text.count("\n") + 1) > MAX_TEXT:
         raise Panic("memory budget exceeded", kind="limit")
     pad = " " * spaces
     return pad + text.replace("\n", "\n" + pad)
+
+
+def _replace(old: str, new: str, text: str) -> str:
+    from .builtins import replaced_length
+
+    if replaced_length(text, old, new) > MAX_TEXT:
+        raise Panic("memory budget exceeded", kind="limit")
+    return text.replace(old, new)
 
 
 def _f(
@@ -753,24 +792,24 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
     "quote": _f(
         "any",
         "string",
-        lambda *v: " ".join(_go_quote(strval(x)) for x in v if x is not None),
+        lambda *v: _bounded([_go_quote(strval(x)) for x in v if x is not None], " "),
         variadic=True,
     ),
     "squote": _f(
         "any",
         "string",
-        lambda *v: " ".join(f"'{strval(x)}'" for x in v if x is not None),
+        lambda *v: _bounded([f"'{strval(x)}'" for x in v if x is not None], " "),
         variadic=True,
     ),
     "cat": _f(
         "any",
         "string",
-        lambda *v: " ".join(go_sprint(x) for x in v if x is not None),
+        lambda *v: _bounded([go_sprint(x) for x in v if x is not None], " "),
         variadic=True,
     ),
     "indent": _f("int,string", "string", _indent),
     "nindent": _f("int,string", "string", lambda n, s: "\n" + _indent(n, s)),
-    "replace": _f("string,string,string", "string", lambda old, new, s: s.replace(old, new)),
+    "replace": _f("string,string,string", "string", _replace),
     "plural": _f("string,string,int", "string", lambda one, many, n: one if n == 1 else many),
     # conversions
     "atoi": _f("string", "int", _atoi),
@@ -870,7 +909,7 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
         "any", "[]any", lambda items: [v for v in _list(items, "compact") if not _empty(v)]
     ),
     "slice": _f("any,any", "any", _slice, variadic=True),
-    "join": _f("string,any", "string", lambda sep, v: sep.join(_strslice(v))),
+    "join": _f("string,any", "string", lambda sep, v: _bounded(_strslice(v), sep)),
     "split": _f(
         "string,string", "map", lambda sep, s: {f"_{i}": p for i, p in enumerate(_go_split(s, sep))}
     ),

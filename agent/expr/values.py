@@ -26,7 +26,9 @@ names (for messages), ``fmt``'s ``%v``/``%s`` printing, ``encoding/json`` marsha
 from __future__ import annotations
 
 import base64
+import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -228,8 +230,55 @@ def _fixed(digits: str, exp: int) -> str:
     return digits[:point] + "." + digits[point:]
 
 
-def go_sprint(value: Any) -> str:
-    """``fmt.Sprintf("%v", value)``."""
+MAX_TEXT = 16 * 1024 * 1024  # largest string a printer may produce (see Limits)
+
+
+class _Budget:
+    """Characters a printer may still emit: aliasing can make output far larger than input."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self, text: str) -> str:
+        self.left -= len(text)
+        if self.left < 0:
+            raise Panic("memory budget exceeded", kind="limit")
+        return text
+
+
+def go_sprint(value: Any, *, limit: int = MAX_TEXT) -> str:
+    """``fmt.Sprintf("%v", value)`` (a :class:`Panic` beyond ``limit`` characters)."""
+    return _sprint(value, _Budget(limit), verb_s=False)
+
+
+def go_sprint_s(value: Any, *, limit: int = MAX_TEXT) -> str:
+    """``fmt.Sprintf("%s", value)``: strings as-is, other scalars as ``%!s(T=v)``."""
+    return _sprint(value, _Budget(limit), verb_s=True)
+
+
+def _sprint(value: Any, budget: _Budget, *, verb_s: bool) -> str:
+    if isinstance(value, str):
+        return budget.take(value)
+    if isinstance(value, (list, tuple)):
+        budget.take("[]")
+        parts = [_sprint(v, budget, verb_s=verb_s) for v in value]
+        budget.take(" " * max(len(parts) - 1, 0))
+        return "[" + " ".join(parts) + "]"
+    if isinstance(value, dict):
+        budget.take("map[]")
+        parts = []
+        for k, v in _sorted_items(value):
+            key = _sprint(k, budget, verb_s=verb_s)
+            budget.take(":")
+            parts.append(f"{key}:{_sprint(v, budget, verb_s=verb_s)}")
+        budget.take(" " * max(len(parts) - 1, 0))
+        return "map[" + " ".join(parts) + "]"
+    return budget.take(_sprint_scalar_s(value) if verb_s else _sprint_scalar(value))
+
+
+def _sprint_scalar(value: Any) -> str:
     if value is None:
         return "<nil>"
     if isinstance(value, bool):
@@ -240,15 +289,8 @@ def go_sprint(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return go_float_v(value)
-    if isinstance(value, str):
-        return value
     if isinstance(value, (bytes, bytearray)):
         return "[" + " ".join(str(b) for b in value) + "]"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_sprint(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = _sorted_items(value)
-        return "map[" + " ".join(f"{go_sprint(k)}:{go_sprint(v)}" for k, v in items) + "]"
     if isinstance(value, (GoTime, GoLocation)):
         return str(value)
     if isinstance(value, GoFunc) or callable(value):
@@ -256,22 +298,14 @@ def go_sprint(value: Any) -> str:
     return str(value)
 
 
-def go_sprint_s(value: Any) -> str:
-    """``fmt.Sprintf("%s", value)``: strings as-is, other scalars as ``%!s(T=v)``."""
-    if isinstance(value, str):
-        return value
+def _sprint_scalar_s(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, (GoTime, GoDuration, GoMonth, GoWeekday, GoLocation)):
         return str(value)
     if value is None:
         return "%!s(<nil>)"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_sprint_s(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = _sorted_items(value)
-        return "map[" + " ".join(f"{go_sprint_s(k)}:{go_sprint_s(v)}" for k, v in items) + "]"
-    return f"%!s({go_type(value)}={go_sprint(value)})"
+    return f"%!s({go_type(value)}={_sprint_scalar(value)})"
 
 
 def _sorted_items(value: dict[Any, Any]) -> list[tuple[Any, Any]]:
@@ -294,25 +328,17 @@ def _sorted_items(value: dict[Any, Any]) -> list[tuple[Any, Any]]:
 
 # ------------------------------------------------------------------------------ JSON
 
-_JSON_ESCAPES = {
-    '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-    "\b": "\\b", "\f": "\\f", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-    "\u2028": "\\u2028", "\u2029": "\\u2029",
-}  # fmt: skip
+_HTML_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_string(text: str) -> str:
-    out = ['"']
-    for char in text:
-        escaped = _JSON_ESCAPES.get(char)
-        if escaped is not None:
-            out.append(escaped)
-        elif char < " " or 0xD800 <= ord(char) <= 0xDFFF:
-            out.append("\\ufffd" if ord(char) >= 0xD800 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    """A JSON string as Go's encoder writes it: HTML characters escaped, invalid text replaced."""
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return json.dumps(text, ensure_ascii=False).translate(_HTML_ESCAPES)
 
 
 def _json_float(value: float) -> str:
@@ -332,12 +358,34 @@ def _json_float(value: float) -> str:
     return sign + _fixed(digits, exp)
 
 
-def json_marshal(value: Any, *, indent: str = "") -> str:
+def json_marshal(value: Any, *, indent: str = "", limit: int = MAX_TEXT) -> str:
     """``json.Marshal`` (compact) or ``json.MarshalIndent(v, "", indent)``."""
-    return _marshal(value, indent, 0)
+    return _marshal(value, indent, 0, _Budget(limit))
 
 
-def _marshal(value: Any, indent: str, level: int) -> str:
+def _marshal(value: Any, indent: str, level: int, budget: _Budget) -> str:
+    # Scalars are charged here, containers only for their punctuation: the budget counts
+    # every output character once.
+    if isinstance(value, (list, tuple)) and not isinstance(value, AnyKeyMap):
+        if not value:
+            return budget.take("[]")
+        parts = [_marshal(v, indent, level + 1, budget) for v in value]
+        budget.take(_join("[", "]", [""] * len(parts), indent, level))  # the punctuation
+        return _join("[", "]", parts, indent, level)
+    if isinstance(value, dict) and not isinstance(value, AnyKeyMap):
+        if not value:
+            return budget.take("{}")
+        sep = ": " if indent else ":"
+        parts = [
+            budget.take(_json_string(str(k)) + sep) + _marshal(value[k], indent, level + 1, budget)
+            for k in sorted(value)
+        ]
+        budget.take(_join("{", "}", [""] * len(parts), indent, level))  # the punctuation
+        return _join("{", "}", parts, indent, level)
+    return budget.take(_marshal_scalar(value))
+
+
+def _marshal_scalar(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -354,22 +402,6 @@ def _marshal(value: Any, indent: str, level: int) -> str:
         return _json_string(format_layout(value, RFC3339_NANO))
     if isinstance(value, GoLocation):
         return "{}"
-    if isinstance(value, AnyKeyMap):
-        raise Panic(f"json: unsupported type: {go_type(value)}")
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        parts = [_marshal(v, indent, level + 1) for v in value]
-        return _join("[", "]", parts, indent, level)
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        keys = sorted(value)
-        sep = ": " if indent else ":"
-        parts = [_json_string(str(k)) + sep + _marshal(value[k], indent, level + 1) for k in keys]
-        return _join("{", "}", parts, indent, level)
-    if isinstance(value, GoFunc) or callable(value):
-        raise Panic(f"json: unsupported type: {go_type(value)}")
     raise Panic(f"json: unsupported type: {go_type(value)}")
 
 

@@ -95,6 +95,7 @@ class TaskSetWatcher:
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._established = asyncio.Event()
+        self._version: str | None = None
         self.last_error: str = ""
 
     @property
@@ -106,14 +107,17 @@ class TaskSetWatcher:
         await self._established.wait()
 
     async def run(self) -> None:
-        version: str | None = None
+        # The version to resume from is advanced by every event (bookmarks too) as it is
+        # handled, so a stream that breaks mid-way resumes after the last event we saw:
+        # resuming from where the broken watch *started* would replay old snapshots.
+        self._version = None
         delay = self._retry_delay
         try:
             while True:
                 try:
-                    if version is None:
-                        version = await self._list()
-                    version = await self._watch(version)
+                    if self._version is None:
+                        self._version = await self._list()
+                    await self._watch()
                     delay = self._retry_delay
                 except _Gone:
                     metrics.WATCH_RESTARTS.labels(reason="gone").inc()
@@ -121,10 +125,12 @@ class TaskSetWatcher:
                         "watch resource version expired, re-listing",
                         extra={"scope": str(self._scope)},
                     )
-                    version = None
+                    self._version = None
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # every failure is retried; the loop never dies
+                    if self._established.is_set():
+                        delay = self._retry_delay  # it was healthy: a fresh failure
                     self._established.clear()
                     self.last_error = api_error_text(exc)
                     metrics.WATCH_RESTARTS.labels(reason="error").inc()
@@ -186,12 +192,12 @@ class TaskSetWatcher:
 
     # -- watch -----------------------------------------------------------------------
 
-    async def _watch(self, version: str) -> str:
+    async def _watch(self) -> None:
         kwargs: dict[str, Any] = {
             "label_selector": self._scope.label_selector,
             "watch": True,
             "allow_watch_bookmarks": True,
-            "resource_version": version,
+            "resource_version": self._version,
             "timeout_seconds": self._watch_timeout,
             "_preload_content": False,
             # (connect, read): a stream silent for longer than the server's own timeout
@@ -217,14 +223,14 @@ class TaskSetWatcher:
             while True:
                 line = await response.content.readline(max_line_length=_MAX_EVENT_BYTES)
                 if not line:
-                    return version  # the server ended the stream (timeoutSeconds): resume
+                    return  # the server ended the stream (timeoutSeconds): resume
                 if line.isspace():
                     continue
-                version = self._handle(json.loads(line), version)
+                self._handle(json.loads(line))
         finally:
             response.release()
 
-    def _handle(self, event: Mapping[str, Any], version: str) -> str:
+    def _handle(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         obj = event.get("object") or {}
         if kind == "ERROR":
@@ -234,14 +240,14 @@ class TaskSetWatcher:
             message = obj.get("message", "") if isinstance(obj, Mapping) else ""
             raise ApiException(status=code, reason=str(message or obj))
         meta = obj.get("metadata") or {}
-        version = str(meta.get("resourceVersion") or version)
+        if meta.get("resourceVersion"):
+            self._version = str(meta["resourceVersion"])
         if kind in ("ADDED", "MODIFIED"):
             metrics.WATCH_EVENTS.labels(type=kind).inc()
             self._on_object(obj)
         elif kind == "DELETED":
             metrics.WATCH_EVENTS.labels(type=kind).inc()
             self._on_deleted(TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))))
-        return version
 
 
 def _reason(body: bytes, fallback: str | None) -> str:

@@ -1,0 +1,265 @@
+"""Fault injection end to end: the agent as a real process, under crashes and a hostile world.
+
+Each scenario of :data:`tests.faultkit.SCENARIOS` runs at a reduced size here (the full
+size is ``python loadtest/faults.py``): the API simulator's fault hooks, a counting target
+that records every request arriving for each node, the agent killed and restarted. After
+each one the verdict (:func:`tests.faultkit.judge`) must be clean: every node fulfilled, no
+claimed (non-idempotent) request arrived twice, idempotent ones re-sent only by a new
+instance after an interruption, every reported result equal to what the target answered.
+
+The random choices are seeded; the seed is printed and named in every failure message
+(``FAULTS_SEED=<n> pytest tests/test_faults.py`` replays the same plan and schedule; the
+interleaving with real processes may still differ).
+
+Then focused tests that pin single behaviours found by the scenarios, and tests of the
+verdict itself, so the scenarios cannot pass by checking nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from agent.sim import ApiSimulator
+from tests.agentproc import TOKEN, AgentProcess, taskset, wait_for_nodes
+from tests.faultkit import (
+    REDUCED,
+    SCENARIOS,
+    Arrival,
+    CountingTarget,
+    Mode,
+    Restart,
+    TaskPlan,
+    answer_body,
+    judge,
+    run_scenario,
+)
+
+NS = "argo"
+TS = "workflowtasksets"
+SEED = int(os.environ.get("FAULTS_SEED") or random.SystemRandom().randrange(2**32))
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ApiSimulator]:
+    async with ApiSimulator(bookmark_interval=0.5) as server:
+        server.add_token(TOKEN)
+        yield server
+
+
+@pytest.fixture
+def counting() -> Iterator[CountingTarget]:
+    with CountingTarget() as server:
+        yield server
+
+
+# -- the scenarios ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_scenario(name: str) -> None:
+    print(f"FAULTS_SEED={SEED}")
+    report = await run_scenario(name, seed=SEED, size=REDUCED)
+    print(report.describe())
+    assert report.ok, report.describe()
+    verdict = report.verdict
+    assert verdict.tasks == REDUCED.tasks
+    # The faults really happened (a scenario that injects nothing proves nothing).
+    if name.startswith("kill"):
+        assert sum(report.interruptions.values()) == REDUCED.interruptions
+    elif name == "api-storm":
+        assert report.faults["api_errors_served"] > 0, report.describe()
+    elif name == "watch-drops":
+        assert report.interruptions["watch_drops"] > 0
+    elif name == "gone":
+        assert report.interruptions["gone_relists"] >= 1
+    if name == "kill-never":
+        # Every request is claimed under "never": none may reach the target twice.
+        assert verdict.arrivals <= verdict.tasks
+
+
+# -- behaviours the scenarios found, pinned one by one ----------------------------------
+
+
+async def test_abrupt_watch_drop_never_resends_a_post(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """A watch cut mid-stream must resume from the last version seen, not an older one.
+
+    Resuming from the version the broken watch *started* at replays old snapshots of the
+    taskset: one without node ``b`` (so ``b`` looks removed), then one with it again
+    (so ``b`` looks new and, its status not yet in that old snapshot, is sent again).
+    """
+    first, second = TaskPlan("a", method="POST"), TaskPlan("b", method="POST")
+    async with AgentProcess(sim, "--namespace", NS) as agent:
+        sim.create_object(TS, taskset("wf", {"a": first.template(counting)}))
+        await wait_for_nodes(sim, "wf", ["a"])
+        sim.patch_object(
+            TS, "wf", {"spec": {"tasks": {"b": second.template(counting)}}}, namespace=NS
+        )
+        await wait_for_nodes(sim, "wf", ["b"])
+        sim.drop_watches(abrupt=True)
+        await asyncio.wait_for(sim.wait_for_watches(1), 30)
+        # One more change after the resume: once it is reported, any replay is over.
+        third = TaskPlan("c", method="POST")
+        sim.patch_object(
+            TS, "wf", {"spec": {"tasks": {"c": third.template(counting)}}}, namespace=NS
+        )
+        nodes = await wait_for_nodes(sim, "wf", ["a", "b", "c"])
+        logs = agent.logs()
+    counts = {node: len(counting.arrivals(node)) for node in ("a", "b", "c")}
+    assert counts == {"a": 1, "b": 1, "c": 1}, logs
+    assert nodes["b"] == {"phase": "Succeeded", "outputs": {"result": answer_body("b", "POST")}}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_reset_on_a_reused_connection_is_not_resent(
+    sim: ApiSimulator, counting: CountingTarget, method: str
+) -> None:
+    """The agent's own transport must not re-send a request the target cut off.
+
+    A request on a kept-alive connection that the target resets arrives once: the node
+    fails with the reset, and nothing but an agent restart may send it again (the
+    documented guarantee; the httpcore transport already behaves so).
+    """
+    warm = TaskPlan("warm")
+    cut = TaskPlan("cut", method=method, mode="reset")
+    async with AgentProcess(sim, "--namespace", NS):
+        sim.create_object(TS, taskset("wf", {"warm": warm.template(counting)}))
+        await wait_for_nodes(sim, "wf", ["warm"])  # leaves a kept-alive connection
+        sim.patch_object(
+            TS, "wf", {"spec": {"tasks": {"cut": cut.template(counting)}}}, namespace=NS
+        )
+        nodes = await wait_for_nodes(sim, "wf", ["cut"])
+    assert nodes["cut"] == cut.expected(counting, max_result_bytes=1 << 20).status
+    assert len(counting.arrivals("cut")) == 1
+
+
+@pytest.mark.parametrize("mode", ["garbage", "badchunk"])
+async def test_malformed_response_fails_with_one_clean_line(
+    sim: ApiSimulator, counting: CountingTarget, mode: Mode
+) -> None:
+    """A garbage status line or broken chunked body: a Go-shaped, one-line message.
+
+    ``<Op> "<url>": <cause>`` with the URL once, no line breaks and no Python ``repr``
+    (``b'...'``, ``bytearray(...)``) in it: the message is read in the Argo UI.
+    """
+    plan = TaskPlan("bad", method="POST", mode=mode)
+    async with AgentProcess(sim, "--namespace", NS):
+        sim.create_object(TS, taskset("wf", {"bad": plan.template(counting)}))
+        nodes = await wait_for_nodes(sim, "wf", ["bad"])
+    message = nodes["bad"]["message"]
+    url = plan.url(counting)
+    assert nodes["bad"]["phase"] == "Failed" and "outputs" not in nodes["bad"]
+    assert message.startswith(f'Post "{url}": ')
+    assert "\n" not in message, message
+    assert message.count(url) == 1, message
+    assert not re.search(r"\bb'|bytearray\(", message), message
+
+
+async def test_watch_retry_delay_resets_after_a_healthy_watch(sim: ApiSimulator) -> None:
+    """Each failure of a watch that had been working is retried after the base delay.
+
+    Otherwise every drop doubles the delay (up to 10 s) for the life of the process, and
+    an agent whose watch is cut every few minutes ends up blind for 10 s each time.
+    """
+    async with AgentProcess(sim, "--namespace", NS) as agent:
+        await asyncio.wait_for(sim.wait_for_watches(1), 30)
+        for _ in range(4):
+            since = sim.requests()[-1].seq
+            sim.drop_watches(abrupt=True)
+            # The next watch request comes after the retry delay, when the cut one is gone.
+            await asyncio.wait_for(
+                sim.wait_for_request(verb="watch", since=since, completed=False), 30
+            )
+            await asyncio.wait_for(sim.wait_for_watches(1), 30)
+        logs = agent.logs()
+    delays = re.findall(r"watch failed, retrying in ([\d.]+)s", logs)
+    assert len(delays) == 4, logs
+    assert set(delays) == {"0.5"}, logs
+
+
+# -- the verdict catches what it must ---------------------------------------------------
+
+
+def _arrivals(node: str, method: str, *times: float) -> list[Arrival]:
+    return [Arrival(node, method, at) for at in times]
+
+
+def test_judge_accepts_a_clean_run_and_documented_resends() -> None:
+    target = CountingTarget()  # never started: only its URLs are needed
+    get, post = TaskPlan("g"), TaskPlan("p", method="POST")
+    nodes = {
+        "g": {"phase": "Succeeded", "outputs": {"result": answer_body("g", "GET")}},
+        "p": {
+            "phase": "Failed",
+            "message": "the agent (agent-1) stopped while this request was in flight; it was "
+            "not sent again to avoid a duplicate side effect (redelivery policy 'idempotent')",
+        },
+    }
+    arrivals = {"g": _arrivals("g", "GET", 1.0, 3.0), "p": _arrivals("p", "POST", 1.5)}
+    verdict = judge([get, post], nodes, arrivals, [Restart("SIGKILL", 2.0)], target=target)
+    assert verdict.ok, verdict
+    assert (verdict.resent_after_restart, verdict.abandoned) == (1, 1)
+
+
+def test_judge_flags_duplicates_resends_losses_and_wrong_results() -> None:
+    target = CountingTarget()
+    plans = [
+        TaskPlan("dup", method="POST"),
+        TaskPlan("again", method="PUT"),
+        TaskPlan("lost"),
+        TaskPlan("wrong", method="PATCH"),
+        TaskPlan("ghost"),
+        TaskPlan("claimed-get"),
+    ]
+    nodes = {
+        "dup": {"phase": "Succeeded", "outputs": {"result": answer_body("dup", "POST")}},
+        "again": {"phase": "Succeeded", "outputs": {"result": answer_body("again", "PUT")}},
+        "lost": {"phase": "Running", "message": "argo-http-agent a-1: request in flight"},
+        "wrong": {"phase": "Succeeded", "outputs": {"result": answer_body("wrong", "GET")}},
+        "ghost": {"phase": "Succeeded", "outputs": {"result": answer_body("ghost", "GET")}},
+        "claimed-get": {
+            "phase": "Failed",
+            "message": "the agent (a-1) stopped while this request was in flight; it was not "
+            "sent again to avoid a duplicate side effect (redelivery policy 'idempotent')",
+        },
+    }
+    arrivals = {
+        "dup": _arrivals("dup", "POST", 1.0, 3.0),
+        "again": _arrivals("again", "PUT", 1.0, 1.1),
+        "lost": _arrivals("lost", "GET", 1.0),
+        "wrong": _arrivals("wrong", "PATCH", 1.0),
+        "claimed-get": _arrivals("claimed-get", "GET", 1.0),
+    }
+    verdict = judge(plans, nodes, arrivals, [Restart("SIGKILL", 2.0)], target=target)
+    assert not verdict.ok
+    assert [d.split()[0] for d in verdict.duplicates] == ["dup"]
+    assert [d.split()[0] for d in verdict.resent_without_restart] == ["again"]
+    assert [d.split()[0] for d in verdict.lost] == ["lost"]
+    assert sorted(d.split()[0] for d in verdict.mismatched) == ["claimed-get", "ghost", "wrong"]
+
+
+def test_judge_requires_the_interruption_a_claim_message_names() -> None:
+    target = CountingTarget()
+    post = TaskPlan("p", method="POST")
+    graceful = {
+        "p": {
+            "phase": "Failed",
+            "message": "the agent (a-1) shut down while this request was in flight; it was not "
+            "sent again to avoid a duplicate side effect (redelivery policy 'idempotent')",
+        }
+    }
+    arrivals = {"p": _arrivals("p", "POST", 1.0)}
+    only_kill = judge([post], graceful, arrivals, [Restart("SIGKILL", 2.0)], target=target)
+    assert len(only_kill.mismatched) == 1
+    after_term = judge([post], graceful, arrivals, [Restart("SIGTERM", 2.0)], target=target)
+    assert after_term.ok and after_term.abandoned == 1
+    too_late = judge([post], graceful, arrivals, [Restart("SIGTERM", 0.5)], target=target)
+    assert len(too_late.mismatched) == 1

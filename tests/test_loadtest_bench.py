@@ -1,0 +1,142 @@
+"""Smoke tests of ``loadtest/bench.py``: real processes, a tiny size, the report's shape.
+
+The benchmark measures; these tests check behaviour only (the JSON line is complete and
+self-consistent, every task is fulfilled, children are gone afterwards), never timings.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "loadtest" / "bench.py"
+
+
+def _bench(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _ordered(latency: dict[str, float]) -> None:
+    assert set(latency) == {"min", "p50", "p99", "max"}
+    assert 0 < latency["min"] <= latency["p50"] <= latency["p99"] <= latency["max"]
+
+
+def test_small_run_reports_every_field_consistently() -> None:
+    done = _bench(
+        "--tasks", "200", "--tasksets", "4", "--concurrency", "20", "--light-iterations", "5"
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    report: dict[str, Any] = json.loads(lines[0])
+
+    assert report["tasks"] == 200 and report["tasksets"] == 4
+    assert report["concurrency"] == 20 and report["agent_workers"] == 20
+    assert report["argo_defaults"] is False
+    assert report["fulfilled"] == 200
+    assert report["results"] == {"Succeeded": 200}
+    assert "failure_samples" not in report
+    assert report["patched_nodes"] == 200  # the agent's own counter agrees
+    assert 1 <= report["patches"] <= 200
+
+    assert report["seconds"] > 0 and report["tasks_per_s"] > 0
+    assert report["tasks_per_s"] == pytest.approx(200 / report["seconds"], rel=0.01)
+    assert report["raw_aiohttp_rps"] > 0 and report["raw_failures"] == 0
+    assert report["ratio"] > 0
+    assert report["ratio"] == pytest.approx(
+        report["tasks_per_s"] / report["raw_aiohttp_rps"], rel=0.01
+    )
+    _ordered(report["latency_ms"])
+    assert report["agent_cpu_s"] >= 0
+    assert report["agent_peak_rss_mib"] > 10  # a Python process with its imports
+    assert set(report["other_cpu_s"]) == {"simulator", "target", "bench"}
+
+    light = report["light"]
+    assert light["iterations"] == 5
+    _ordered(light["latency_ms"])
+
+
+def test_light_only_run_skips_the_throughput_phase() -> None:
+    done = _bench("--light", "--light-iterations", "3")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["tasks"] == 0
+    assert "raw_aiohttp_rps" not in report and "tasks_per_s" not in report
+    assert report["light"]["iterations"] == 3
+    _ordered(report["light"]["latency_ms"])
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("--tasks", "2", "--tasksets", "5"), "--tasksets"),
+        (("--tasks", "0"), "--tasks"),
+        (("--delay", "-1"), "--delay"),
+        (("--light", "--light-iterations", "0"), "--light"),
+        (("--serve",), "--serve"),
+    ],
+)
+def test_bad_flags_are_refused_naming_the_flag(args: tuple[str, ...], flag: str) -> None:
+    done = _bench(*args, timeout=30)
+    assert done.returncode == 2
+    assert flag in done.stderr
+
+
+def test_serve_runs_a_command_against_the_stack_and_stops_it(tmp_path: Path) -> None:
+    # The command plays the locust user: create a taskset through the API found in
+    # LOADTEST_KUBECONFIG, poll until the agent fulfils it, print what it saw.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        textwrap.dedent(
+            """
+            import json, os, time, urllib.request, yaml
+            config = yaml.safe_load(open(os.environ["LOADTEST_KUBECONFIG"]))
+            server = config["clusters"][0]["cluster"]["server"]
+            token = config["users"][0]["user"]["token"]
+            base = (f"{server}/apis/argoproj.io/v1alpha1/namespaces/"
+                    f"{os.environ['LOADTEST_NAMESPACE']}/workflowtasksets")
+            body = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskSet",
+                    "metadata": {"name": "probe"},
+                    "spec": {"tasks": {"n1": {"name": "http",
+                             "http": {"url": os.environ["LOADTEST_TARGET_URL"]}}}}}
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            urllib.request.urlopen(urllib.request.Request(
+                base, data=json.dumps(body).encode(), headers=headers, method="POST"))
+            for _ in range(300):
+                obj = json.load(urllib.request.urlopen(
+                    urllib.request.Request(f"{base}/probe", headers=headers)))
+                node = (obj.get("status") or {}).get("nodes", {}).get("n1")
+                if node and node.get("phase") == "Succeeded":
+                    break
+                time.sleep(0.05)
+            print(json.dumps({"server": server, "node": node}))
+            """
+        )
+    )
+    done = _bench("--serve", "--timeout", "60", "--", sys.executable, str(probe))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["node"]["phase"] == "Succeeded"
+    assert seen["node"]["outputs"]["result"].startswith('{"pad":"')
+    # Everything was stopped: the simulator's port no longer answers.
+    host, port = seen["server"].removeprefix("http://").split(":")
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
+        pass
+
+
+def test_serve_propagates_the_command_exit_code() -> None:
+    done = _bench("--serve", "--timeout", "60", "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert done.returncode == 3, done.stderr
