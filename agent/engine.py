@@ -71,6 +71,7 @@ class TaskSetSnapshot:
     completed: bool = False
     uid: str = ""
     generation: int = 0
+    problem: str = ""  # a malformed spec, described for a log line
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> TaskSetSnapshot:
@@ -86,6 +87,13 @@ class TaskSetSnapshot:
                 break
         tasks = spec.get("tasks") if isinstance(spec, Mapping) else None
         nodes = status.get("nodes") if isinstance(status, Mapping) else None
+        problem = ""
+        if not isinstance(spec, Mapping):
+            problem = f"spec: expected an object, got {_json_type(spec)}"
+        elif tasks is not None and not isinstance(tasks, Mapping):
+            problem = (
+                f"spec.tasks: expected an object (node ID -> template), got {_json_type(tasks)}"
+            )
         generation = meta.get("generation")
         return cls(
             key=TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))),
@@ -95,6 +103,7 @@ class TaskSetSnapshot:
             completed=labels.get(COMPLETED_LABEL) == "true",
             uid=str(meta.get("uid", "")),
             generation=generation if isinstance(generation, int) else 0,
+            problem=problem if obj.get("spec") is not None else "",
         )
 
 
@@ -107,7 +116,9 @@ class TaskRunner(Protocol):
 class ResultSink(Protocol):
     """Receives results; delivery (batching, retries) is the sink's business."""
 
-    def submit(self, ref: TaskRef, result: NodeResult) -> None: ...
+    def submit(self, ref: TaskRef, result: NodeResult, *, overwrite: bool = False) -> None:
+        """Deliver a result; ``overwrite``: replace an existing status entry field by field."""
+        ...
 
     def discard(self, key: TaskSetKey, node_ids: frozenset[str] | None = None) -> None:
         """Forget pending results of these nodes (all of the taskset's when ``None``)."""
@@ -142,7 +153,11 @@ class _TaskSetState:
     workflow_uid: str = ""
     uid: str = ""
     generation: int = 0
+    warned: str = ""
     seen: set[str] = field(default_factory=set)
+    # Nodes that already had a status entry when first seen (a claim, leftovers): their
+    # result must replace that entry field by field, not merge into it.
+    overwrite: set[str] = field(default_factory=set)
     queue: deque[str] = field(default_factory=deque)
     templates: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -199,6 +214,15 @@ class Engine:
             # would make nodes look removed, then new again. Generations only grow.
             return
         state.generation = snapshot.generation
+        if snapshot.problem != state.warned:
+            state.warned = snapshot.problem
+            if snapshot.problem:
+                log.warning(
+                    "ignoring a malformed taskset %s: %s",
+                    snapshot.key,
+                    snapshot.problem,
+                    extra={"taskset": str(snapshot.key)},
+                )
         tasks = snapshot.tasks
         if len(tasks) == len(state.seen) and not state.seen.symmetric_difference(tasks.keys()):
             return
@@ -219,6 +243,8 @@ class Engine:
             phase = status.get("phase") if isinstance(status, Mapping) else None
             if phase in FULFILLED_PHASES:
                 continue  # finished by an earlier run; never send it again
+            if status:
+                state.overwrite.add(node_id)
             ref = self._ref(state, node_id)
             if (
                 phase == NodePhase.RUNNING
@@ -326,9 +352,9 @@ class Engine:
                 continue
             while state.queue:
                 node_id = state.queue.popleft()
-                template = state.templates.pop(node_id, None)
-                if template is None:
+                if node_id not in state.templates:
                     continue  # left spec.tasks while queued
+                template = state.templates.pop(node_id)  # may be null: the runner says so
                 self._queued -= 1
                 if state.queue:
                     self._mark_ready(key)  # round-robin: back of the line
@@ -380,12 +406,16 @@ class Engine:
             return  # gone while running: reporting it would abort the controller's pass
         if self._on_result is not None:
             self._on_result(ref, result)
-        self._sink.submit(ref, result)
+        overwrite = ref.node_id in state.overwrite
+        state.overwrite.discard(ref.node_id)
+        self._sink.submit(ref, result, overwrite=overwrite)
 
     def _drop_nodes(self, state: _TaskSetState, gone: set[str]) -> None:
         state.seen.difference_update(gone)
+        state.overwrite.difference_update(gone)
         for node_id in gone:
-            if state.templates.pop(node_id, None) is not None:
+            if node_id in state.templates:
+                del state.templates[node_id]
                 self._queued -= 1
             task = state.running.get(node_id)
             if task is not None:
@@ -415,3 +445,15 @@ def _as_mapping(template: object) -> Mapping[str, Any]:
     # A non-object template still reaches the runner, which fails that node with a message
     # naming the problem; the type is a promise the runner checks, not one we can keep.
     return cast(Mapping[str, Any], template)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    return "null" if value is None else type(value).__name__

@@ -20,16 +20,19 @@ import base64
 import binascii
 import builtins
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     AliasGenerator,
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
     field_validator,
+    model_serializer,
 )
 from pydantic.alias_generators import to_camel
 
@@ -59,6 +62,34 @@ class _ArgoModel(BaseModel):
         extra="allow",
     )
 
+    # Wire names of the fields Go writes even when empty: no ``omitempty`` in their JSON tag
+    # (``name``, ``url``, ``key``), or a pointer to a string (``result``, ``exitCode``).
+    _always: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _go_omitempty(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if not info.by_alias or not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        declared = set()
+        for name, spec in type(self).model_fields.items():
+            wire = spec.serialization_alias or name
+            declared.add(wire)
+            if wire not in data or data[wire] is None:
+                continue  # a nil pointer
+            value = data[wire]
+            if (
+                wire in self._always
+                or isinstance(getattr(self, name), BaseModel)  # a non-nil pointer to a struct
+                or not _is_empty(value)
+            ):
+                out[wire] = value
+        for key, value in data.items():
+            if key not in declared:
+                out[key] = value  # unknown fields travel verbatim
+        return out
+
 
 class NodePhase(StrEnum):
     PENDING = "Pending"
@@ -78,6 +109,8 @@ FULFILLED_PHASES = frozenset(p.value for p in NodePhase if p.fulfilled)
 
 
 class SecretKeySelector(_ArgoModel):
+    _always = frozenset({"key"})
+
     name: str = ""
     key: str
     optional: bool | None = None
@@ -88,6 +121,8 @@ class HTTPHeaderSource(_ArgoModel):
 
 
 class HTTPHeader(_ArgoModel):
+    _always = frozenset({"name"})
+
     name: str
     value: str = ""
     value_from: HTTPHeaderSource | None = None
@@ -118,6 +153,8 @@ class HTTPBodySource(_ArgoModel):
 
 
 class HTTP(_ArgoModel):
+    _always = frozenset({"url"})
+
     method: str = ""
     url: str = ""
     headers: list[HTTPHeader] = Field(default_factory=list)
@@ -144,11 +181,15 @@ class RetryStrategy(_ArgoModel):
 
 
 class Parameter(_ArgoModel):
+    _always = frozenset({"name"})
+
     name: str
     value: str | None = None
 
 
 class Outputs(_ArgoModel):
+    _always = frozenset({"result", "exitCode"})  # *string: "" is a value
+
     parameters: list[Parameter] | None = None
     artifacts: list[dict[str, Any]] | None = None
     result: str | None = None
@@ -156,6 +197,8 @@ class Outputs(_ArgoModel):
 
 
 class Template(_ArgoModel):
+    _always = frozenset({"plugin"})  # *Plugin: present means "a plugin template", even if {}
+
     name: str = ""
     http: HTTP | None = None
     plugin: dict[str, Any] | None = None
@@ -174,29 +217,10 @@ class NodeResult(_ArgoModel):
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
-    """Serialise for the wire: camelCase, empty fields omitted (Go's ``omitempty``)."""
-    dumped: dict[str, Any] = _omit_empty(
-        model.model_dump(mode="json", by_alias=True, exclude_none=True)
-    )
+    """Serialise for the wire as Go does: camelCase, ``omitempty`` fields left out when
+    empty, fields without it (and non-nil pointers) always written, unknown fields verbatim."""
+    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
     return dumped
-
-
-# Go pointer fields (``*string``): present-but-empty is meaningful and serialised.
-_POINTER_FIELDS = frozenset({"result", "exitCode"})
-
-
-def _omit_empty(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            item = _omit_empty(item)
-            if item is None or (key not in _POINTER_FIELDS and _is_empty(item)):
-                continue
-            out[key] = item
-        return out
-    if isinstance(value, list):
-        return [_omit_empty(item) for item in value]
-    return value
 
 
 def _is_empty(value: Any) -> bool:

@@ -17,6 +17,10 @@ taskset (both on this process's monotonic clock). The run ends with ONE JSON lin
 stdout (progress goes to stderr). Agent CPU seconds come from ``/proc/PID/stat``
 (utime + stime, during the measured phase) and peak RSS from ``VmHWM``.
 
+``--serve -- COMMAND`` runs no benchmark: it starts the same processes, runs COMMAND with
+``LOADTEST_KUBECONFIG``, ``LOADTEST_NAMESPACE`` and ``LOADTEST_TARGET_URL`` set (the
+locustfile reads them) and stops everything when it exits (``make loadtest``).
+
 Every wait is bounded (``--timeout`` for the throughput phase, fixed bounds for start-up
 and each light iteration); every child is terminated in ``finally`` (SIGTERM, then SIGKILL)
 and dies with this process even if it is killed (``PR_SET_PDEATHSIG``).
@@ -44,7 +48,16 @@ from typing import Any, BinaryIO
 
 import aiohttp
 
-__all__ = ["BenchConfig", "main", "percentile", "run_bench"]
+__all__ = [
+    "BenchConfig",
+    "ResultWatcher",
+    "main",
+    "percentile",
+    "raw_aiohttp_rps",
+    "run_bench",
+    "running_stack",
+    "serve_stack",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_SCRIPT = Path(__file__).resolve().parent / "target.py"
@@ -958,8 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, command = _config(argv)
     try:
         outcome = asyncio.run(_main(cfg, command))
-    except (RuntimeError, TimeoutError, OSError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
+    except (RuntimeError, TimeoutError, OSError, aiohttp.ClientError) as exc:
+        print(f"bench failed: {exc!r}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench interrupted", file=sys.stderr)

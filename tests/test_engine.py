@@ -53,9 +53,12 @@ class ListSink:
     def __init__(self) -> None:
         self.results: list[tuple[TaskRef, NodeResult]] = []
         self.discarded: list[tuple[TaskSetKey, frozenset[str] | None]] = []
+        self.overwritten: list[str] = []
 
-    def submit(self, ref: TaskRef, result: NodeResult) -> None:
+    def submit(self, ref: TaskRef, result: NodeResult, *, overwrite: bool = False) -> None:
         self.results.append((ref, result))
+        if overwrite:
+            self.overwritten.append(ref.node_id)
 
     def discard(self, key: TaskSetKey, node_ids: frozenset[str] | None = None) -> None:
         self.discarded.append((key, node_ids))
@@ -299,3 +302,37 @@ async def test_recreated_taskset_with_a_new_uid_starts_afresh() -> None:
     await engine.wait_idle()
     await stop(loop)
     assert [n for _, n in runner.started] == ["a", "a"]
+
+
+async def test_a_null_template_still_gets_a_result() -> None:
+    runner, sink = RecordingRunner(), ListSink()
+    engine = Engine(runner=runner, sink=sink, max_in_flight=2)
+    loop = await start(engine)
+    engine.observe(snap({"null": None, "ok": {}}))
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    await stop(loop)
+    assert sorted(n for _, n in runner.started) == ["null", "ok"]
+    assert engine.queued == 0
+
+
+async def test_nodes_with_a_leftover_status_entry_are_overwritten() -> None:
+    runner, sink = RecordingRunner(), ListSink()
+    engine = Engine(runner=runner, sink=sink, max_in_flight=2)
+    loop = await start(engine)
+    engine.observe(snap({"stale": {}, "fresh": {}}, {"stale": {"phase": "Running", "message": 7}}))
+    await asyncio.sleep(0)
+    await engine.wait_idle()
+    await stop(loop)
+    assert sink.overwritten == ["stale"]
+
+
+def test_malformed_spec_is_described() -> None:
+    meta = {"name": "x", "namespace": "ns"}
+    listed = TaskSetSnapshot.from_object({"metadata": meta, "spec": {"tasks": [1, 2]}})
+    assert listed.tasks == {}
+    assert listed.problem == "spec.tasks: expected an object (node ID -> template), got list"
+    text = TaskSetSnapshot.from_object({"metadata": meta, "spec": "tasks"})
+    assert text.problem == "spec: expected an object, got string"
+    assert TaskSetSnapshot.from_object({"metadata": meta}).problem == ""
+    assert TaskSetSnapshot.from_object({"metadata": meta, "spec": {}}).problem == ""

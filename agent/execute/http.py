@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -377,6 +378,7 @@ def _parse_url(raw: str) -> httpx.URL:
         raise _BadTemplate("invalid template: http.url: required (an http:// or https:// URL)")
     if any(ord(c) < 0x20 or c == "\x7f" for c in raw):
         raise _BadTemplate("invalid template: http.url: contains a control character")
+    _check_authority(raw)
     try:
         url = httpx.URL(raw)
     except (httpx.InvalidURL, ValueError) as exc:
@@ -389,6 +391,35 @@ def _parse_url(raw: str) -> httpx.URL:
     if not url.host:
         raise _BadTemplate(f"invalid template: http.url: no host in {raw!r}")
     return url
+
+
+# Characters Go's url.Parse refuses in a host name (it would otherwise be percent-encoded
+# by httpx and sent to DNS as is).
+_BAD_HOST_CHARS = frozenset(' "<>\\^`{|}')
+
+
+def _check_authority(raw: str) -> None:
+    """Reject what Go's ``url.Parse`` rejects in the host and port, in Go's words."""
+    try:
+        parts = urllib.parse.urlsplit(raw)
+    except ValueError:
+        return  # unparsable: httpx's parse below says why
+    netloc = parts.netloc.rpartition("@")[2]
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = netloc.partition(":")
+    for char in host:
+        if char in _BAD_HOST_CHARS:
+            raise _BadTemplate(
+                f'invalid template: http.url: parse "{raw}": invalid character "{char}" '
+                "in host name"
+            )
+    if port and (not port.isdigit() or not 0 < int(port) <= 65535):
+        raise _BadTemplate(
+            f'invalid template: http.url: parse "{raw}": invalid port ":{port}" after host'
+        )
 
 
 def _request_scope(spec: HTTP) -> dict[str, Any]:

@@ -104,9 +104,9 @@ class StatusPatcher:
 
     # -- ResultSink ------------------------------------------------------------------
 
-    def submit(self, ref: TaskRef, result: NodeResult) -> None:
+    def submit(self, ref: TaskRef, result: NodeResult, *, overwrite: bool = False) -> None:
         claimed = self._claimed.pop((ref.namespace, ref.taskset, ref.node_id), False)
-        self._enqueue(ref, result, overwrite=claimed, future=None)
+        self._enqueue(ref, result, overwrite=overwrite or claimed, future=None)
 
     def submit_and_wait(
         self, ref: TaskRef, result: NodeResult, *, claim: bool = False
