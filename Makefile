@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench bench-expr loadtest e2e-full clean
+.PHONY: demo test lint typecheck unit bench bench-expr faults clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 
 bench-expr: $(STAMP)
 	$(BIN)/python loadtest/bench_expr.py
+
+faults: $(STAMP)
+	$(BIN)/python loadtest/faults.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
