@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench bench-expr faults clean
+.PHONY: demo test lint typecheck unit bench bench-expr faults loadtest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench-expr: $(STAMP)
 
 faults: $(STAMP)
 	$(BIN)/python loadtest/faults.py
+
+# locust runs on gevent: it gets its own virtual environment, never the agent's.
+loadtest: $(STAMP)
+	@test -x loadtest/.venv/bin/locust || ($(PYTHON) -m venv loadtest/.venv && loadtest/.venv/bin/pip install -q -r loadtest/requirements.txt)
+	$(BIN)/python loadtest/bench.py --serve --timeout 120 -- loadtest/.venv/bin/locust -f loadtest/locustfile.py --headless -u 20 -r 20 -t 30s --tasks-per-taskset 20 --only-summary
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

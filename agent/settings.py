@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         default=25.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SHUTDOWN_GRACE")
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", validation_alias=AliasChoices("ARGO_AGENT_EVENT_LOOP")
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", validation_alias=AliasChoices("ARGO_AGENT_LOG_FORMAT")
     )

@@ -11,6 +11,7 @@ or a DNS answer that changes between two requests cannot slip through.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -81,7 +82,10 @@ def _strip_zone(address: str) -> str:
     return address.strip("[]").split("%", 1)[0]
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(address: str) -> _Address | None:
+    # Cached: every request asks about its host, and hosts repeat (measured: ~4% of the
+    # agent's CPU at high throughput went here before the cache).
     try:
         return ipaddress.ip_address(_strip_zone(address))
     except ValueError:
