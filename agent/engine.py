@@ -59,6 +59,10 @@ class TaskSetKey:
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    def log_context(self) -> dict[str, str]:
+        """The ``extra`` of a log record about this taskset."""
+        return {"namespace": self.namespace, "taskset": self.name}
+
 
 @dataclass(frozen=True, slots=True)
 class TaskSetSnapshot:
@@ -221,7 +225,7 @@ class Engine:
                     "ignoring a malformed taskset %s: %s",
                     snapshot.key,
                     snapshot.problem,
-                    extra={"taskset": str(snapshot.key)},
+                    extra=snapshot.key.log_context(),
                 )
         tasks = snapshot.tasks
         if len(tasks) == len(state.seen) and not state.seen.symmetric_difference(tasks.keys()):
@@ -390,7 +394,7 @@ class Engine:
                     self._report(state, ref, verdict)
             return
         except Exception as exc:  # the runner promises not to raise; never lose a node
-            log.exception("runner failed", extra={"taskset": str(state.key), "node": ref.node_id})
+            log.exception("runner failed", extra={**state.key.log_context(), "node": ref.node_id})
             result = NodeResult(phase=NodePhase.ERROR, message=f"agent internal error: {exc}")
         finally:
             if self._claims is not None:
@@ -406,6 +410,12 @@ class Engine:
             return  # gone while running: reporting it would abort the controller's pass
         if self._on_result is not None:
             self._on_result(ref, result)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "node finished: %s",
+                result.phase,
+                extra={**state.key.log_context(), "node": ref.node_id, "phase": str(result.phase)},
+            )
         overwrite = ref.node_id in state.overwrite
         state.overwrite.discard(ref.node_id)
         self._sink.submit(ref, result, overwrite=overwrite)

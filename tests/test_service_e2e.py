@@ -147,4 +147,8 @@ async def test_json_logs_carry_context_and_no_secrets(
     assert any(
         entry.get("msg") == "agent started" and entry.get("mode") == "shared" for entry in lines
     )
+    assert any(
+        entry.get("namespace") == NS and entry.get("taskset") == "logs" and entry.get("node") == "n"
+        for entry in lines
+    ), "no log record carries the node's namespace, taskset and node ID"
     assert "top-secret-token" not in agent.logs()

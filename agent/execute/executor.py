@@ -103,6 +103,7 @@ class Executor:
                 ref.node_id,
                 ref.namespace,
                 ref.taskset,
+                extra={"namespace": ref.namespace, "taskset": ref.taskset, "node": ref.node_id},
             )
             return NodeResult(
                 phase=NodePhase.ERROR,

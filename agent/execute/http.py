@@ -39,6 +39,7 @@ The expression scope (``successCondition``), exactly what Argo passes:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import urllib.parse
@@ -373,7 +374,10 @@ class HTTPExecutor:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_url(raw: str) -> httpx.URL:
+    # Cached per distinct string (httpx.URL is immutable): tasks calling the same endpoint
+    # parse it once. Errors are not cached (an exception leaves no entry).
     if not raw:
         raise _BadTemplate("invalid template: http.url: required (an http:// or https:// URL)")
     if any(ord(c) < 0x20 or c == "\x7f" for c in raw):

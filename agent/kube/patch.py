@@ -223,7 +223,7 @@ class StatusPatcher:
             await self._patch_with_retry(key, batch)
         except _TasksetGone:
             log.warning(
-                "taskset deleted; dropping %d result(s)", len(batch), extra={"taskset": str(key)}
+                "taskset deleted; dropping %d result(s)", len(batch), extra=key.log_context()
             )
             metrics.RESULTS_DROPPED.labels(reason="taskset_deleted").inc(len(batch))
             for pending in batch.values():
@@ -244,7 +244,7 @@ class StatusPatcher:
                     log.error(
                         "the API rejects even the error result; dropping it: %s",
                         exc,
-                        extra={"taskset": str(key), "node": node_id},
+                        extra={**key.log_context(), "node": node_id},
                     )
                     metrics.RESULTS_DROPPED.labels(reason="rejected").inc()
                     _settle(pending, dropped=True)
@@ -252,7 +252,7 @@ class StatusPatcher:
                 log.warning(
                     "the API rejected a result; reporting Error instead: %s",
                     exc,
-                    extra={"taskset": str(key), "node": node_id},
+                    extra={**key.log_context(), "node": node_id},
                 )
                 error = NodeResult(phase=NodePhase.ERROR, message=PATCH_ERROR_PREFIX + str(exc))
                 replacement = _Pending(error, overwrite=True, delivered=pending.delivered)
