@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim import ApiSimulator
+from agent.sim.samples import http_task, workflow_taskset
 
 __all__ = ["main"]
 
@@ -103,23 +104,23 @@ async def _scenario(
     )
     tasksets = {
         "orders-wf": {
-            "get-status": _http(f"{target}/status/200"),
-            "create-order": _http(
+            "get-status": http_task(f"{target}/status/200"),
+            "create-order": http_task(
                 f"{target}/echo",
                 method="POST",
                 body='{"item": "book"}',
                 headers=[{"name": "Content-Type", "value": "application/json"}],
             ),
-            "server-error": _http(f"{target}/status/503"),
+            "server-error": http_task(f"{target}/status/503"),
         },
         "checks-wf": {
-            "condition-true": _http(
+            "condition-true": http_task(
                 f"{target}/status/201", successCondition="response.statusCode == 201"
             ),
-            "condition-false": _http(
+            "condition-false": http_task(
                 f"{target}/echo", successCondition='response.body contains "pineapple"'
             ),
-            "secret-header": _http(
+            "secret-header": http_task(
                 f"{target}/echo",
                 headers=[
                     {
@@ -128,13 +129,13 @@ async def _scenario(
                     }
                 ],
             ),
-            "too-slow": _http(f"{target}/delay/5", timeoutSeconds=1),
-            "refused": _http("http://127.0.0.1:9/unreachable"),
+            "too-slow": http_task(f"{target}/delay/5", timeoutSeconds=1),
+            "refused": http_task("http://127.0.0.1:9/unreachable"),
         },
     }
     started = time.monotonic()
     for name, tasks in tasksets.items():
-        sim.create_object(_TS, _taskset(name, tasks))
+        sim.create_object(_TS, workflow_taskset(name, tasks, namespace=_NS))
     _say(
         f"created {len(tasksets)} WorkflowTaskSets with "
         f"{sum(len(t) for t in tasksets.values())} HTTP tasks; waiting for results...\n"
@@ -204,31 +205,6 @@ def _print_table(
 def _short(text: str, limit: int = 70) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _http(url: str, **fields: Any) -> dict[str, Any]:
-    return {"name": "http", "http": {"url": url, **fields}}
-
-
-def _taskset(name: str, tasks: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "WorkflowTaskSet",
-        "metadata": {
-            "name": name,
-            "namespace": _NS,
-            "ownerReferences": [
-                {
-                    "apiVersion": "argoproj.io/v1alpha1",
-                    "kind": "Workflow",
-                    "name": name,
-                    "uid": f"{name}-uid",
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {"tasks": tasks},
-    }
 
 
 async def _start_target() -> web.AppRunner:

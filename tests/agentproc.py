@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 
 from agent.sim import ApiSimulator
+from agent.sim.samples import http_task
+from agent.sim.samples import workflow_taskset as taskset
 
-__all__ = ["AgentProcess", "free_port", "taskset", "wait_for_nodes"]
+__all__ = ["AgentProcess", "free_port", "http_task", "taskset", "wait_for_nodes"]
 
 TOKEN = "e2e-token"
 
@@ -138,39 +140,6 @@ class AgentProcess:
     async def __aexit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.returncode is None:
             await self.stop()
-
-
-def taskset(
-    name: str,
-    tasks: Mapping[str, Any],
-    *,
-    namespace: str = "argo",
-    labels: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """A WorkflowTaskSet as Argo's controller creates it (owner: the Workflow)."""
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "WorkflowTaskSet",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": dict(labels or {}),
-            "ownerReferences": [
-                {
-                    "apiVersion": "argoproj.io/v1alpha1",
-                    "kind": "Workflow",
-                    "name": name,
-                    "uid": f"uid-{name}",
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {"tasks": dict(tasks)},
-    }
-
-
-def http_task(url: str, **fields: Any) -> dict[str, Any]:
-    return {"name": "http", "http": {"url": url, **fields}}
 
 
 async def wait_for_nodes(
