@@ -6,7 +6,7 @@
 * :mod:`agent.kube.secrets` -- the secret resolver for ``valueFrom.secretKeyRef`` headers.
 """
 
-from agent.kube.client import GROUP, PLURAL, VERSION, ApiError, connect
+from agent.kube.client import GROUP, PLURAL, VERSION, connect
 from agent.kube.patch import StatusPatcher
 from agent.kube.secrets import KubeSecretResolver
 from agent.kube.watch import TaskSetWatcher, WatchScope
@@ -15,7 +15,6 @@ __all__ = [
     "GROUP",
     "PLURAL",
     "VERSION",
-    "ApiError",
     "KubeSecretResolver",
     "StatusPatcher",
     "TaskSetWatcher",

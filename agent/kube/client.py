@@ -14,13 +14,12 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-__all__ = ["GROUP", "PLURAL", "VERSION", "ApiError", "api_error_text", "connect"]
+__all__ = ["GROUP", "PLURAL", "VERSION", "api_error_text", "connect"]
 
 GROUP = "argoproj.io"
 VERSION = "v1alpha1"
 PLURAL = "workflowtasksets"
 
-ApiError = ApiException
 
 
 async def connect(*, kubeconfig: str | None, pool_size: int = 64) -> client.ApiClient:

@@ -103,9 +103,6 @@ class TaskSetWatcher:
         """True while a watch stream is open (readiness)."""
         return self._established.is_set()
 
-    async def wait_established(self) -> None:
-        await self._established.wait()
-
     async def run(self) -> None:
         # The version to resume from is advanced by every event (bookmarks too) as it is
         # handled, so a stream that breaks mid-way resumes after the last event we saw:
