@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -153,13 +154,18 @@ async def _scenario(
         for name in tasksets:
             obj = sim.get_object(_TS, name, namespace=_NS)
             for node, status in ((obj.get("status") or {}).get("nodes") or {}).items():
-                if status.get("phase") == "Running":
-                    claimed.add((name, node))  # a claim: recorded before a POST is sent
-                elif (name, node) not in results:
+                if (
+                    status.get("phase") not in ("Running", "Pending")
+                    and (name, node) not in results
+                ):
                     results[(name, node)] = (status, time.monotonic() - started)
         await asyncio.sleep(0.01)
     _print_table(tasksets, results)
     patches = [r for r in sim.requests(verb="patch") if r.subresource == "status"]
+    for record in patches:  # claims: written (phase Running) before a POST is sent
+        for node, body in json.loads(record.body)["status"]["nodes"].items():
+            if body.get("phase") == "Running":
+                claimed.add((str(record.name), node))
     _say(
         f"\n{len(results)} results in {max(t for _, t in results.values()):.2f}s, delivered in "
         f"{len(patches)} merge patches on the status subresource "

@@ -1,0 +1,29 @@
+"""`make demo` is a newcomer's first contact: it must run to the end and show real results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_demo_runs_the_agent_and_prints_every_result() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "demo", "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    rows = {line.split()[1]: line for line in lines if line.startswith(("orders-wf", "checks-wf"))}
+    assert set(rows) == {
+        "get-status", "create-order", "server-error", "condition-true",
+        "condition-false", "secret-header", "too-slow", "refused",
+    }  # fmt: skip
+    assert "Succeeded" in rows["get-status"] and "Succeeded" in rows["secret-header"]
+    assert "received non-2xx response code: 503" in rows["server-error"]
+    assert "evaluated false" in rows["condition-false"]
+    assert "context deadline exceeded" in rows["too-slow"]
+    assert "create-order was first claimed" in done.stdout
+    assert "agent stopped (exit code 0)" in done.stdout
