@@ -16,7 +16,9 @@ def test_demo_runs_the_agent_and_prints_every_result() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    rows = {line.split()[1]: line for line in lines if line.startswith(("orders-wf", "checks-wf"))}
+    rows = {
+        line.split()[1]: line for line in lines if line.startswith(("orders-wf ", "checks-wf "))
+    }
     assert set(rows) == {
         "get-status", "create-order", "server-error", "condition-true",
         "condition-false", "secret-header", "too-slow", "refused",
