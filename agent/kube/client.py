@@ -21,7 +21,6 @@ VERSION = "v1alpha1"
 PLURAL = "workflowtasksets"
 
 
-
 async def connect(*, kubeconfig: str | None, pool_size: int = 64) -> client.ApiClient:
     """Load the configuration and return a long-lived ``ApiClient``."""
     configuration = client.Configuration()
