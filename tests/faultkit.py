@@ -30,8 +30,6 @@ import os
 import random
 import re
 import signal
-import socket
-import struct
 import tempfile
 import threading
 import time
@@ -43,7 +41,7 @@ from aiohttp import web
 
 from agent.sim import ApiSimulator
 from tests.agentproc import TOKEN, AgentProcess, taskset
-from tests.servers import _ThreadedServer
+from tests.servers import _ThreadedServer, abort_connection
 
 __all__ = [
     "FULL",
@@ -176,7 +174,7 @@ class CountingTarget(_ThreadedServer):
         if mode == "hang":
             await asyncio.sleep(3600)
         elif mode in ("reset", "close"):
-            _cut(request, reset=mode == "reset")
+            abort_connection(request, reset=mode == "reset")
         elif mode == "garbage":
             _raw(request, _GARBAGE_STATUS_LINE + b"\r\n\r\n")
         elif mode == "badchunk":
@@ -188,19 +186,6 @@ class CountingTarget(_ThreadedServer):
             return web.Response(status=400, text=f"unknown mode {mode!r}")
         await asyncio.sleep(3600)  # the connection is gone; the server's shutdown ends this
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _cut(request: web.Request, *, reset: bool) -> None:
-    transport = request.transport
-    if transport is None:
-        return
-    if reset:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    else:
-        transport.close()
 
 
 def _raw(request: web.Request, data: bytes) -> None:

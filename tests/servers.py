@@ -285,7 +285,8 @@ async def _gzip(request: web.Request) -> web.Response:
     return web.Response(body=data, headers={"Content-Encoding": "gzip"})
 
 
-def _abort(request: web.Request, *, reset: bool) -> None:
+def abort_connection(request: web.Request, *, reset: bool) -> None:
+    """Cut the client's connection: a TCP reset (``reset``) or a plain close (EOF)."""
     transport = request.transport
     if transport is None:
         return
@@ -299,13 +300,13 @@ def _abort(request: web.Request, *, reset: bool) -> None:
 
 
 async def _reset(request: web.Request) -> web.Response:
-    _abort(request, reset=True)
+    abort_connection(request, reset=True)
     await asyncio.sleep(3600)  # the handler is cancelled with the connection
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _close(request: web.Request) -> web.Response:
-    _abort(request, reset=False)
+    abort_connection(request, reset=False)
     await asyncio.sleep(3600)
     raise AssertionError("unreachable")  # pragma: no cover
 
