@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim import ApiSimulator
-from agent.sim.samples import http_task, workflow_taskset
+from agent.sim.samples import http_task, secret, workflow_taskset
 
 __all__ = ["main"]
 
@@ -96,12 +96,7 @@ async def _scenario(
     await asyncio.wait_for(sim.wait_for_watches(1), timeout)
     sim.create_object(
         "secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "demo-credentials", "namespace": _NS},
-            "stringData": {"token": "not-a-real-token"},
-        },
+        secret("demo-credentials", {"token": "not-a-real-token"}, namespace=_NS),
     )
     tasksets = {
         "orders-wf": {

@@ -42,7 +42,6 @@ class Settings(BaseSettings):
         default=False, validation_alias=AliasChoices("ARGO_AGENT_ALL_NAMESPACES")
     )
     workflow: str | None = Field(default=None, validation_alias=AliasChoices("ARGO_WORKFLOW_NAME"))
-    workflow_uid: str = Field(default="", validation_alias=AliasChoices("ARGO_WORKFLOW_UID"))
     instance_id: str = Field(default="", validation_alias=AliasChoices("ARGO_INSTANCE_ID"))
 
     # -- how fast -----------------------------------------------------------------------

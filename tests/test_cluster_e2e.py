@@ -11,6 +11,7 @@ import json
 import signal
 
 from agent.sim import ApiSimulator, Rule
+from agent.sim.samples import secret
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 
@@ -186,12 +187,7 @@ async def test_secret_headers_allowed_and_forbidden(
 ) -> None:
     sim.create_object(
         "secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "api-token", "namespace": NS},
-            "stringData": {"token": "s3cr3t-value"},
-        },
+        secret("api-token", {"token": "s3cr3t-value"}, namespace=NS),
     )
     secret_header = {
         "name": "X-Token",
@@ -279,37 +275,13 @@ async def test_shared_mode_serves_many_namespaces_and_honours_instance_id(
     sim: ApiSimulator, target: TargetServer
 ) -> None:
     label = "workflows.argoproj.io/controller-instanceid"
+    cases = [("a", "team-a", "blue"), ("b", "team-b", "blue"), ("c", "team-c", "green"),
+             ("d", "team-d", None)]  # fmt: skip
     async with AgentProcess(sim, "--all-namespaces", "--instance-id", "blue"):
-        sim.create_object(
-            TS,
-            taskset(
-                "a",
-                {"n": http_task(target.url("/status/200"))},
-                namespace="team-a",
-                labels={label: "blue"},
-            ),
-        )
-        sim.create_object(
-            TS,
-            taskset(
-                "b",
-                {"n": http_task(target.url("/status/200"))},
-                namespace="team-b",
-                labels={label: "blue"},
-            ),
-        )
-        sim.create_object(
-            TS,
-            taskset(
-                "c",
-                {"n": http_task(target.url("/status/200"))},
-                namespace="team-c",
-                labels={label: "green"},
-            ),
-        )
-        sim.create_object(
-            TS, taskset("d", {"n": http_task(target.url("/status/200"))}, namespace="team-d")
-        )
+        for name, namespace, instance in cases:
+            labels = {label: instance} if instance else {}
+            task = {"n": http_task(target.url("/status/200"))}
+            sim.create_object(TS, taskset(name, task, namespace=namespace, labels=labels))
         await wait_for_nodes(sim, "a", ["n"], namespace="team-a")
         await wait_for_nodes(sim, "b", ["n"], namespace="team-b")
         await asyncio.sleep(0.3)

@@ -8,6 +8,7 @@ import signal
 
 from agent import __version__
 from agent.sim import ApiSimulator
+from agent.sim.samples import secret
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 
@@ -115,12 +116,7 @@ async def test_json_logs_carry_context_and_no_secrets(
 ) -> None:
     sim.create_object(
         "secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "creds", "namespace": NS},
-            "stringData": {"token": "Bearer top-secret-token"},
-        },
+        secret("creds", {"token": "Bearer top-secret-token"}, namespace=NS),
     )
     header = {
         "name": "Authorization",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["http_task", "workflow_taskset"]
+__all__ = ["http_task", "secret", "workflow_taskset"]
 
 
 def workflow_taskset(
@@ -45,3 +45,13 @@ def workflow_taskset(
 def http_task(url: str, **fields: Any) -> dict[str, Any]:
     """A resolved HTTP template; ``fields`` are further ``http`` fields (camelCase)."""
     return {"name": "http", "http": {"url": url, **fields}}
+
+
+def secret(name: str, string_data: Mapping[str, str], *, namespace: str = "argo") -> dict[str, Any]:
+    """A core/v1 Secret with ``stringData`` (for ``valueFrom.secretKeyRef`` headers)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": dict(string_data),
+    }
