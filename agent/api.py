@@ -6,12 +6,12 @@ proves the loop is not blocked. Nothing on this port can change state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from agent import __version__
 
@@ -26,7 +26,13 @@ class Health:
     reason: str = ""
 
 
-def create_app(*, liveness: Callable[[], Health], readiness: Callable[[], Health]) -> FastAPI:
+def create_app(
+    *,
+    liveness: Callable[[], Health],
+    readiness: Callable[[], Health],
+    registry: CollectorRegistry = REGISTRY,
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="argo-http-agent",
         version=__version__,
@@ -51,7 +57,9 @@ def create_app(*, liveness: Callable[[], Health], readiness: Callable[[], Health
 
     @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        if refresh_metrics is not None:
+            await refresh_metrics()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/version", summary="The agent's version")
     async def version() -> dict[str, str]:

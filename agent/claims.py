@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 
 from agent.execute import TaskRef
 from agent.model import NodePhase, NodeResult
+from agent.shard import Shard
 
 __all__ = ["ClaimPolicy", "DurableSink", "Redelivery", "new_instance_id"]
 
@@ -53,9 +54,11 @@ class DurableSink(Protocol):
         ...
 
 
-def new_instance_id(base: str = "") -> str:
-    """A name for this process: the pod name (if any) and a random suffix per start."""
+def new_instance_id(base: str = "", *, shard: Shard | None = None) -> str:
+    """A name for this process: the pod name (if any), its worker number, a random suffix."""
     suffix = uuid.uuid4().hex[:8]
+    if shard is not None:
+        suffix = f"w{shard.index}-{suffix}"
     return f"{base}-{suffix}" if base else f"agent-{suffix}"
 
 
@@ -137,8 +140,10 @@ def _key(ref: TaskRef) -> tuple[str, str, str]:
 
 
 def _idempotent(template: Mapping[str, Any]) -> bool:
-    http = template.get("http") if isinstance(template, Mapping) else None
-    if not isinstance(http, Mapping):
+    # dict first: an ABC isinstance check costs more than the rest of this function.
+    is_mapping = isinstance(template, dict) or isinstance(template, Mapping)
+    http = template.get("http") if is_mapping else None
+    if not (isinstance(http, dict) or isinstance(http, Mapping)):
         return False  # plugins (and anything unknown) may have side effects
     method = http.get("method") or "GET"
     return isinstance(method, str) and method.upper() in IDEMPOTENT_METHODS

@@ -20,6 +20,9 @@ in one place, testable without either:
   One asyncio task per running node, not a fixed worker pool: idle capacity costs nothing.
 * **No stale results.** A node that leaves ``spec.tasks`` is cancelled if running, and its
   result is never reported: the controller aborts reconciliation on an unknown node ID.
+* **Sharded, when asked.** With ``owns`` (a worker process's :class:`~agent.shard.Shard`)
+  the engine runs and reports only the nodes that predicate accepts; the others are tracked
+  as seen, so they cost one set look-up per event, never a hash.
 * **Graceful.** :meth:`Engine.drain` stops dispatching, lets running tasks finish within
   a grace period and cancels the rest.
 """
@@ -138,6 +141,10 @@ class Claims(Protocol):
         """A node found ``Running`` in status: ``None`` to run it again, or its final result."""
         ...
 
+    def needs_claim(self, template: Mapping[str, Any]) -> bool:
+        """Whether :meth:`claim` must run before this template is sent."""
+        ...
+
     async def claim(self, ref: TaskRef, template: Mapping[str, Any]) -> None:
         """Record that this node is about to be sent; returns once the claim is durable."""
         ...
@@ -178,6 +185,7 @@ class Engine:
         max_in_flight: int,
         claims: Claims | None = None,
         on_result: Callable[[TaskRef, NodeResult], None] | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -185,6 +193,7 @@ class Engine:
         self._sink = sink
         self._claims = claims
         self._on_result = on_result
+        self._owns = owns
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._states: dict[TaskSetKey, _TaskSetState] = {}
@@ -233,7 +242,7 @@ class Engine:
         gone = state.seen.difference(tasks.keys())
         if gone:
             self._drop_nodes(state, gone)
-        queued_any = False
+        queued = 0
         new = tasks.keys() - state.seen
         # Keep spec order (first come, first served) without a Python-level scan of every
         # key on events that bring nothing new; the set difference above runs in C.
@@ -242,6 +251,8 @@ class Engine:
             state.seen.add(node_id)
             if not isinstance(node_id, str):
                 continue
+            if self._owns is not None and not self._owns(node_id):
+                continue  # another worker process's node (see agent/shard.py)
             template = tasks[node_id]
             status = snapshot.nodes.get(node_id)
             phase = status.get("phase") if isinstance(status, Mapping) else None
@@ -262,9 +273,9 @@ class Engine:
             state.templates[node_id] = _as_mapping(template)
             state.queue.append(node_id)
             self._queued += 1
-            queued_any = True
-            metrics.TASKS_RECEIVED.inc()
-        if queued_any:
+            queued += 1
+        if queued:
+            metrics.TASKS_RECEIVED.inc(queued)
             self._mark_ready(snapshot.key)
             self._wakeup.set()
 
@@ -382,7 +393,7 @@ class Engine:
         self, state: _TaskSetState, ref: TaskRef, template: Mapping[str, Any]
     ) -> None:
         try:
-            if self._claims is not None:
+            if self._claims is not None and self._claims.needs_claim(template):
                 await self._claims.claim(ref, template)
             result = await self._runner.run(template, ref=ref)
         except asyncio.CancelledError:
@@ -434,8 +445,6 @@ class Engine:
         self._update_idle()
 
     def _update_idle(self) -> None:
-        metrics.TASKS_IN_FLIGHT.set(self._in_flight)
-        metrics.TASKS_QUEUED.set(self._queued)
         if self._in_flight == 0 and self._queued == 0:
             self._idle.set()
         else:

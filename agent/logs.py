@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["configure_logging", "redact"]
@@ -62,10 +63,27 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(*, fmt: str = "json", level: str = "info") -> None:
-    """Send the process's logs to stderr in the chosen format."""
+class _Context(logging.Filter):
+    """Adds fixed fields to every record of the process (a worker's number)."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        super().__init__()
+        self._fields = dict(fields)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self._fields.items():
+            setattr(record, key, value)
+        return True
+
+
+def configure_logging(
+    *, fmt: str = "json", level: str = "info", context: Mapping[str, str] | None = None
+) -> None:
+    """Send the process's logs to stderr in the chosen format, ``context`` on every line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    if context:
+        handler.addFilter(_Context(context))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -7,6 +7,9 @@ classes, API codes and reasons -- never a URL, a taskset name or a node ID.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "TASKS_STARTED",
     "WATCH_EVENTS",
     "WATCH_RESTARTS",
+    "child",
     "method_label",
     "status_class",
 ]
@@ -41,6 +45,7 @@ TASKS_STARTED = Counter(f"{_PREFIX}_tasks_started_total", "Tasks whose execution
 TASKS_FINISHED = Counter(
     f"{_PREFIX}_tasks_finished_total", "Tasks finished, by resulting node phase", ["phase"]
 )
+# The engine's gauges are sampled (service.py), not set per task.
 TASKS_IN_FLIGHT = Gauge(f"{_PREFIX}_tasks_in_flight", "Tasks executing now")
 TASKS_QUEUED = Gauge(f"{_PREFIX}_tasks_queued", "Tasks waiting for a free slot")
 
@@ -97,3 +102,12 @@ def status_class(status: int | None) -> str:
     if status is None or not 100 <= status <= 599:
         return "error"
     return f"{status // 100}xx"
+
+
+@functools.lru_cache(maxsize=1024)
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, cached: the hot path skips prometheus_client's lock.
+
+    Bounded because every label is (see the module docstring).
+    """
+    return metric.labels(*values)

@@ -219,8 +219,44 @@ class NodeResult(_ArgoModel):
 def dump(model: BaseModel) -> dict[str, Any]:
     """Serialise for the wire as Go does: camelCase, ``omitempty`` fields left out when
     empty, fields without it (and non-nil pointers) always written, unknown fields verbatim."""
+    if type(model) is NodeResult:
+        fast = _dump_plain_result(model)
+        if fast is not None:
+            return fast
+    return _dump_model(model)
+
+
+def _dump_model(model: BaseModel) -> dict[str, Any]:
     dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
     return dumped
+
+
+def _dump_plain_result(result: NodeResult) -> dict[str, Any] | None:
+    # Every task's result is dumped once, on the hot path: the executor's results (a phase,
+    # a message, outputs.result) are written directly, equal to the general path (pinned by
+    # tests/test_model.py); anything else (extras, parameters, artifacts) is not plain.
+    outputs = result.outputs
+    if result.model_extra or (
+        outputs is not None
+        and (
+            outputs.model_extra
+            or outputs.parameters is not None
+            or outputs.artifacts is not None
+            or outputs.exit_code is not None
+        )
+    ):
+        return None
+    out: dict[str, Any] = {}
+    phase = result.phase.value if isinstance(result.phase, NodePhase) else result.phase
+    if phase:
+        out["phase"] = phase
+    if result.message:
+        out["message"] = result.message
+    if outputs is not None:
+        out["outputs"] = {} if outputs.result is None else {"result": outputs.result}
+    if result.progress:
+        out["progress"] = result.progress
+    return out
 
 
 def _is_empty(value: Any) -> bool:

@@ -27,11 +27,12 @@ import contextlib
 import functools
 import gc
 import logging
+import math
 import os
 import signal
 import sys
 import types
-from collections.abc import Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -47,23 +48,32 @@ from agent.kube import KubeSecretResolver, StatusPatcher, TaskSetWatcher, WatchS
 from agent.logs import configure_logging
 from agent.model import NodeResult
 from agent.settings import Settings, SettingsError, load_settings
+from agent.shard import Shard
 
 __all__ = ["Agent", "main"]
 
 log = logging.getLogger(__name__)
 
+_GAUGE_SECONDS = 0.25
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class Agent:
     """One running agent: build with settings and an API client, then ``await run()``."""
 
-    def __init__(self, *, settings: Settings, api: client.ApiClient) -> None:
+    def __init__(
+        self, *, settings: Settings, api: client.ApiClient, shard: Shard | None = None
+    ) -> None:
         self.settings = settings
+        self.shard = shard
+        # ARGO_AGENT_TASK_WORKERS bounds the whole agent: workers split it.
+        workers = settings.task_workers
+        if shard is not None:
+            workers = max(1, math.ceil(workers / shard.count))
         self._api = api
         self._stop = asyncio.Event()
         self._executor = Executor(
-            settings=executor_settings(settings),
+            settings=executor_settings(settings, task_workers=workers),
             secrets=KubeSecretResolver(
                 api=api,
                 ttl=settings.secret_cache_seconds,
@@ -81,14 +91,15 @@ class Agent:
         self.claims = ClaimPolicy(
             sink=self.patcher,
             redelivery=settings.redelivery,
-            instance_id=new_instance_id(settings.agent_id),
+            instance_id=new_instance_id(settings.agent_id, shard=shard),
         )
         self.engine = Engine(
             runner=self._executor,
             sink=self.patcher,
-            max_in_flight=settings.task_workers,
+            max_in_flight=workers,
             claims=self.claims,
             on_result=_count_result,
+            owns=shard.owns if shard is not None else None,
         )
         self.watchers = [
             TaskSetWatcher(
@@ -125,6 +136,7 @@ class Agent:
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.engine.run(), name="engine")]
+        tasks.append(asyncio.create_task(self._sample_gauges(), name="gauges"))
         tasks += [
             asyncio.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)
         ]
@@ -150,6 +162,15 @@ class Agent:
             await self.patcher.aclose()
             await self._executor.aclose()
 
+    async def _sample_gauges(self) -> None:
+        # Sampled, not set on every task: with --processes each set is a write to a shared
+        # file, and a scrape every few seconds needs no finer grain than this.
+        while True:
+            metrics.TASKS_IN_FLIGHT.set(self.engine.in_flight)
+            metrics.TASKS_QUEUED.set(self.engine.queued)
+            metrics.TASKSETS_WATCHED.set(self.engine.tasksets)
+            await asyncio.sleep(_GAUGE_SECONDS)
+
     # -- source callbacks --------------------------------------------------------------
 
     def _on_object(self, obj: Mapping[str, Any]) -> None:
@@ -158,11 +179,9 @@ class Agent:
             self.exit_reason = "taskset completed"
             self._stop.set()
         self.engine.observe(snapshot)
-        metrics.TASKSETS_WATCHED.set(self.engine.tasksets)
 
     def _on_deleted(self, key: TaskSetKey) -> None:
         self.engine.forget(key)
-        metrics.TASKSETS_WATCHED.set(self.engine.tasksets)
         if self.settings.per_workflow:
             self.exit_reason = "taskset deleted"
             self._stop.set()
@@ -177,10 +196,10 @@ class Agent:
 
 
 def _count_result(ref: TaskRef, result: NodeResult) -> None:
-    metrics.TASKS_FINISHED.labels(phase=str(result.phase) or "unknown").inc()
+    metrics.child(metrics.TASKS_FINISHED, str(result.phase) or "unknown").inc()
 
 
-def executor_settings(settings: Settings) -> ExecutorSettings:
+def executor_settings(settings: Settings, *, task_workers: int | None = None) -> ExecutorSettings:
     plugins = tuple(
         PluginEndpoint(name=name, address=address)
         for name, address in zip(settings.plugin_names, settings.plugin_addresses, strict=True)
@@ -192,8 +211,8 @@ def executor_settings(settings: Settings) -> ExecutorSettings:
         deny_networks=tuple(settings.deny_networks),
         plugins=plugins,
         # Go's client has no per-host cap: every task in flight may hit the same host.
-        max_connections=settings.task_workers,
-        max_connections_per_host=settings.task_workers,
+        max_connections=task_workers or settings.task_workers,
+        max_connections_per_host=task_workers or settings.task_workers,
         transport=settings.transport,
     )
 
@@ -274,7 +293,50 @@ def main(argv: list[str]) -> int:
         print(f"argo-http-agent run: {exc}", file=sys.stderr)
         return 2
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    processes = process_count(settings)
+    if processes > 1:
+        from agent.supervisor import supervise
+
+        return run_event_loop(supervise(settings, processes=processes), loop=settings.event_loop)
     return run_event_loop(serve(settings), loop=settings.event_loop)
+
+
+def process_count(settings: Settings) -> int:
+    """``--processes``, with 0 meaning one per CPU this process may use (1 per workflow)."""
+    if settings.processes:
+        return settings.processes
+    if settings.per_workflow:
+        return 1  # Argo's per-workflow agent serves one taskset: one process is plenty
+    return available_cpus()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on, capped by a cgroup CPU quota (a container's limit)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        count = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU limit in cores from cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_*``; None if unlimited."""
+    try:
+        quota, _, period = (root / "cpu.max").read_text().strip().partition(" ")
+        if quota != "max" and period:
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 def run_event_loop(main: Coroutine[Any, Any, int], *, loop: str) -> int:
@@ -289,8 +351,18 @@ def run_event_loop(main: Coroutine[Any, Any, int], *, loop: str) -> int:
     return asyncio.run(main)
 
 
-async def serve(settings: Settings) -> int:
-    """Run the agent and its HTTP API until a signal or the end of a per-workflow run."""
+async def serve(
+    settings: Settings,
+    *,
+    shard: Shard | None = None,
+    companion: Callable[[Agent], Coroutine[Any, Any, None]] | None = None,
+) -> int:
+    """Run the agent until a signal or the end of a per-workflow run.
+
+    Alone (``shard`` None) the process serves the HTTP API and owns SIGTERM/SIGINT. As a
+    worker of :mod:`agent.supervisor` it serves no API, stops on SIGTERM only (the
+    supervisor relays a terminal's Ctrl-C), and runs ``companion`` beside the agent.
+    """
     metrics.BUILD.info({"version": __version__})
     try:
         api = await connect(
@@ -299,17 +371,19 @@ async def serve(settings: Settings) -> int:
     except Exception as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
         return 2
-    agent = Agent(settings=settings, api=api)
-    server = _ApiServer(
-        uvicorn.Config(
-            create_app(liveness=agent.liveness, readiness=agent.readiness),
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
+    agent = Agent(settings=settings, api=api, shard=shard)
+    server: ApiServer | None = None
+    if shard is None:
+        server = ApiServer(
+            uvicorn.Config(
+                create_app(liveness=agent.liveness, readiness=agent.readiness),
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
         )
-    )
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -322,9 +396,16 @@ async def serve(settings: Settings) -> int:
         agent.exit_reason = f"signal {signal.Signals(signum).name}"
         agent.stop()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    handled = (signal.SIGTERM, signal.SIGINT) if shard is None else (signal.SIGTERM,)
+    if shard is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
-    api_task = asyncio.create_task(server.serve(), name="http api")
+    side_tasks = []
+    if server is not None:
+        side_tasks.append(asyncio.create_task(server.serve(), name="http api"))
+    if companion is not None:
+        side_tasks.append(asyncio.create_task(companion(agent), name="companion"))
     # Everything allocated so far lives for the whole run: keep the cyclic collector from
     # scanning it again and again under load.
     gc.freeze()
@@ -336,23 +417,32 @@ async def serve(settings: Settings) -> int:
             "instance": agent.claims.instance_id,
             "redelivery": settings.redelivery,
             "scopes": [str(s) for s in scopes(settings)],
-            "metrics": f"{settings.metrics_host}:{settings.metrics_port}",
+            **(
+                {"worker": str(shard)}
+                if shard is not None
+                else {"metrics": f"{settings.metrics_host}:{settings.metrics_port}"}
+            ),
         },
     )
     try:
         await agent.run()
     finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await api_task
+        if server is not None:
+            server.should_exit = True
+        for task in side_tasks:
+            if task.get_name() == "companion":
+                task.cancel()
+        for task in side_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await api.close()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in handled:
             loop.remove_signal_handler(signum)
     log.info("agent stopped", extra={"reason": agent.exit_reason})
     return 0
 
 
-class _ApiServer(uvicorn.Server):
+class ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: the agent owns the process's signals."""
 
     @contextlib.contextmanager

@@ -48,12 +48,15 @@ class Settings(BaseSettings):
     task_workers: int = Field(
         default=512, ge=1, le=100_000, validation_alias=AliasChoices("ARGO_AGENT_TASK_WORKERS")
     )
+    processes: int = Field(
+        default=1, ge=0, le=64, validation_alias=AliasChoices("ARGO_AGENT_PROCESSES")
+    )
     patch_rate: float = Field(default=10.0, validation_alias=AliasChoices("ARGO_AGENT_PATCH_RATE"))
     patch_mode: Literal["eager", "tick"] = Field(
         default="eager", validation_alias=AliasChoices("ARGO_AGENT_PATCH_MODE")
     )
     max_patches_in_flight: int = Field(
-        default=16, ge=1, le=1000, validation_alias=AliasChoices("ARGO_AGENT_MAX_PATCHES_IN_FLIGHT")
+        default=2, ge=1, le=1000, validation_alias=AliasChoices("ARGO_AGENT_MAX_PATCHES_IN_FLIGHT")
     )
 
     redelivery: Literal["idempotent", "always", "never"] = Field(

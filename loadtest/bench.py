@@ -15,7 +15,8 @@ One watch on the tasksets records when each node's ``status.nodes`` entry first 
 fulfilled phase; latency is that moment minus the start of the create request of its
 taskset (both on this process's monotonic clock). The run ends with ONE JSON line on
 stdout (progress goes to stderr). Agent CPU seconds come from ``/proc/PID/stat``
-(utime + stime, during the measured phase) and peak RSS from ``VmHWM``.
+(utime + stime, during the measured phase) and peak RSS from ``VmHWM``, both summed over
+the agent's processes (``--processes``: one per CPU by default, like a pod given N CPUs).
 
 ``--serve -- COMMAND`` runs no benchmark: it starts the same processes, runs COMMAND with
 ``LOADTEST_KUBECONFIG``, ``LOADTEST_NAMESPACE`` and ``LOADTEST_TARGET_URL`` set (the
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
+import orjson
 
 __all__ = [
     "BenchConfig",
@@ -112,15 +114,46 @@ class ProcStats:
     peak_rss_mib: float
 
     @classmethod
-    def read(cls, pid: int) -> ProcStats:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
-        peak = 0.0
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
+    def read(cls, pid: int, *, tree: bool = True) -> ProcStats:
+        """The process and (``tree``) all its descendants (an agent with ``--processes N``).
+
+        CPU includes children already reaped (``cutime``/``cstime``); the peak is the sum of
+        each live process's own peak, an upper bound of the tree's peak at any one time.
+        """
+        cpu = peak = 0.0
+        for index, member in enumerate(_tree(pid) if tree else [pid]):
+            try:
+                stat = Path(f"/proc/{member}/stat").read_text()
+                status = Path(f"/proc/{member}/status").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks = int(fields[11]) + int(fields[12])  # utime + stime
+            if tree and index == 0:
+                ticks += int(fields[13]) + int(fields[14])  # reaped children
+            cpu += ticks / _CLOCK_TICKS
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) / 1024
         return cls(cpu_s=cpu, peak_rss_mib=peak)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, parents first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out = [pid]
+    for member in out:
+        out.extend(children.get(member, ()))
+    return out
 
 
 def _open_log(path: Path) -> BinaryIO:
@@ -281,12 +314,19 @@ class ResultWatcher:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self._session.get(self._url, params=params, timeout=timeout) as resp:
             resp.raise_for_status()
-            pending = b""
+            # The load generator shares the cores with the agent: decode cheaply (orjson),
+            # and scan only new bytes for line ends (events are whole tasksets, ~50 KB).
+            pending = bytearray()
             async for chunk in resp.content.iter_any():
+                start = len(pending)
                 pending += chunk
-                *lines, pending = pending.split(b"\n")
+                end = pending.rfind(b"\n", start)
+                if end < 0:
+                    continue
+                lines = bytes(pending[:end]).split(b"\n")
+                del pending[: end + 1]
                 for line in lines:
-                    if line.strip() and not self._event(json.loads(line)):
+                    if line.strip() and not self._event(orjson.loads(line)):
                         await self._list()  # 410: the history is gone, catch up from a list
                         return
 
@@ -341,6 +381,7 @@ class BenchConfig:
     delay: float = 0.0
     size: int = 100
     argo_defaults: bool = False
+    processes: int = 1
     transport: str | None = None
     light: bool = False
     light_iterations: int = 100
@@ -522,6 +563,7 @@ async def _profiled(output: str | None, *, pid: int, workdir: Path) -> AsyncIter
             "record",
             "--pid",
             str(pid),
+            "--subprocesses",
             "--rate",
             "100",
             "--format",
@@ -662,6 +704,7 @@ async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
         "--log-format",
         "text",
         *(ARGO_DEFAULTS if cfg.argo_defaults else ("--task-workers", str(workers))),
+        *(("--processes", str(cfg.processes)) if cfg.processes > 1 else ()),
         *cfg.agent_args,
     ]
     sim = Child("simulator", sim_argv, workdir=workdir, env=env)
@@ -721,6 +764,7 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 "delay_s": cfg.delay,
                 "size": cfg.size,
                 "argo_defaults": cfg.argo_defaults,
+                "agent_processes": cfg.processes,
                 "transport": cfg.transport or "default",
                 "transport_applied": bool(cfg.transport) and transport_applied,
             }
@@ -766,7 +810,7 @@ async def _throughput_phase(
         report["raw_failures"] = raw_failures
     _log(f"agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
     before = {c.name: c.stats() for c in (stack.agent, stack.sim, stack.target)}
-    bench_before = ProcStats.read(os.getpid())
+    bench_before = ProcStats.read(os.getpid(), tree=False)
     async with _profiled(cfg.profile, pid=stack.agent.pid, workdir=stack.workdir):
         report.update(
             await _throughput(
@@ -784,7 +828,7 @@ async def _throughput_phase(
     report["other_cpu_s"] = {
         "simulator": round(stack.sim.stats().cpu_s - before["simulator"].cpu_s, 2),
         "target": round(stack.target.stats().cpu_s - before["target"].cpu_s, 2),
-        "bench": round(ProcStats.read(os.getpid()).cpu_s - bench_before.cpu_s, 2),
+        "bench": round(ProcStats.read(os.getpid(), tree=False).cpu_s - bench_before.cpu_s, 2),
     }
     report["results"] = dict(watcher.phases)
     report["fulfilled"] = len(watcher.seen)
@@ -836,6 +880,13 @@ async def serve_stack(cfg: BenchConfig, command: Sequence[str]) -> int:
 # -- command line ---------------------------------------------------------------------------
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -870,6 +921,13 @@ def _parser() -> argparse.ArgumentParser:
         "--argo-defaults",
         action="store_true",
         help="run the agent as Argo's: 16 workers, a patch every 10 s tick",
+    )
+    parser.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=_cpus(),
+        help="the agent's --processes (default: the CPUs this process may use; "
+        "1 with --argo-defaults)",
     )
     parser.add_argument(
         "--transport",
@@ -942,6 +1000,7 @@ def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
         delay=args.delay,
         size=args.size,
         argo_defaults=args.argo_defaults,
+        processes=1 if args.argo_defaults else args.processes,
         transport=args.transport,
         light=args.light,
         light_iterations=args.light_iterations,

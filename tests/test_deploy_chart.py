@@ -65,6 +65,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "instanceID": "team-a",
         "namespaces": ["team-a"],
         "taskWorkers": 2048,
+        "processes": 4,
         "patchRate": "2s",
         "patchMode": "tick",
         "defaultTimeout": 12.5,
@@ -225,6 +226,7 @@ def test_values_schema_is_draft_07_and_accepts_the_defaults() -> None:
     [
         ({"taskWorkers": "many"}, "/taskWorkers"),
         ({"taskWorkers": 0}, "/taskWorkers"),
+        ({"processes": 65}, "/processes"),
         ({"patchRate": "10 seconds"}, "/patchRate"),
         ({"redelivery": "sometimes"}, "/redelivery"),
         ({"denyNetworks": ["metadata.google.internal"]}, "/denyNetworks/0"),
@@ -546,6 +548,8 @@ def test_rendered_environment_loads_into_the_agents_settings(
     assert settings.namespaces == expected_namespaces
     assert settings.instance_id == values.get("instanceID", "")
     assert settings.task_workers == values.get("taskWorkers", 512)
+    assert settings.processes == values.get("processes", 1)
+    assert settings.max_patches_in_flight == 2
     assert settings.patch_rate == {"2s": 2.0}.get(values.get("patchRate", ""), 10.0)
     assert settings.patch_mode == values.get("patchMode", "eager")
     assert settings.default_timeout == values.get("defaultTimeout", 30)

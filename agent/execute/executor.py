@@ -114,7 +114,7 @@ class Executor:
         raw: Mapping[str, Any] | None
         if isinstance(template, Template):
             parsed, raw = template, None
-        elif isinstance(template, Mapping):
+        elif isinstance(template, dict) or isinstance(template, Mapping):  # dict: no ABC check
             raw = template
             try:
                 parsed = parse_template(template if isinstance(template, dict) else dict(template))

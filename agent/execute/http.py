@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 import urllib.parse
 import zlib
@@ -54,7 +55,7 @@ from agent import metrics
 from agent.execute.errors import describe_transport_error, format_url_error
 from agent.execute.secrets import SecretError, SecretResolver
 from agent.execute.settings import ExecutorSettings
-from agent.execute.transport import INSECURE_EXTENSION
+from agent.execute.transport import INSECURE_EXTENSION, AgentClient
 from agent.expr import ExprError, eval_bool, success_condition_false_message
 from agent.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
 
@@ -70,10 +71,13 @@ _IGNORED_HEADERS = frozenset({"content-length", "transfer-encoding", "trailer"})
 # Go sends "Content-Length: 0" for an empty body only for these methods.
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _INFLATE_STEP = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
 
 
+@functools.lru_cache(maxsize=1024)
 def is_token(text: str) -> bool:
-    """RFC 7230 ``token``: what Go accepts as a method or header name."""
+    """RFC 7230 ``token``: what Go accepts as a method or header name (cached: names repeat)."""
     return bool(text) and all(char in _TOKEN_CHARS for char in text)
 
 
@@ -94,7 +98,7 @@ def canonical_header_key(name: str) -> str:
 
 def _valid_header_value(value: str) -> bool:
     # Go's httpguts.ValidHeaderFieldValue: no control characters except horizontal tab.
-    return not any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value)
+    return _HEADER_VALUE_CONTROL.search(value) is None
 
 
 class _BadTemplate(Exception):
@@ -129,7 +133,7 @@ class HTTPExecutor:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        client: AgentClient,
         settings: ExecutorSettings,
         secrets: SecretResolver,
     ) -> None:
@@ -151,14 +155,15 @@ class HTTPExecutor:
                 raise
             cause = f"context deadline exceeded (timeout {prepared.timeout:g}s)"
             result = _failed(format_url_error(prepared.method, prepared.url, cause))
-        log.debug(
-            "http %s %s://%s -> %s in %.3fs",
-            prepared.method,
-            prepared.url.scheme,
-            prepared.url.netloc.decode("ascii", "replace"),
-            result.phase,
-            time.monotonic() - started,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "http %s %s://%s -> %s in %.3fs",
+                prepared.method,
+                prepared.url.scheme,
+                prepared.url.netloc.decode("ascii", "replace"),
+                result.phase,
+                time.monotonic() - started,
+            )
         return result
 
     # -- validation ---------------------------------------------------------------------
@@ -229,7 +234,7 @@ class HTTPExecutor:
         status_code: int | None = None
         try:
             try:
-                response = await self._client.send(request, stream=True)
+                response = await self._client.send_streaming(request)
             except httpx.TooManyRedirects as exc:
                 cause = f"stopped after {self._settings.max_redirects} redirects"
                 return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
@@ -252,9 +257,10 @@ class HTTPExecutor:
                 await response.aclose()
             status_code = response.status_code
         finally:
-            metrics.HTTP_REQUEST_SECONDS.labels(
-                method=metrics.method_label(prepared.method),
-                status_class=metrics.status_class(status_code),
+            metrics.child(
+                metrics.HTTP_REQUEST_SECONDS,
+                metrics.method_label(prepared.method),
+                metrics.status_class(status_code),
             ).observe(time.perf_counter() - started)
         text = raw_body.decode("utf-8", "replace")
         return self._judge(spec, response, text, gunzip=gunzip)
@@ -305,7 +311,11 @@ class HTTPExecutor:
         decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gunzip else None
         parts: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_raw():
+        stream = response.stream
+        # The transport's stream itself: httpx's aiter_raw() adds a re-chunking generator
+        # layer per chunk and nothing the executor needs (it closes the response itself).
+        chunks = stream if isinstance(stream, httpx.AsyncByteStream) else response.aiter_raw()
+        async for chunk in chunks:
             pieces = _inflate(decoder, chunk) if decoder is not None else (chunk,)
             for piece in pieces:
                 size += len(piece)
@@ -380,7 +390,7 @@ def _parse_url(raw: str) -> httpx.URL:
     # parse it once. Errors are not cached (an exception leaves no entry).
     if not raw:
         raise _BadTemplate("invalid template: http.url: required (an http:// or https:// URL)")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in raw):
+    if _CONTROL.search(raw):
         raise _BadTemplate("invalid template: http.url: contains a control character")
     _check_authority(raw)
     try:

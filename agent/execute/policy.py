@@ -19,6 +19,7 @@ __all__ = ["OutboundPolicy", "PolicyDenied"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_VERDICT_CACHE = 4096
 
 
 class PolicyDenied(OSError):
@@ -45,6 +46,7 @@ class OutboundPolicy:
         self._networks: tuple[_Network, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in deny_networks
         )
+        self._verdicts: dict[str, str | None] = {}  # address -> rule; addresses repeat
 
     @property
     def networks(self) -> tuple[str, ...]:
@@ -55,6 +57,17 @@ class OutboundPolicy:
 
     def rule_for(self, address: str) -> str | None:
         """The denied network containing ``address`` (an IP literal), or ``None``."""
+        try:
+            return self._verdicts[address]
+        except KeyError:
+            pass
+        rule = self._rule_for(address)
+        if len(self._verdicts) >= _VERDICT_CACHE:
+            self._verdicts.clear()
+        self._verdicts[address] = rule
+        return rule
+
+    def _rule_for(self, address: str) -> str | None:
         ip = _parse(address)
         if ip is None:
             return None

@@ -21,6 +21,7 @@ any method but HEAD into GET; at most ``max_redirects`` requests in a chain).
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import logging
 import os
@@ -43,6 +44,7 @@ from agent.execute.settings import ExecutorSettings
 
 __all__ = [
     "INSECURE_EXTENSION",
+    "AgentClient",
     "AiohttpTransport",
     "HttpcoreTransport",
     "TLSContexts",
@@ -227,11 +229,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 ssl=ssl_choice,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=timeouts.get("connect"),
-                    sock_read=timeouts.get("read"),
-                ),
+                timeout=_client_timeout(timeouts.get("connect"), timeouts.get("read")),
             )
         except aiohttp.ClientError as exc:
             raise _map_aiohttp_error(exc, request) from exc
@@ -252,6 +250,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    # Immutable and shared: templates use a handful of distinct timeouts.
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
 def _multidict(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
@@ -386,13 +390,51 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
 # the client
 
 
-class _GoRedirectClient(httpx.AsyncClient):
-    """Go's redirect method rule: 301/302/303 turn every method but HEAD into GET."""
+class AgentClient(httpx.AsyncClient):
+    """The agent's ``httpx.AsyncClient``: Go's redirect rule and a lean send for templates.
+
+    Go's rule: 301/302/303 turn every method but HEAD into GET.
+    """
 
     def _redirect_method(self, request: httpx.Request, response: httpx.Response) -> str:
         if response.status_code in (301, 302, 303) and request.method not in ("GET", "HEAD"):
             return "GET"
         return request.method
+
+    async def send_streaming(self, request: httpx.Request) -> httpx.Response:
+        """``send(request, stream=True)``, minus the layers no template uses.
+
+        ``AsyncClient.send`` wraps every request in an auth flow, event hooks, a cookie
+        store and an elapsed-time stream, four coroutine and generator layers that every
+        resumption of the request passes through: about a tenth of the agent's CPU per task.
+        Templates use none of them (no client auth, hooks or cookies), so this loop calls
+        the transport directly and follows redirects with httpx's own
+        ``_build_redirect_request`` (so redirect behaviour is httpx's, with Go's method rule
+        above; ``tests/test_execute_http.py`` pins it on both transports). A URL with user
+        info needs httpx's basic-auth flow and takes the full ``send``.
+        """
+        if request.url.userinfo:
+            return await self.send(request, stream=True)
+        transport = self._transport
+        redirects = 0
+        while True:
+            if redirects > self.max_redirects:
+                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+            try:
+                response = await transport.handle_async_request(request)
+            except httpx.RequestError as exc:
+                exc.request = request  # what httpx's request_context does
+                raise
+            response.request = request
+            if not (self.follow_redirects and response.has_redirect_location):
+                return response
+            try:
+                request = self._build_redirect_request(request, response)
+                redirects += 1
+                await response.aread()  # read, so the connection can be reused
+            except BaseException:
+                await response.aclose()
+                raise
 
 
 def _no_cookies() -> http.cookiejar.CookieJar:
@@ -412,7 +454,7 @@ def build_client(
     policy: OutboundPolicy,
     tls: TLSContexts,
     follow_redirects: bool = True,
-) -> httpx.AsyncClient:
+) -> AgentClient:
     """The process-wide client for the configured transport."""
     transport: httpx.AsyncBaseTransport
     if settings.transport == "httpcore":
@@ -431,7 +473,7 @@ def build_client(
             keepalive_seconds=settings.keepalive_seconds,
             dns_cache_seconds=settings.dns_cache_seconds,
         )
-    client = _GoRedirectClient(
+    client = AgentClient(
         transport=transport,
         follow_redirects=follow_redirects,
         # httpx counts redirects followed; Go counts requests made (see settings).

@@ -12,7 +12,7 @@ and gives up after one 410, so the loop is written here, on the raw stream:
 3. When the stream ends or breaks, **resume** from the last version seen; on **410 Gone**
    (the version was compacted), go back to 1.
 
-Each line is decoded once with ``json.loads`` and handed over as a plain dict; the engine
+Each line is decoded once (:mod:`agent.jsoncodec`) and handed over as a plain dict; the engine
 only looks at task keys it has not seen before.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from agent import metrics
+from agent import jsoncodec, metrics
 from agent.engine import TaskSetKey
 from agent.kube.client import GROUP, PLURAL, VERSION, api_error_text
 
@@ -223,7 +223,7 @@ class TaskSetWatcher:
                     return  # the server ended the stream (timeoutSeconds): resume
                 if line.isspace():
                     continue
-                self._handle(json.loads(line))
+                self._handle(jsoncodec.loads(line))
         finally:
             response.release()
 
@@ -240,10 +240,10 @@ class TaskSetWatcher:
         if meta.get("resourceVersion"):
             self._version = str(meta["resourceVersion"])
         if kind in ("ADDED", "MODIFIED"):
-            metrics.WATCH_EVENTS.labels(type=kind).inc()
+            metrics.child(metrics.WATCH_EVENTS, kind).inc()
             self._on_object(obj)
         elif kind == "DELETED":
-            metrics.WATCH_EVENTS.labels(type=kind).inc()
+            metrics.child(metrics.WATCH_EVENTS, kind).inc()
             self._on_deleted(TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))))
 
 

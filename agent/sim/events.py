@@ -16,24 +16,23 @@ content at the event's version), so a client's view always equals a fresh filter
 from __future__ import annotations
 
 import asyncio
-import json
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from agent import jsoncodec
+
 from .resources import ResourceKind
 from .selectors import FieldSelector, LabelSelector
 
 __all__ = ["Event", "EventHistory", "Stored", "Watcher", "WatcherIndex", "encode", "selectable"]
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-
 
 def encode(value: Any) -> bytes:
     """Compact JSON, UTF-8 (what the API server writes)."""
-    return _ENCODER.encode(value).encode()
+    return jsoncodec.dumps(value)
 
 
 @dataclass(slots=True)

@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = [
     "MAX_JSON_PATCH_OPERATIONS",
     "JsonPatchError",
@@ -205,8 +207,12 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 
 def _copy(value: Any) -> Any:
-    # A JSON round trip is the fastest deep copy of JSON data in CPython.
-    return json.loads(json.dumps(value))
+    # A JSON round trip is the fastest deep copy of JSON data in CPython; orjson refuses
+    # integers beyond 64 bits, which the standard library copies exactly.
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return json.loads(json.dumps(value))
 
 
 def _go_type(value: Any) -> str:
