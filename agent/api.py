@@ -6,16 +6,18 @@ proves the loop is not blocked. Nothing on this port can change state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 
+import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from agent import __version__
 
-__all__ = ["Health", "create_app"]
+__all__ = ["ApiServer", "Health", "create_app"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +68,11 @@ def create_app(
         return {"version": __version__}
 
     return app
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the agent (or supervisor) owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     if command == "run":
-        from agent.service import main as run_main
+        from agent.run import main as run_main
 
         return run_main(rest)
     if command == "local":

@@ -30,6 +30,7 @@ __all__ = [
     "TASKS_RECEIVED",
     "TASKS_STARTED",
     "WATCH_EVENTS",
+    "WATCH_EVENTS_UNCHANGED",
     "WATCH_RESTARTS",
     "child",
     "method_label",
@@ -78,6 +79,10 @@ RESULTS_DROPPED = Counter(
 )
 
 WATCH_EVENTS = Counter(f"{_PREFIX}_watch_events_total", "Watch events handled, by type", ["type"])
+WATCH_EVENTS_UNCHANGED = Counter(
+    f"{_PREFIX}_watch_events_unchanged_total",
+    "MODIFIED events skipped after their metadata showed no change the engine reads",
+)
 WATCH_RESTARTS = Counter(
     f"{_PREFIX}_watch_restarts_total", "Watch restarts, by reason (gone = 410, error)", ["reason"]
 )

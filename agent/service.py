@@ -21,7 +21,6 @@ second signal exits at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import functools
@@ -30,31 +29,29 @@ import logging
 import math
 import os
 import signal
-import sys
-import types
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import uvicorn
 from kubernetes_asyncio import client
 
 from agent import __version__, metrics
-from agent.api import Health, create_app
+from agent.api import ApiServer, Health, create_app
 from agent.claims import ClaimPolicy, new_instance_id
 from agent.engine import Engine, TaskSetKey, TaskSetSnapshot
 from agent.execute import Executor, ExecutorSettings, PluginEndpoint, TaskRef
 from agent.kube import KubeSecretResolver, StatusPatcher, TaskSetWatcher, WatchScope, connect
-from agent.logs import configure_logging
 from agent.model import NodeResult
-from agent.settings import Settings, SettingsError, load_settings
+from agent.settings import Settings
 from agent.shard import Shard
 
-__all__ = ["Agent", "main"]
+__all__ = ["Agent", "serve"]
 
 log = logging.getLogger(__name__)
 
 _GAUGE_SECONDS = 0.25
+_GC_THRESHOLDS = (20_000, 20, 20)
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -238,119 +235,6 @@ def _own_namespace() -> str:
         return "default"
 
 
-# -- the command line -------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """One flag per setting, generated from :class:`Settings` so none can be forgotten."""
-    parser = argparse.ArgumentParser(
-        prog="argo-http-agent run",
-        description="Watch WorkflowTaskSets and execute their HTTP and plugin tasks. "
-        "Every flag also has an environment variable (shown in brackets).",
-    )
-    for name, info in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        alias = info.validation_alias
-        envs = ", ".join(str(c) for c in getattr(alias, "choices", ()))
-        help_text = (
-            f"[{envs}] default: {_default_text(info.get_default(call_default_factory=True))}"
-        )
-        annotation = _unwrap(info.annotation)
-        if name == "namespaces":
-            parser.add_argument("--namespace", "-n", dest=name, action="append", help=help_text)
-        elif annotation is bool:
-            parser.add_argument(flag, dest=name, action="store_const", const=True, help=help_text)
-        elif get_origin(annotation) is list:
-            parser.add_argument(flag, dest=name, action="append", help=help_text)
-        elif get_origin(annotation) is Literal:
-            choices = [str(c) for c in get_args(annotation)]
-            parser.add_argument(flag, dest=name, choices=choices, help=help_text)
-        else:
-            parser.add_argument(flag, dest=name, help=help_text)
-    return parser
-
-
-def _unwrap(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else annotation
-    if get_origin(annotation) is not None and hasattr(annotation, "__metadata__"):
-        return get_args(annotation)[0]
-    return annotation
-
-
-def _default_text(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(value) or "(none)"
-    return "(none)" if value in (None, "") else str(value)
-
-
-def main(argv: list[str]) -> int:
-    args = vars(build_parser().parse_args(argv))
-    try:
-        settings = load_settings(**args)
-    except SettingsError as exc:
-        print(f"argo-http-agent run: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
-    processes = process_count(settings)
-    if processes > 1:
-        from agent.supervisor import supervise
-
-        return run_event_loop(supervise(settings, processes=processes), loop=settings.event_loop)
-    return run_event_loop(serve(settings), loop=settings.event_loop)
-
-
-def process_count(settings: Settings) -> int:
-    """``--processes``, with 0 meaning one per CPU this process may use (1 per workflow)."""
-    if settings.processes:
-        return settings.processes
-    if settings.per_workflow:
-        return 1  # Argo's per-workflow agent serves one taskset: one process is plenty
-    return available_cpus()
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on, capped by a cgroup CPU quota (a container's limit)."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        count = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    if quota is not None:
-        count = min(count, max(1, math.ceil(quota)))
-    return max(1, count)
-
-
-def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """The CPU limit in cores from cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_*``; None if unlimited."""
-    try:
-        quota, _, period = (root / "cpu.max").read_text().strip().partition(" ")
-        if quota != "max" and period:
-            return int(quota) / int(period)
-        return None
-    except (OSError, ValueError):
-        pass
-    try:
-        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
-
-
-def run_event_loop(main: Coroutine[Any, Any, int], *, loop: str) -> int:
-    """Run on uvloop (libuv: measurably less CPU per request) unless told otherwise."""
-    if loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:  # not installable on this platform: the standard loop works too
-            log.warning("uvloop is not available; using the standard asyncio loop")
-        else:
-            return uvloop.run(main)
-    return asyncio.run(main)
-
-
 async def serve(
     settings: Settings,
     *,
@@ -409,6 +293,12 @@ async def serve(
     # Everything allocated so far lives for the whole run: keep the cyclic collector from
     # scanning it again and again under load.
     gc.freeze()
+    # Every task allocates a few hundred short-lived containers (requests, responses,
+    # coroutines, decoded events) that reference counting frees; at CPython's default of a
+    # young-generation pass every 700 allocations the collector cost ~9% of the CPU at full
+    # load (loadtest/bench.py, same run). 20,000 still bounds the young generation to a few
+    # MB; cycles are still collected, a little later.
+    gc.set_threshold(*_GC_THRESHOLDS)
     log.info(
         "agent started",
         extra={
@@ -440,11 +330,3 @@ async def serve(
             loop.remove_signal_handler(signum)
     log.info("agent stopped", extra={"reason": agent.exit_reason})
     return 0
-
-
-class ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the agent owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield

@@ -46,19 +46,23 @@ import time
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 import uvicorn
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Info, Metric
 from prometheus_client.registry import Collector
 
 from agent import __version__
-from agent.api import Health, create_app
+from agent.api import ApiServer, Health, create_app
 from agent.logs import configure_logging
-from agent.service import Agent, ApiServer, run_event_loop, serve
+from agent.run import run_event_loop
 from agent.settings import Settings
 from agent.shard import Shard
 
-__all__ = ["supervise"]
+if TYPE_CHECKING:
+    from agent.service import Agent
+
+__all__ = ["Supervisor", "supervise"]
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +389,8 @@ async def supervise(settings: Settings, *, processes: int) -> int:
 
 def _worker_main(*, settings: Settings, shard: Shard, status: Connection, parent: int) -> None:
     """The entry point of a spawned worker: an agent that owns one shard."""
+    from agent.service import serve  # only workers load the agent itself
+
     configure_logging(
         fmt=settings.log_format, level=settings.log_level, context={"worker": str(shard)}
     )

@@ -53,7 +53,10 @@ def test_small_run_reports_every_field_consistently() -> None:
     assert 1 <= report["patches"] <= 200
 
     assert report["seconds"] > 0 and report["tasks_per_s"] > 0
-    assert report["tasks_per_s"] == pytest.approx(200 / report["seconds"], rel=0.01)
+    # seconds is rounded to 1 ms: allow for that rounding (runs here take ~50 ms).
+    seconds = report["seconds"]
+    assert 200 / (seconds + 0.0005) - 0.1 <= report["tasks_per_s"]
+    assert report["tasks_per_s"] <= 200 / max(seconds - 0.0005, 1e-9) + 0.1
     assert report["raw_aiohttp_rps"] > 0 and report["raw_failures"] == 0
     assert report["ratio"] > 0
     assert report["ratio"] == pytest.approx(

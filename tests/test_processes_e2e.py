@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from agent import service
+from agent import run
 from agent.engine import Engine, TaskSetKey, TaskSetSnapshot
 from agent.execute import TaskRef
 from agent.model import NodePhase, NodeResult
@@ -551,7 +551,7 @@ async def test_per_workflow_mode_with_two_processes_exits_when_done(
 
 
 async def test_zero_processes_means_one_per_cpu(spawn: Spawn, sim: ApiSimulator) -> None:
-    cpus = service.available_cpus()
+    cpus = run.available_cpus()
     if cpus < 2:
         pytest.skip("one CPU available: the agent runs as a single process")
     agent = spawn("--namespace", NS, env={"ARGO_AGENT_PROCESSES": "0"})
@@ -594,24 +594,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("clean_env")
 def test_process_count() -> None:
-    assert service.process_count(load_settings()) == 1  # today's single process by default
-    assert service.process_count(load_settings(processes=3)) == 3
-    assert service.process_count(load_settings(processes=2, workflow="wf")) == 2
-    assert service.process_count(load_settings(processes=0)) == service.available_cpus()
-    assert service.process_count(load_settings(processes=0, workflow="wf")) == 1
+    assert run.process_count(load_settings()) == 1  # today's single process by default
+    assert run.process_count(load_settings(processes=3)) == 3
+    assert run.process_count(load_settings(processes=2, workflow="wf")) == 2
+    assert run.process_count(load_settings(processes=0)) == run.available_cpus()
+    assert run.process_count(load_settings(processes=0, workflow="wf")) == 1
 
 
 @pytest.mark.usefixtures("clean_env")
 def test_process_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_AGENT_PROCESSES", "4")
-    assert service.process_count(load_settings()) == 4
-    assert service.process_count(load_settings(processes=2)) == 2  # the flag wins
+    assert run.process_count(load_settings()) == 4
+    assert run.process_count(load_settings(processes=2)) == 2  # the flag wins
 
 
 def test_available_cpus_is_within_the_affinity() -> None:
-    cpus = service.available_cpus()
+    cpus = run.available_cpus()
     assert 1 <= cpus <= len(os.sched_getaffinity(0))
-    quota = service._cgroup_cpu_quota()
+    quota = run._cgroup_cpu_quota()
     if quota is not None:
         assert cpus <= max(1, -(-quota // 1))
 
@@ -624,8 +624,8 @@ def test_available_cpus_is_capped_by_the_cgroup_quota(
     monkeypatch: pytest.MonkeyPatch, affinity: int, quota: float | None, expected: int
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(affinity)))
-    monkeypatch.setattr(service, "_cgroup_cpu_quota", lambda: quota)
-    assert service.available_cpus() == expected
+    monkeypatch.setattr(run, "_cgroup_cpu_quota", lambda: quota)
+    assert run.available_cpus() == expected
 
 
 @pytest.mark.parametrize(
@@ -634,7 +634,7 @@ def test_available_cpus_is_capped_by_the_cgroup_quota(
 )
 def test_cgroup_v2_quota(tmp_path: Path, cpu_max: str, expected: float | None) -> None:
     (tmp_path / "cpu.max").write_text(cpu_max)
-    assert service._cgroup_cpu_quota(tmp_path) == expected
+    assert run._cgroup_cpu_quota(tmp_path) == expected
 
 
 @pytest.mark.parametrize(
@@ -647,11 +647,11 @@ def test_cgroup_v1_quota(
     (tmp_path / "cpu").mkdir()
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(quota_us)
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(period_us)
-    assert service._cgroup_cpu_quota(tmp_path) == expected
+    assert run._cgroup_cpu_quota(tmp_path) == expected
 
 
 def test_cgroup_quota_without_any_files(tmp_path: Path) -> None:
-    assert service._cgroup_cpu_quota(tmp_path) is None
+    assert run._cgroup_cpu_quota(tmp_path) is None
 
 
 # -- the shard hash ----------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent.duration import format_duration, parse_duration
-from agent.service import build_parser, scopes
+from agent.run import build_parser
+from agent.service import scopes
 from agent.settings import SettingsError, load_settings
 
 

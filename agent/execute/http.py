@@ -71,6 +71,7 @@ _IGNORED_HEADERS = frozenset({"content-length", "transfer-encoding", "trailer"})
 # Go sends "Content-Length: 0" for an empty body only for these methods.
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _INFLATE_STEP = 64 * 1024
+_NO_PHASE_TIMEOUTS: dict[str, float | None] = dict.fromkeys(("connect", "read", "write", "pool"))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
 
@@ -219,14 +220,16 @@ class HTTPExecutor:
             return _failed(str(exc))
         except _BadTemplate as exc:
             return _failed(str(exc))
-        phase_timeout = prepared.timeout
         request = httpx.Request(
             prepared.method,
             prepared.url,
             headers=wire_headers,
             content=prepared.body,
             extensions={
-                "timeout": dict.fromkeys(("connect", "read", "write", "pool"), phase_timeout),
+                # No per-phase timeouts: run() bounds the whole exchange (redirects and body
+                # included, like Go's Client.Timeout) with the same number, which always
+                # expires first; per-phase timers would only cost a timer per read.
+                "timeout": _NO_PHASE_TIMEOUTS,
                 INSECURE_EXTENSION: spec.insecure_skip_verify,
             },
         )

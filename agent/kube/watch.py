@@ -14,6 +14,15 @@ and gives up after one 410, so the loop is written here, on the raw stream:
 
 Each line is decoded once (:mod:`agent.jsoncodec`) and handed over as a plain dict; the engine
 only looks at task keys it has not seen before.
+
+**Unchanged events are not decoded.** Every status patch (ours, by every worker) comes back
+as a MODIFIED event carrying the whole taskset, yet only a change of ``spec.tasks``, the
+labels (``completed``), the UID or the owner matters to the engine. For a custom resource
+with a status subresource, every change outside ``metadata`` and ``status`` increments
+``metadata.generation``; so an event whose metadata shows the same UID, generation, labels
+and owners as the last object handed over is skipped after decoding only its
+``metadata`` (which the API server writes before ``spec``: Go sorts the keys of an
+unstructured object). Anything that does not look exactly like that is decoded in full.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +107,8 @@ class TaskSetWatcher:
         self._established = asyncio.Event()
         self._version: str | None = None
         self.last_error: str = ""
+        # What the engine last saw of each taskset: (uid, generation, labels, owners).
+        self._shapes: dict[TaskSetKey, tuple[Any, ...]] = {}
 
     @property
     def established(self) -> bool:
@@ -176,13 +188,16 @@ class TaskSetWatcher:
             for item in page.get("items") or ():
                 if isinstance(item, Mapping):
                     meta = item.get("metadata") or {}
-                    keys.add(TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))))
-                    self._on_object(item)
+                    key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+                    keys.add(key)
+                    self._hand_over(key, item, meta)
             meta = page.get("metadata") or {}
             version = str(meta.get("resourceVersion") or version)
             token = meta.get("continue") or None
             if not token:
                 break
+        for gone in self._shapes.keys() - keys:
+            del self._shapes[gone]
         self._on_listed(frozenset(keys))
         metrics.TASKSETS_LISTED.set(len(keys))
         return version
@@ -223,7 +238,8 @@ class TaskSetWatcher:
                     return  # the server ended the stream (timeoutSeconds): resume
                 if line.isspace():
                     continue
-                self._handle(jsoncodec.loads(line))
+                if not self._skip_unchanged(line):
+                    self._handle(jsoncodec.loads(line))
         finally:
             response.release()
 
@@ -241,10 +257,63 @@ class TaskSetWatcher:
             self._version = str(meta["resourceVersion"])
         if kind in ("ADDED", "MODIFIED"):
             metrics.child(metrics.WATCH_EVENTS, kind).inc()
-            self._on_object(obj)
+            key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+            self._hand_over(key, obj, meta)
         elif kind == "DELETED":
             metrics.child(metrics.WATCH_EVENTS, kind).inc()
-            self._on_deleted(TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))))
+            key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+            self._shapes.pop(key, None)
+            self._on_deleted(key)
+
+    def _hand_over(self, key: TaskSetKey, obj: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._shapes.pop(key, None)  # not recorded if the engine raises
+        self._on_object(obj)
+        shape = _shape(meta)
+        if shape is not None:
+            self._shapes[key] = shape
+
+    def _skip_unchanged(self, line: bytes) -> bool:
+        """Handle a MODIFIED event that changes nothing the engine reads, from its metadata."""
+        meta = _peek_metadata(line)
+        if meta is None:
+            return False
+        key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        shape = _shape(meta)
+        if shape is None or self._shapes.get(key) != shape:
+            return False
+        if meta.get("resourceVersion"):
+            self._version = str(meta["resourceVersion"])
+        metrics.child(metrics.WATCH_EVENTS, "MODIFIED").inc()
+        metrics.WATCH_EVENTS_UNCHANGED.inc()
+        return True
+
+
+# The exact start of a MODIFIED event as the API server writes it, up to the metadata.
+_MODIFIED_PREFIX = re.compile(
+    rb'\{"type":"MODIFIED","object":\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":'
+)
+_DECODER = json.JSONDecoder()
+
+
+def _peek_metadata(line: bytes) -> dict[str, Any] | None:
+    """The ``metadata`` of a MODIFIED event, decoded alone; None if the line is not one."""
+    match = _MODIFIED_PREFIX.match(line)
+    if match is None:
+        return None
+    try:
+        meta, _ = _DECODER.raw_decode(line.decode("utf-8"), match.end())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _shape(meta: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What the engine reads from a taskset's metadata, with the generation standing for the
+    spec; None without a generation (then every event is decoded)."""
+    generation = meta.get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool):
+        return None
+    return (meta.get("uid"), generation, meta.get("labels"), meta.get("ownerReferences"))
 
 
 def _reason(body: bytes, fallback: str | None) -> str:
