@@ -9,8 +9,9 @@ dead worker loses nothing another worker holds.
 
 What the supervisor itself does, and nothing more:
 
-* starts the workers with ``multiprocessing``'s *spawn* method (a fresh interpreter: no
-  inherited event loop, sockets or locks);
+* starts the workers with ``multiprocessing``'s *forkserver* method: a server process that
+  imported the agent once (``agent/_forkserver.py``) forks each worker, so the workers share
+  those ~70 MiB copy-on-write, and none inherits an event loop, a socket or a lock;
 * serves the read-only HTTP API for all of them: ``/healthz`` (no worker crash-looping),
   ``/readyz`` (every worker alive and ready; their reasons relayed), ``/metrics`` (the
   workers' metrics combined: counters and histograms summed, including what workers that
@@ -28,8 +29,8 @@ Workers report readiness and snapshots of their metrics over a pipe; a scrape as
 worker for a fresh snapshot first (waiting at most ``_SCRAPE_TIMEOUT``). Their metrics
 stay plain in-process values: prometheus_client's multiprocess mode, which writes every
 increment to a shared file, cost about 8% of a worker's CPU at full load. Workers stop by
-themselves (draining) if the supervisor vanishes (they watch their parent PID), so a
-SIGKILLed supervisor leaves no orphans.
+themselves (draining) if the supervisor vanishes (their end of the pipe reads EOF; they
+also check its PID), so a SIGKILLed supervisor leaves no orphans.
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ class Supervisor:
     def __init__(self, *, settings: Settings, processes: int) -> None:
         self.settings = settings
         self.workers = [_Worker(Shard(index, processes)) for index in range(processes)]
-        self._context = multiprocessing.get_context("spawn")
+        # Workers fork from a server that imported the agent once (agent/_forkserver.py):
+        # they share its memory copy-on-write, and it never held an event loop or socket.
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["agent._forkserver"])
         self._stopping = False
         self._wakeup = asyncio.Event()
         # Counter and histogram samples of workers that exited: kept, so totals only grow.
@@ -422,7 +426,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
     next_metrics = 0.0
     try:
         while not gone.is_set():
-            if os.getppid() != parent:
+            if not _alive(parent):  # the pipe's EOF says so too; this catches a hung one
                 break
             health = agent.readiness()
             current = (health.ok, health.reason)
@@ -445,6 +449,16 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
         with contextlib.suppress(OSError):
             status.send(("metrics", _snapshot()))  # the final counts, for the carry
         status.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, owned by someone else
+        return True
+    return True
 
 
 def _snapshot() -> list[_Family]:

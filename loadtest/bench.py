@@ -16,7 +16,9 @@ fulfilled phase; latency is that moment minus the start of the create request of
 taskset (both on this process's monotonic clock). The run ends with ONE JSON line on
 stdout (progress goes to stderr). Agent CPU seconds come from ``/proc/PID/stat``
 (utime + stime, during the measured phase) and peak RSS from ``VmHWM``, both summed over
-the agent's processes (``--processes``: one per CPU by default, like a pod given N CPUs).
+the agent's processes (``--processes``: one per CPU by default, like a pod given N CPUs);
+``agent_peak_pss_mib`` is the sampled peak of their summed PSS, which counts the pages the
+workers share with their fork server once (the sum of RSS counts them once per process).
 
 ``--serve -- COMMAND`` runs no benchmark: it starts the same processes, runs COMMAND with
 ``LOADTEST_KUBECONFIG``, ``LOADTEST_NAMESPACE`` and ``LOADTEST_TARGET_URL`` set (the
@@ -136,6 +138,39 @@ class ProcStats:
                 if line.startswith("VmHWM:"):
                     peak += int(line.split()[1]) / 1024
         return cls(cpu_s=cpu, peak_rss_mib=peak)
+
+
+class PssSampler:
+    """The peak of the agent's memory as its pod would be charged: the sum of PSS.
+
+    With ``--processes N`` the workers share the fork server's pages copy-on-write; summing
+    each process's RSS (``agent_peak_rss_mib``) counts those pages once per process, PSS
+    splits them between the processes that share them. Sampled every 50 ms.
+    """
+
+    def __init__(self, pid: int, *, interval: float = 0.05) -> None:
+        self._pid = pid
+        self._interval = interval
+        self.peak_mib = 0.0
+
+    def sample(self) -> float:
+        total = 0.0
+        for member in _tree(self._pid):
+            try:
+                rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            for line in rollup.splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+                    break
+        self.peak_mib = max(self.peak_mib, total)
+        return total
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self._interval)
 
 
 def _tree(pid: int) -> list[int]:
@@ -811,20 +846,28 @@ async def _throughput_phase(
     _log(f"agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
     before = {c.name: c.stats() for c in (stack.agent, stack.sim, stack.target)}
     bench_before = ProcStats.read(os.getpid(), tree=False)
-    async with _profiled(cfg.profile, pid=stack.agent.pid, workdir=stack.workdir):
-        report.update(
-            await _throughput(
-                cfg,
-                session=session,
-                api_url=stack.api_url,
-                urls=urls,
-                watcher=watcher,
-                alive=stack.alive,
+    memory = PssSampler(stack.agent.pid)
+    sampler = asyncio.create_task(memory.run(), name="pss sampler")
+    try:
+        async with _profiled(cfg.profile, pid=stack.agent.pid, workdir=stack.workdir):
+            report.update(
+                await _throughput(
+                    cfg,
+                    session=session,
+                    api_url=stack.api_url,
+                    urls=urls,
+                    watcher=watcher,
+                    alive=stack.alive,
+                )
             )
-        )
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
     after = stack.agent.stats()
     report["agent_cpu_s"] = round(after.cpu_s - before["agent"].cpu_s, 2)
     report["agent_peak_rss_mib"] = round(after.peak_rss_mib, 1)
+    report["agent_peak_pss_mib"] = round(memory.peak_mib, 1)
     report["other_cpu_s"] = {
         "simulator": round(stack.sim.stats().cpu_s - before["simulator"].cpu_s, 2),
         "target": round(stack.target.stats().cpu_s - before["target"].cpu_s, 2),

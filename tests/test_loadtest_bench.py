@@ -65,6 +65,8 @@ def test_small_run_reports_every_field_consistently() -> None:
     _ordered(report["latency_ms"])
     assert report["agent_cpu_s"] >= 0
     assert report["agent_peak_rss_mib"] > 10  # a Python process with its imports
+    # PSS counts shared pages once: never above the sum of the processes' RSS peaks.
+    assert 10 < report["agent_peak_pss_mib"] <= report["agent_peak_rss_mib"] + 1
     assert set(report["other_cpu_s"]) == {"simulator", "target", "bench"}
 
     light = report["light"]

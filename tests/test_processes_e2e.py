@@ -110,7 +110,7 @@ async def spawn(sim: ApiSimulator) -> AsyncIterator[Spawn]:
     yield make
     for agent in agents:
         if agent.proc is not None and agent.proc.returncode is None:
-            workers = children(agent.proc.pid)
+            workers = descendants(agent.proc.pid)
             await agent.kill()
             for pid in workers:
                 with contextlib.suppress(ProcessLookupError):
@@ -173,14 +173,18 @@ def instances(logs: str) -> dict[str, list[str]]:
     return out
 
 
-def children(pid: int) -> set[int]:
-    """Direct child processes of ``pid`` (scanning /proc for the parent PID)."""
-    found = set()
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (workers are children of the supervisor's fork server)."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[1]) == pid:  # fields: state, ppid, ...
-                found.add(int(stat.parent.name))
+            parents[int(stat.parent.name)] = int(fields[1])  # fields: state, ppid, ...
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
     return found
 
 
@@ -379,7 +383,7 @@ async def test_killed_worker_is_restarted_and_counts_are_kept(
         assert agent.proc is not None
         workers = dict(started_workers(agent.logs()))
         assert sorted(workers) == ["1/2", "2/2"]
-        assert set(workers.values()) <= children(agent.proc.pid)
+        assert set(workers.values()) <= descendants(agent.proc.pid)
         victim = workers["1/2"]
         os.kill(victim, signal.SIGKILL)
 
@@ -398,8 +402,8 @@ async def test_killed_worker_is_restarted_and_counts_are_kept(
         assert [w for w, _ in started] == ["1/2", "2/2", "1/2"]
         replacement = started[-1][1]
         assert replacement != victim
-        assert replacement in children(agent.proc.pid)
-        assert victim not in children(agent.proc.pid)
+        assert replacement in descendants(agent.proc.pid)
+        assert victim not in descendants(agent.proc.pid)
         assert "worker died; restarting it" in agent.logs()
 
         sim.create_object(TS, taskset("after", after))
@@ -498,6 +502,27 @@ def test_carried_counts_keep_their_type_while_no_worker_reports() -> None:
     assert "# TYPE argo_agent_tasks_finished_total counter" in text
     assert "# HELP argo_agent_tasks_finished_total Tasks finished" in text
     assert 'argo_agent_tasks_finished_total{phase="Succeeded"} 6.0' in text
+
+
+async def test_a_killed_supervisor_leaves_no_processes_behind(
+    spawn: Spawn, sim: ApiSimulator
+) -> None:
+    """SIGKILL of the supervisor: the fork server and the workers all go away by themselves
+    (the workers see their pipe close and drain)."""
+    agent = spawn("--namespace", NS, "--processes", "2")
+    async with agent:
+        assert agent.proc is not None
+        below = descendants(agent.proc.pid)
+        workers = {pid for _, pid in started_workers(agent.logs())}
+        assert workers <= below and len(below) >= 3  # the fork server and two workers
+        agent.proc.kill()
+        await agent.proc.wait()
+
+        async def all_gone() -> bool:
+            return not any(Path(f"/proc/{pid}").exists() for pid in below)
+
+        await wait_until(all_gone, "the fork server and the workers to exit", agent)
+    assert "the supervisor is gone: stopping" in agent.logs()
 
 
 async def test_not_ready_while_the_workers_are_not(spawn: Spawn, sim: ApiSimulator) -> None:
