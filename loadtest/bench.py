@@ -145,10 +145,11 @@ class PssSampler:
 
     With ``--processes N`` the workers share the fork server's pages copy-on-write; summing
     each process's RSS (``agent_peak_rss_mib``) counts those pages once per process, PSS
-    splits them between the processes that share them. Sampled every 50 ms.
+    splits them between the processes that share them. Sampled every 200 ms (reading
+    smaps_rollup is not free, and the bench shares the cores with the agent).
     """
 
-    def __init__(self, pid: int, *, interval: float = 0.05) -> None:
+    def __init__(self, pid: int, *, interval: float = 0.2) -> None:
         self._pid = pid
         self._interval = interval
         self.peak_mib = 0.0
@@ -704,8 +705,9 @@ async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
         "0",
         "--kubeconfig",
         str(kubeconfig),
-        "--token",
-        token,
+        # One argument: a random token may start with "-", which argparse would take for
+        # an option (that made ~1 run in 64 fail to start the simulator).
+        f"--token={token}",
         "--namespace",
         NAMESPACE,
         "--history-limit",

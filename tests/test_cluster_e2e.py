@@ -60,6 +60,8 @@ async def test_results_are_patched_as_argo_does(sim: ApiSimulator, target: Targe
         assert record.content_type == "application/merge-patch+json"
         body = json.loads(record.body)
         assert list(body) == ["status"] and list(body["status"]) == ["nodes"]
+        # Compact JSON, as Go's encoding/json writes it (no spaces after separators).
+        assert record.body == json.dumps(body, separators=(",", ":")).encode()
 
 
 async def test_tasks_added_over_time_each_run_once(sim: ApiSimulator, target: TargetServer) -> None:

@@ -1,6 +1,7 @@
 """The sink: node results coalesced into JSON merge patches on the status subresource.
 
-The wire format is Argo's agent's, byte for byte::
+The wire format is Argo's agent's: the same document, compact JSON as Go writes it (Go
+also escapes ``<>&`` inside strings and sorts the node IDs)::
 
     PATCH .../workflowtasksets/<name>/status
     Content-Type: application/merge-patch+json
@@ -31,15 +32,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
 from kubernetes_asyncio import client
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
 
-from agent import metrics
+from agent import jsoncodec, metrics
 from agent.engine import TaskSetKey
 from agent.execute import TaskRef
-from agent.kube.client import GROUP, PLURAL, VERSION
+from agent.kube.client import GROUP, PLURAL, VERSION, send_json
 from agent.model import NodePhase, NodeResult, dump
 
 __all__ = ["StatusPatcher"]
@@ -87,7 +89,7 @@ class StatusPatcher:
         retry_base: float = 1.0,
         retry_cap: float = 30.0,
     ) -> None:
-        self._api = client.CustomObjectsApi(api)
+        self._api = api
         self._is_current = is_current
         self._mode = mode
         self._patch_rate = patch_rate
@@ -299,20 +301,19 @@ class StatusPatcher:
                     body.setdefault(name, None)
             nodes[node_id] = body
         started = asyncio.get_running_loop().time()
+        path = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{quote(key.namespace, safe='')}"
+            f"/{PLURAL}/{quote(key.name, safe='')}/status"
+        )
         try:
-            response = await self._api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                key.namespace,
-                PLURAL,
-                key.name,
-                {"status": {"nodes": nodes}},
-                # Not in the client's stubs, but honoured: without it a dict body goes out
-                # as json-patch, which the API server rejects.
-                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
-                _preload_content=False,  # the echoed taskset is not needed: skip decoding it
-                _request_timeout=self._request_timeout,
-            )
+            response = await send_json(
+                self._api,
+                "PATCH",
+                path,
+                jsoncodec.dumps({"status": {"nodes": nodes}}),
+                content_type="application/merge-patch+json",
+                timeout=self._request_timeout,
+            )  # the echoed taskset is never read: released below without decoding it
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             metrics.PATCH_ERRORS.labels(code="connection").inc()
             raise _Transient(0, f"connection error: {exc or type(exc).__name__}") from exc
