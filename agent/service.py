@@ -211,6 +211,7 @@ def executor_settings(settings: Settings, *, task_workers: int | None = None) ->
         max_connections=task_workers or settings.task_workers,
         max_connections_per_host=task_workers or settings.task_workers,
         transport=settings.transport,
+        http2=settings.http2 == "on",
     )
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     transport: Literal["aiohttp", "httpcore"] = Field(
         default="aiohttp", validation_alias=AliasChoices("ARGO_AGENT_TRANSPORT")
     )
+    http2: Literal["on", "off"] = Field(
+        default="on", validation_alias=AliasChoices("ARGO_AGENT_HTTP2")
+    )
     secret_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SECRET_CACHE_SECONDS")
     )

@@ -87,6 +87,17 @@ class TestCA:
         self.server_cert.configure_cert(context)
         return context
 
+    def server_files(self) -> tuple[str, str]:
+        """The server certificate chain and its key as PEM files (for servers that want paths)."""
+        cert = os.path.join(self._dir.name, "server.pem")
+        key = os.path.join(self._dir.name, "server.key")
+        if not os.path.exists(cert):
+            self.server_cert.private_key_pem.write_to_path(key)
+            with open(cert, "wb") as out:
+                for blob in self.server_cert.cert_chain_pems:
+                    out.write(blob.bytes())
+        return cert, key
+
     def write_pem(self, directory: str, name: str = "ca.pem") -> str:
         path = os.path.join(directory, name)
         self.ca.cert_pem.write_to_path(path)

@@ -46,6 +46,8 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARGO_AGENT_TASK_WORKERS", "0", "ARGO_AGENT_TASK_WORKERS: Input should be greater"),
         ("ARGO_AGENT_TASK_WORKERS", "many", "ARGO_AGENT_TASK_WORKERS"),
         ("ARGO_AGENT_DENY_NETWORKS", "10.0.0.0/33", "ARGO_AGENT_DENY_NETWORKS"),
+        ("ARGO_AGENT_HTTP2", "maybe", "ARGO_AGENT_HTTP2: Input should be 'on' or 'off'"),
+        ("ARGO_AGENT_PROCESSES", "65", "ARGO_AGENT_PROCESSES: Input should be less than"),
         ("ARGO_AGENT_LOG_FORMAT", "xml", "ARGO_AGENT_LOG_FORMAT"),
         ("ARGO_AGENT_REDELIVERY", "sometimes", "ARGO_AGENT_REDELIVERY"),
         ("ARGO_PLUGIN_NAMES", '["only-a-name"]', "must list as many entries"),
@@ -112,3 +114,10 @@ def test_bad_go_durations(text: str) -> None:
 )
 def test_format_duration_like_go(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_http2_setting_reaches_the_executor() -> None:
+    from agent.service import executor_settings
+
+    assert executor_settings(load_settings()).http2 is True
+    assert executor_settings(load_settings(http2="off")).http2 is False

@@ -15,6 +15,7 @@ Phases follow Argo: problems with the request or its answer are ``Failed`` (Argo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,7 +88,11 @@ class Executor:
         # Plugins are sidecars the operator configured: trusted, local, never redirected,
         # and exempt from the deny list (which may well deny loopback for templates).
         self._plugin_client = build_client(
-            settings, policy=OutboundPolicy(()), tls=tls, follow_redirects=False
+            # Local HTTP sidecars: no HTTP/2 pool to build.
+            dataclasses.replace(settings, http2=False),
+            policy=OutboundPolicy(()),
+            tls=tls,
+            follow_redirects=False,
         )
         self._plugins = PluginExecutor(client=self._plugin_client, settings=settings)
 

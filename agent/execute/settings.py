@@ -66,6 +66,8 @@ class ExecutorSettings:
             every connection, redirects included.
         transport: ``"aiohttp"`` (fast, default) or ``"httpcore"`` (httpx's own pool;
             kept for comparison and as a fallback). Behaviour is identical.
+        http2: speak HTTP/2 with HTTPS targets that offer it (ALPN), as Go's client does;
+            HTTP/1.1 targets keep the aiohttp pool (see ``AiohttpTransport``).
         user_agent: ``User-Agent`` sent when a template sets none.
         max_redirects: Go's limit: the request fails with ``stopped after 10 redirects``
             when the 10th response is still a redirect (9 redirects are followed).
@@ -87,6 +89,7 @@ class ExecutorSettings:
     dns_cache_seconds: int = 10
     deny_networks: tuple[str, ...] = DEFAULT_DENY_NETWORKS
     transport: TransportKind = "aiohttp"
+    http2: bool = True
     user_agent: str = f"argo-http-agent/{__version__}"
     max_redirects: int = 10
     plugins: tuple[PluginEndpoint, ...] = field(default_factory=tuple)

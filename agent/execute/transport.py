@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Request extension selecting ``insecureSkipVerify`` for one request (and its redirects).
 INSECURE_EXTENSION = "argo_http_agent.insecure_skip_verify"
+_ALPN_TTL = 600.0  # seconds an HTTP/1.1-only origin stays on aiohttp before it is asked again
+_ALPN_ORIGINS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +169,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_connections_per_host: int,
         keepalive_seconds: float,
         dns_cache_seconds: int,
+        http2: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._tls = tls
         self._policy = policy
+        self._http2 = http2
+        # HTTPS origin -> (speaks HTTP/2, when learned). Unknown and HTTP/2 origins go to
+        # the HTTP/2 pool; HTTP/1.1 ones to aiohttp's, re-asked every _ALPN_TTL seconds.
+        self._alpn: dict[tuple[str, int | None, bool], tuple[bool, float]] = {}
         self._limits = (max_connections, max_connections_per_host)
         self._keepalive = keepalive_seconds
         self._dns_cache = dns_cache_seconds
@@ -201,6 +209,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._http2 is not None and request.url.scheme == "https":
+            negotiated = await self._via_http2(request)
+            if negotiated is not None:
+                return negotiated
         host = request.url.host
         if is_ip_literal(host):
             # The resolver is not consulted for literal addresses.
@@ -246,10 +258,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             },
         )
 
+    async def _via_http2(self, request: httpx.Request) -> httpx.Response | None:
+        """The request on the HTTP/2 pool, unless its origin is known to speak HTTP/1.1.
+
+        aiohttp speaks HTTP/1.1 only. Go's client negotiates HTTP/2 by ALPN with every TLS
+        target; so does this, on httpx's own HTTP/2 pool (httpcore + h2): the first request
+        to an HTTPS origin goes there, and the version the server chose decides where that
+        origin's next requests go. An HTTP/1.1 origin thus costs one request on the slower
+        pool, then runs on aiohttp's.
+        """
+        url = request.url
+        origin = (url.host, url.port, bool(request.extensions.get(INSECURE_EXTENSION)))
+        now = time.monotonic()
+        known = self._alpn.get(origin)
+        if known is not None and not known[0] and now - known[1] < _ALPN_TTL:
+            return None
+        assert self._http2 is not None
+        response = await self._http2.handle_async_request(request)
+        if len(self._alpn) >= _ALPN_ORIGINS:
+            self._alpn.clear()
+        self._alpn[origin] = (response.extensions.get("http_version") == b"HTTP/2", now)
+        return response
+
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        try:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+        finally:
+            if self._http2 is not None:
+                await self._http2.aclose()
 
 
 @functools.lru_cache(maxsize=256)
@@ -345,7 +383,12 @@ class _PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
 
 
 class HttpcoreTransport(httpx.AsyncBaseTransport):
-    """httpx's own transport, one pool per TLS choice, with the policy backend."""
+    """httpx's own transport, one pool per TLS choice, with the policy backend.
+
+    With ``http2`` it offers HTTP/2 by ALPN to TLS targets. httpcore sets the ALPN list on
+    the SSL context it is given, so the contexts must not be shared with aiohttp's pool
+    (which speaks HTTP/1.1 only): :func:`build_client` builds separate ones.
+    """
 
     def __init__(
         self,
@@ -354,14 +397,20 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
         policy: OutboundPolicy,
         max_connections: int,
         keepalive_seconds: float,
+        http2: bool = False,
     ) -> None:
-        self._verify = self._make(tls.verify, policy, max_connections, keepalive_seconds)
-        self._insecure = self._make(tls.insecure, policy, max_connections, keepalive_seconds)
+        limits = (max_connections, keepalive_seconds, http2)
+        self._verify = self._make(tls.verify, policy, *limits)
+        self._insecure = self._make(tls.insecure, policy, *limits)
         self._tls = tls
 
     @staticmethod
     def _make(
-        context: ssl.SSLContext, policy: OutboundPolicy, max_connections: int, keepalive: float
+        context: ssl.SSLContext,
+        policy: OutboundPolicy,
+        max_connections: int,
+        keepalive: float,
+        http2: bool,
     ) -> httpx.AsyncHTTPTransport:
         transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False)
         # httpx does not expose the network backend; swap in a pool that uses ours.
@@ -371,7 +420,7 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
             max_keepalive_connections=max_connections,
             keepalive_expiry=keepalive,
             http1=True,
-            http2=False,
+            http2=http2,
             network_backend=_PolicyNetworkBackend(policy),
         )
         return transport
@@ -454,8 +503,13 @@ def build_client(
     policy: OutboundPolicy,
     tls: TLSContexts,
     follow_redirects: bool = True,
+    http2_tls: TLSContexts | None = None,
 ) -> AgentClient:
-    """The process-wide client for the configured transport."""
+    """The process-wide client for the configured transport.
+
+    ``http2_tls``: the SSL contexts of the HTTP/2 pool (never ``tls``'s: httpcore writes its
+    ALPN list into them); built from ``settings`` when not given.
+    """
     transport: httpx.AsyncBaseTransport
     if settings.transport == "httpcore":
         transport = HttpcoreTransport(
@@ -463,8 +517,19 @@ def build_client(
             policy=policy,
             max_connections=settings.max_connections,
             keepalive_seconds=settings.keepalive_seconds,
+            http2=settings.http2,
         )
     else:
+        http2: HttpcoreTransport | None = None
+        if settings.http2:
+            http2 = HttpcoreTransport(
+                tls=http2_tls
+                or build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle),
+                policy=policy,
+                max_connections=settings.max_connections,
+                keepalive_seconds=settings.keepalive_seconds,
+                http2=True,
+            )
         transport = AiohttpTransport(
             tls=tls,
             policy=policy,
@@ -472,6 +537,7 @@ def build_client(
             max_connections_per_host=settings.max_connections_per_host,
             keepalive_seconds=settings.keepalive_seconds,
             dns_cache_seconds=settings.dns_cache_seconds,
+            http2=http2,
         )
     client = AgentClient(
         transport=transport,

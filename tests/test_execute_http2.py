@@ -1,0 +1,203 @@
+"""HTTP/2 with HTTPS targets that offer it, as Go's client does (ALPN), on a real server.
+
+The target is hypercorn (an HTTP/2-capable ASGI server) over TLS on 127.0.0.1, answering
+with the HTTP version it served and the request's ``:authority``/Host. aiohttp speaks only
+HTTP/1.1; the executor's transport asks an HTTPS origin with httpx's HTTP/2 pool first and
+keeps HTTP/1.1 origins on aiohttp's pool afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from agent.execute import Executor, ExecutorSettings, StaticSecretResolver, TaskRef
+from agent.execute.transport import AiohttpTransport
+from agent.model import dump
+from tests.servers import TargetServer, TestCA
+
+REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
+
+
+async def _app(
+    scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+) -> None:
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:  # read the whole request first, as a well-behaved ASGI app does
+        message = await receive()
+        more = message.get("more_body", False)
+    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+    body = json.dumps(
+        {
+            "http_version": scope["http_version"],
+            "method": scope["method"],
+            "path": scope["path"],
+            "host": headers.get("host") or headers.get(":authority", ""),
+        }
+    ).encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Http2Target:
+    """hypercorn over TLS (ALPN h2, http/1.1) in a thread, on a free 127.0.0.1 port."""
+
+    def __init__(self, ca: TestCA) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._ca = ca
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        config = Config()
+        config.bind = [f"127.0.0.1:{self.port}"]
+        config.certfile, config.keyfile = self._ca.server_files()
+        config.accesslog = None
+        config.errorlog = None
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._loop.call_later(0.2, self._ready.set)
+            await serve(_app, config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
+
+        asyncio.run(main())
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> Http2Target:
+        self._thread.start()
+        assert self._ready.wait(10), "hypercorn did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def h2_target(test_ca: TestCA) -> Iterator[Http2Target]:
+    with Http2Target(test_ca) as server:
+        yield server
+
+
+@pytest.fixture
+async def make_executor(test_ca: TestCA) -> AsyncIterator[Callable[..., Executor]]:
+    made: list[Executor] = []
+
+    def make(**overrides: Any) -> Executor:
+        options: dict[str, Any] = {"ca_dir": None, "ca_bundle": test_ca.pem_path}
+        options.update(overrides)
+        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver({}))
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        await executor.aclose()
+
+
+async def run(executor: Executor, http: dict[str, Any]) -> dict[str, Any]:
+    return dump(await executor.run({"name": "t", "http": http}, ref=REF))
+
+
+def served(result: dict[str, Any]) -> dict[str, Any]:
+    assert result["phase"] == "Succeeded", result
+    return json.loads(result["outputs"]["result"])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_https_target_offering_http2_is_spoken_to_in_http2(
+    make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
+) -> None:
+    executor = make_executor(transport=transport)
+    for _ in range(3):  # the first request and the ones after it
+        echo = served(await run(executor, {"url": h2_target.url("/x"), "method": "POST"}))
+        assert echo["http_version"] == "2" and echo["method"] == "POST"
+        assert echo["path"] == "/x"
+
+
+async def test_host_header_becomes_the_http2_authority(
+    make_executor: Callable[..., Executor], h2_target: Http2Target
+) -> None:
+    result = await run(
+        make_executor(),
+        {"url": h2_target.url("/"), "headers": [{"name": "Host", "value": "elsewhere.example"}]},
+    )
+    assert served(result)["host"] == "elsewhere.example"
+
+
+async def test_http2_off_speaks_http1(
+    make_executor: Callable[..., Executor], h2_target: Http2Target
+) -> None:
+    echo = served(await run(make_executor(http2=False), {"url": h2_target.url("/")}))
+    assert echo["http_version"] == "1.1"
+
+
+async def test_verification_and_insecure_skip_verify_apply_on_http2(
+    make_executor: Callable[..., Executor], h2_target: Http2Target
+) -> None:
+    executor = make_executor(ca_bundle=None)  # the test CA is not trusted
+    url = h2_target.url("/")
+    failed = await run(executor, {"url": url})
+    assert failed["phase"] == "Failed"
+    assert failed["message"].startswith(f'Get "{url}": tls: failed to verify certificate: ')
+    echo = served(await run(executor, {"url": url, "insecureSkipVerify": True}))
+    assert echo["http_version"] == "2"
+
+
+async def test_deny_list_applies_on_http2(
+    make_executor: Callable[..., Executor], h2_target: Http2Target
+) -> None:
+    result = await run(make_executor(deny_networks=("127.0.0.0/8",)), {"url": h2_target.url("/")})
+    assert result["phase"] == "Failed"
+    assert (
+        "outbound policy: destination 127.0.0.1 is denied by rule 127.0.0.0/8"
+        in (result["message"])
+    )
+
+
+async def test_an_http1_origin_moves_to_the_aiohttp_pool(
+    make_executor: Callable[..., Executor], tls_target: TargetServer
+) -> None:
+    """The first request asks by ALPN; the server's HTTP/1.1 answer sends the origin's next
+    requests to aiohttp's pool (which the HTTP/2 pool then never sees)."""
+    executor = make_executor(transport="aiohttp")
+    transport = executor._client._transport
+    assert isinstance(transport, AiohttpTransport) and transport._http2 is not None
+    url = tls_target.url("/status/200")
+    first = await run(executor, {"url": url})
+    assert first == {"phase": "Succeeded", "outputs": {"result": "status 200"}}
+    origin = ("127.0.0.1", tls_target.port, False)
+    assert transport._alpn[origin][0] is False
+    http2_pool = transport._http2
+    sent_on_http2: list[str] = []
+    original = http2_pool.handle_async_request
+
+    async def spy(request: Any) -> Any:
+        sent_on_http2.append(str(request.url))
+        return await original(request)
+
+    http2_pool.handle_async_request = spy  # type: ignore[method-assign]
+    for _ in range(3):
+        again = await run(executor, {"url": url})
+        assert again == first
+    assert sent_on_http2 == []
