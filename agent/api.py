@@ -73,6 +73,15 @@ def create_app(
 class ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: the agent (or supervisor) owns the signals."""
 
+    @classmethod
+    def for_app(cls, app: FastAPI, *, host: str, port: int) -> ApiServer:
+        """The server for ``app`` on ``host:port``, quiet: no access log, no lifespan."""
+        return cls(
+            uvicorn.Config(
+                app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            )
+        )
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield

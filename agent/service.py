@@ -33,7 +33,6 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from kubernetes_asyncio import client
 
 from agent import __version__, metrics
@@ -259,15 +258,10 @@ async def serve(
     agent = Agent(settings=settings, api=api, shard=shard)
     server: ApiServer | None = None
     if shard is None:
-        server = ApiServer(
-            uvicorn.Config(
-                create_app(liveness=agent.liveness, readiness=agent.readiness),
-                host=settings.metrics_host,
-                port=settings.metrics_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
+        server = ApiServer.for_app(
+            create_app(liveness=agent.liveness, readiness=agent.readiness),
+            host=settings.metrics_host,
+            port=settings.metrics_port,
         )
     loop = asyncio.get_running_loop()
     signals = 0

@@ -49,7 +49,6 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
-import uvicorn
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Info, Metric
 from prometheus_client.registry import Collector
 
@@ -337,20 +336,15 @@ class Supervisor:
 async def supervise(settings: Settings, *, processes: int) -> int:
     """``argo-http-agent run --processes N``: the workers, their API, their signals."""
     supervisor = Supervisor(settings=settings, processes=processes)
-    server = ApiServer(
-        uvicorn.Config(
-            create_app(
-                liveness=supervisor.liveness,
-                readiness=supervisor.readiness,
-                registry=supervisor.registry,
-                refresh_metrics=supervisor.refresh_metrics,
-            ),
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
+    server = ApiServer.for_app(
+        create_app(
+            liveness=supervisor.liveness,
+            readiness=supervisor.readiness,
+            registry=supervisor.registry,
+            refresh_metrics=supervisor.refresh_metrics,
+        ),
+        host=settings.metrics_host,
+        port=settings.metrics_port,
     )
     loop = asyncio.get_running_loop()
     signals = 0
