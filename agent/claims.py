@@ -101,9 +101,7 @@ class ClaimPolicy:
         )
 
     async def claim(self, ref: TaskRef, template: Mapping[str, Any]) -> None:
-        if not self.needs_claim(template):
-            return
-        key = _key(ref)
+        key = _key(ref)  # the engine asked needs_claim() first
         self._claiming.add(key)
         message = f"{_CLAIM_PREFIX}{self.instance_id}{_CLAIM_SUFFIX}"
         await self._sink.submit_and_wait(

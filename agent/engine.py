@@ -146,7 +146,10 @@ class Claims(Protocol):
         ...
 
     async def claim(self, ref: TaskRef, template: Mapping[str, Any]) -> None:
-        """Record that this node is about to be sent; returns once the claim is durable."""
+        """Record that this node is about to be sent; returns once the claim is durable.
+
+        Called only for templates :meth:`needs_claim` accepted.
+        """
         ...
 
     def abandoned(self, ref: TaskRef) -> NodeResult | None:

@@ -13,16 +13,24 @@ import asyncio
 import logging
 import math
 import os
+import signal
 import sys
 import types
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from agent.logs import configure_logging
 from agent.settings import Settings, SettingsError, load_settings
 
-__all__ = ["available_cpus", "build_parser", "main", "process_count", "run_event_loop"]
+__all__ = [
+    "available_cpus",
+    "build_parser",
+    "handle_stop_signals",
+    "main",
+    "process_count",
+    "run_event_loop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +133,38 @@ def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     except (OSError, ValueError):
         return None
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def handle_stop_signals(
+    signums: Sequence[signal.Signals],
+    *,
+    stop: Callable[[signal.Signals], None],
+    abort: Callable[[], None] | None = None,
+    abort_message: str = "second signal: exiting at once",
+) -> Callable[[], None]:
+    """Signals on the running loop: the first calls ``stop`` (drain, flush, exit cleanly);
+    a second one calls ``abort`` and exits at once with 1. Returns the handlers' remover."""
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal(signum: signal.Signals) -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            log.warning(abort_message)
+            if abort is not None:
+                abort()
+            os._exit(1)
+        stop(signum)
+
+    for signum in signums:
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    def remove() -> None:
+        for signum in signums:
+            loop.remove_signal_handler(signum)
+
+    return remove
 
 
 def run_event_loop(main: Coroutine[Any, Any, int], *, loop: str) -> int:

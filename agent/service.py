@@ -42,6 +42,7 @@ from agent.engine import Engine, TaskSetKey, TaskSetSnapshot
 from agent.execute import Executor, ExecutorSettings, PluginEndpoint, TaskRef
 from agent.kube import KubeSecretResolver, StatusPatcher, TaskSetWatcher, WatchScope, connect
 from agent.model import NodeResult
+from agent.run import handle_stop_signals
 from agent.settings import Settings
 from agent.shard import Shard
 
@@ -263,23 +264,16 @@ async def serve(
             host=settings.metrics_host,
             port=settings.metrics_port,
         )
-    loop = asyncio.get_running_loop()
-    signals = 0
 
-    def on_signal(signum: int) -> None:
-        nonlocal signals
-        signals += 1
-        if signals > 1:
-            log.warning("second signal: exiting at once")
-            os._exit(1)
-        agent.exit_reason = f"signal {signal.Signals(signum).name}"
+    def on_stop(signum: signal.Signals) -> None:
+        agent.exit_reason = f"signal {signum.name}"
         agent.stop()
 
-    handled = (signal.SIGTERM, signal.SIGINT) if shard is None else (signal.SIGTERM,)
     if shard is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for signum in handled:
-        loop.add_signal_handler(signum, on_signal, signum)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor relays a Ctrl-C
+    remove_signal_handlers = handle_stop_signals(
+        (signal.SIGTERM, signal.SIGINT) if shard is None else (signal.SIGTERM,), stop=on_stop
+    )
     side_tasks = []
     if server is not None:
         side_tasks.append(asyncio.create_task(server.serve(), name="http api"))
@@ -321,7 +315,6 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await api.close()
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+        remove_signal_handlers()
     log.info("agent stopped", extra={"reason": agent.exit_reason})
     return 0

@@ -26,10 +26,6 @@ class SettingsError(ValueError):
     """Start-up configuration is unusable; the message names the variable or flag."""
 
 
-def _env(*names: str) -> Any:
-    return Field(validation_alias=AliasChoices(*names))
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="forbid")
 

@@ -55,7 +55,7 @@ from prometheus_client.registry import Collector
 from agent import __version__
 from agent.api import ApiServer, Health, create_app
 from agent.logs import configure_logging
-from agent.run import run_event_loop
+from agent.run import handle_stop_signals, run_event_loop
 from agent.settings import Settings
 from agent.shard import Shard
 
@@ -346,21 +346,17 @@ async def supervise(settings: Settings, *, processes: int) -> int:
         host=settings.metrics_host,
         port=settings.metrics_port,
     )
-    loop = asyncio.get_running_loop()
-    signals = 0
 
-    def on_signal(signum: int) -> None:
-        nonlocal signals
-        signals += 1
-        if signals > 1:
-            log.warning("second signal: killing the workers and exiting at once")
-            supervisor.kill()
-            os._exit(1)
-        log.info("stopping the workers", extra={"reason": signal.Signals(signum).name})
+    def on_stop(signum: signal.Signals) -> None:
+        log.info("stopping the workers", extra={"reason": signum.name})
         supervisor.stop()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+    remove_signal_handlers = handle_stop_signals(
+        (signal.SIGTERM, signal.SIGINT),
+        stop=on_stop,
+        abort=supervisor.kill,
+        abort_message="second signal: killing the workers and exiting at once",
+    )
     api_task = asyncio.create_task(server.serve(), name="http api")
     log.info(
         "supervisor started",
@@ -376,8 +372,7 @@ async def supervise(settings: Settings, *, processes: int) -> int:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await api_task
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        remove_signal_handlers()
     log.info("supervisor stopped", extra={"code": code})
     return code
 

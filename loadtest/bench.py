@@ -926,10 +926,9 @@ async def serve_stack(cfg: BenchConfig, command: Sequence[str]) -> int:
 
 
 def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+    from agent.run import available_cpus  # what --processes 0 would choose
+
+    return available_cpus()
 
 
 def _positive_int(text: str) -> int:

@@ -497,23 +497,27 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
+def _own_contexts(settings: ExecutorSettings) -> TLSContexts:
+    return build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle)
+
+
 def build_client(
     settings: ExecutorSettings,
     *,
     policy: OutboundPolicy,
     tls: TLSContexts,
     follow_redirects: bool = True,
-    http2_tls: TLSContexts | None = None,
 ) -> AgentClient:
     """The process-wide client for the configured transport.
 
-    ``http2_tls``: the SSL contexts of the HTTP/2 pool (never ``tls``'s: httpcore writes its
-    ALPN list into them); built from ``settings`` when not given.
+    An HTTP/2 pool gets SSL contexts of its own, built from ``settings`` like ``tls``:
+    httpcore writes its ALPN list into the contexts it is given, and ``tls`` is shared with
+    pools that must offer HTTP/1.1 only (aiohttp's, the plugins' client).
     """
     transport: httpx.AsyncBaseTransport
     if settings.transport == "httpcore":
         transport = HttpcoreTransport(
-            tls=tls,
+            tls=_own_contexts(settings) if settings.http2 else tls,
             policy=policy,
             max_connections=settings.max_connections,
             keepalive_seconds=settings.keepalive_seconds,
@@ -523,8 +527,7 @@ def build_client(
         http2: HttpcoreTransport | None = None
         if settings.http2:
             http2 = HttpcoreTransport(
-                tls=http2_tls
-                or build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle),
+                tls=_own_contexts(settings),
                 policy=policy,
                 max_connections=settings.max_connections,
                 keepalive_seconds=settings.keepalive_seconds,

@@ -107,12 +107,6 @@ def _assert_str(value: Any) -> str:
     raise Panic(f"interface conversion: interface {{}} is {_iface(value)}, not string")
 
 
-def _assert_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise Panic(f"interface conversion: interface {{}} is {_iface(value)}, not bool")
-
-
 def _iface(value: Any) -> str:
     return "nil" if value is None else go_type(value)
 
