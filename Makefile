@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint typecheck unit bench bench-expr faults loadtest clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sim/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,dev]' -e ./sim
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,8 +18,9 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent tests loadtest
-	$(BIN)/ruff format --check agent tests loadtest
+	$(BIN)/ruff check agent sim tests loadtest
+	$(BIN)/ruff format --check agent sim tests loadtest
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

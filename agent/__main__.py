@@ -2,7 +2,7 @@
 
 import sys
 
-from agent.cli import main
+from agent.service.cli import main
 
 if __name__ == "__main__":  # not when a worker process re-imports the main module
     sys.exit(main())

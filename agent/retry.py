@@ -42,12 +42,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.core.model import RetryStrategy
 from agent.expr import ExprError, eval_bool
 from agent.expr.errors import Panic
 from agent.expr.gotime import TimeError, duration_string, parse_duration
 from agent.expr.interp import compile_regexp
 from agent.expr.values import INT64_MIN, go_float_v, wrap
-from agent.model import RetryStrategy
 
 __all__ = [
     "POLICIES",

@@ -1,7 +1,7 @@
 """The throughput and latency benchmark: simulator, target and agent as separate processes.
 
 ``python loadtest/bench.py`` (``make bench``) starts three processes on 127.0.0.1 -- the
-Kubernetes API simulator (``python -m agent.sim``), the target (``loadtest/target.py``,
+Kubernetes API simulator (``python -m agent_sim``), the target (``loadtest/target.py``,
 configurable delay and body size) and the agent (``python -m agent run``) -- then:
 
 1. **raw baseline**: a plain aiohttp ``ClientSession`` loop sends the same N requests to
@@ -638,7 +638,7 @@ def _free_port() -> int:
 def _transport_supported() -> bool:
     # The agent's settings list their environment variables; is there a transport switch?
     try:
-        from agent.settings import Settings
+        from agent.service.settings import Settings
     except ImportError:
         return False
     for info in Settings.model_fields.values():
@@ -700,7 +700,7 @@ async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
     sim_argv = [
         sys.executable,
         "-m",
-        "agent.sim",
+        "agent_sim",
         "--port",
         "0",
         "--kubeconfig",
@@ -926,7 +926,7 @@ async def serve_stack(cfg: BenchConfig, command: Sequence[str]) -> int:
 
 
 def _cpus() -> int:
-    from agent.run import available_cpus  # what --processes 0 would choose
+    from agent.service.process import available_cpus  # what --processes 0 would choose
 
     return available_cpus()
 

@@ -1,6 +1,6 @@
 """The agent as a real process, for end-to-end tests: start, wait ready, signal, collect logs.
 
-Tests run the simulator in their own event loop (:class:`agent.sim.ApiSimulator`) and the
+Tests run the simulator in their own event loop (:class:`agent_sim.ApiSimulator`) and the
 agent as ``python -m agent run`` against a kubeconfig written for it, so everything between
 them crosses real HTTP, exactly as in a cluster.
 """
@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from agent.sim import ApiSimulator
-from agent.sim.samples import http_task
-from agent.sim.samples import workflow_taskset as taskset
+from agent_sim import ApiSimulator
+from agent_sim.samples import http_task
+from agent_sim.samples import workflow_taskset as taskset
 
 __all__ = ["AgentProcess", "free_port", "http_task", "taskset", "wait_for_nodes"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from agent_sim import ApiSimulator
 
-from agent.sim import ApiSimulator
 from tests.agentproc import TOKEN
 from tests.servers import TargetServer, TestCA
 

@@ -37,11 +37,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent_sim import ApiSimulator
+from agent_sim.target import abort_connection
 from aiohttp import web
 
-from agent.sim import ApiSimulator
 from tests.agentproc import TOKEN, AgentProcess, taskset
-from tests.servers import _ThreadedServer, abort_connection
+from tests.servers import _ThreadedServer
 
 __all__ = [
     "FULL",

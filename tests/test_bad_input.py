@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from agent_sim import ApiSimulator
 
-from agent.sim import ApiSimulator
 from tests.agentproc import TOKEN, AgentProcess, taskset
 from tests.faultkit import CountingTarget, answer_body
 

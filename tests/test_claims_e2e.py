@@ -7,7 +7,8 @@ import asyncio
 import json
 import signal
 
-from agent.sim import ApiSimulator
+from agent_sim import ApiSimulator
+
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 

@@ -10,8 +10,9 @@ import asyncio
 import json
 import signal
 
-from agent.sim import ApiSimulator, Rule
-from agent.sim.samples import secret
+from agent_sim import ApiSimulator, Rule
+from agent_sim.samples import secret
+
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 

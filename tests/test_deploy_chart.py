@@ -528,7 +528,7 @@ def test_everything_set_reaches_the_pod(rendered: dict[str, Manifests]) -> None:
 def test_rendered_environment_loads_into_the_agents_settings(
     rendered: dict[str, Manifests], value_set: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.settings import load_settings
+    from agent.service.settings import load_settings
 
     values = VALUE_SETS[value_set]
     env = plain_env(agent_container(rendered[value_set]))

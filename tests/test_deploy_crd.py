@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.model import NodePhase, NodeResult, Outputs, Parameter, dump, parse_template
+from agent.core.model import NodePhase, NodeResult, Outputs, Parameter, dump, parse_template
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = ROOT / "crds" / "argoproj.io_workflowtasksets.yaml"

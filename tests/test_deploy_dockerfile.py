@@ -188,7 +188,7 @@ def test_entrypoint_command_and_port(stages: list[Stage], chart_values: dict[str
     assert json.loads(runtime.last("ENTRYPOINT")) == ["argo-http-agent"]
     assert json.loads(runtime.last("CMD")) == ["run"]
     assert runtime.last("EXPOSE") == str(chart_values["metricsPort"])
-    from agent.settings import Settings
+    from agent.service.settings import Settings
 
     assert Settings.model_fields["metrics_port"].default == chart_values["metricsPort"]
 

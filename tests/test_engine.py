@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.engine import Engine, TaskSetKey, TaskSetSnapshot
-from agent.execute import TaskRef
-from agent.model import NodePhase, NodeResult
+from agent.core.model import NodePhase, NodeResult
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.scheduler import Engine
 
 KEY = TaskSetKey("ns", "wf")
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent.execute import Executor, ExecutorSettings, StaticSecretResolver, TaskRef
-from agent.model import dump
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
 from tests.servers import TargetServer
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")

@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
-from agent.execute import (
-    Executor,
-    ExecutorSettings,
-    SecretError,
-    SecretResolver,
-    StaticSecretResolver,
-    TaskRef,
-)
-from agent.model import dump
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.core.secrets import SecretError, SecretResolver
+from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
 from tests.servers import TargetServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")

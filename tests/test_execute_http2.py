@@ -19,9 +19,10 @@ import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from agent.execute import Executor, ExecutorSettings, StaticSecretResolver, TaskRef
-from agent.execute.transport import AiohttpTransport
-from agent.model import dump
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.executor.transport import AiohttpTransport
 from tests.servers import TargetServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")

@@ -9,14 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.execute import (
-    Executor,
-    ExecutorSettings,
-    PluginEndpoint,
-    StaticSecretResolver,
-    TaskRef,
-)
-from agent.model import dump
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.executor import Executor, ExecutorSettings, PluginEndpoint, StaticSecretResolver
 from tests.servers import PluginReply, PluginServer
 
 REF = TaskRef(namespace="argo", taskset="my-wf", node_id="my-wf-123", workflow_uid="uid-42")

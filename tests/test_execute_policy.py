@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from agent.execute import (
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.executor import (
     DEFAULT_DENY_NETWORKS,
     Executor,
     ExecutorSettings,
     OutboundPolicy,
     PolicyDenied,
     StaticSecretResolver,
-    TaskRef,
 )
-from agent.model import dump
 from tests.servers import TargetServer
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from agent.execute import (
+from agent.core.model import parse_template
+from agent.core.secrets import SecretError, missing_key_message
+from agent.executor import (
     ExecutorSettings,
     PluginEndpoint,
-    SecretError,
     StaticSecretResolver,
     canonical_header_key,
-    missing_key_message,
     template_type,
 )
-from agent.execute.errors import format_url_error, url_error_op
-from agent.execute.transport import build_tls_contexts
-from agent.model import parse_template
+from agent.executor.errors import format_url_error, url_error_op
+from agent.executor.transport import build_tls_contexts
 
 
 @pytest.mark.parametrize(
@@ -83,7 +82,7 @@ async def test_secret_manifests_decode_data_and_prefer_string_data() -> None:
         ({"kind": "Secret"}, "secret #1: metadata.name is required"),
         (
             {"metadata": {"name": "x"}, "data": {"k": "%%%"}},
-            "secret 'x': data.k is not valid base64",
+            "secret 'x' key 'k' is not valid base64",
         ),
         ({"metadata": {"name": "x"}, "data": ["k"]}, "secret 'x': data must be a mapping"),
     ],

@@ -24,8 +24,8 @@ import re
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from agent_sim import ApiSimulator
 
-from agent.sim import ApiSimulator
 from tests.agentproc import TOKEN, AgentProcess, taskset, wait_for_nodes
 from tests.faultkit import (
     REDUCED,

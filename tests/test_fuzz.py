@@ -3,10 +3,10 @@
 Two properties, on arbitrary JSON-ish input shaped like Argo templates (field names the
 model knows, values of every JSON type, injection characters, odd URLs):
 
-* :func:`agent.model.parse_template` returns a ``Template`` or raises ``TemplateError``
+* :func:`agent.core.model.parse_template` returns a ``Template`` or raises ``TemplateError``
   (``invalid template: ...``), nothing else; what it parsed serialises (``dump``) to JSON
   that parses again.
-* :meth:`agent.execute.Executor.run` returns a ``NodeResult`` for any template, against a
+* :meth:`agent.executor.Executor.run` returns a ``NodeResult`` for any template, against a
   real local target (which may answer, fail, reset, or send garbage) or invalid URLs,
   and never needs its last line of defence (the catch-all that turns an unexpected
   exception into ``error processing task: <Exception>`` and logs a traceback).
@@ -30,8 +30,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent.execute import Executor, ExecutorSettings, StaticSecretResolver, TaskRef
-from agent.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
+from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
+from agent.core.refs import TaskRef
+from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
 from tests.agentproc import free_port
 from tests.faultkit import CountingTarget, Mode
 
@@ -263,7 +264,7 @@ def test_executor_turns_any_template_into_a_node_result(counting: CountingTarget
     closed_port = free_port()
     loop = asyncio.new_event_loop()
     unexpected = _Unexpected()
-    logger = logging.getLogger("agent.execute.executor")
+    logger = logging.getLogger("agent.executor.executor")
     logger.addHandler(unexpected)
     executor = loop.run_until_complete(_executor())
     try:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import jsoncodec
+from agent.core import jsoncodec
 
 _json_values = st.recursive(
     st.none()

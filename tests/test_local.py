@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.execute import ExecutorSettings
-from agent.local import LocalInputError, load_manifest, run_local
+from agent.executor import ExecutorSettings
+from agent.service.local import LocalInputError, load_manifest, run_local
 from tests.servers import TargetServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ def taskset(tasks: dict[str, Any], **metadata: Any) -> dict[str, Any]:
 
 def local(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.local", *args],
+        [sys.executable, "-m", "agent.service.local", *args],
         cwd=ROOT,
         input=stdin,
         capture_output=True,
@@ -190,7 +190,7 @@ def test_unusable_secrets_file_exits_2(tmp_path: Path) -> None:
     done = local(manifest, "--secrets", str(tmp_path / "s.yaml"))
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"argo-http-agent local: {tmp_path / 's.yaml'}: secret 'x': data.k is not valid base64"
+        f"argo-http-agent local: {tmp_path / 's.yaml'}: secret 'x' key 'k' is not valid base64"
     )
 
 

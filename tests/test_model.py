@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.model import NodePhase, NodeResult, Outputs, Parameter, _dump_model, dump
+from agent.core.model import NodePhase, NodeResult, Outputs, Parameter, _dump_model, dump
 
 _text = st.text(max_size=20)
 _outputs = st.one_of(

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_sim import ApiSimulator
 from aiohttp import web
 
-from agent import run
-from agent.engine import Engine, TaskSetKey, TaskSetSnapshot
-from agent.execute import TaskRef
-from agent.model import NodePhase, NodeResult
-from agent.settings import load_settings
-from agent.shard import Shard
-from agent.sim import ApiSimulator
+from agent.core.model import NodePhase, NodeResult
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.scheduler import Engine
+from agent.engine.shard import Shard
+from agent.service import process, run
+from agent.service.settings import load_settings
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 
@@ -485,7 +485,7 @@ def test_carried_counts_keep_their_type_while_no_worker_reports() -> None:
     has reported again (a scrape in the restart window)."""
     from prometheus_client import generate_latest
 
-    from agent.supervisor import Supervisor
+    from agent.service.supervisor import Supervisor
 
     supervisor = Supervisor(settings=load_settings(namespaces=[NS]), processes=2)
     worker = supervisor.workers[0]
@@ -576,7 +576,7 @@ async def test_per_workflow_mode_with_two_processes_exits_when_done(
 
 
 async def test_zero_processes_means_one_per_cpu(spawn: Spawn, sim: ApiSimulator) -> None:
-    cpus = run.available_cpus()
+    cpus = process.available_cpus()
     if cpus < 2:
         pytest.skip("one CPU available: the agent runs as a single process")
     agent = spawn("--namespace", NS, env={"ARGO_AGENT_PROCESSES": "0"})
@@ -622,7 +622,7 @@ def test_process_count() -> None:
     assert run.process_count(load_settings()) == 1  # today's single process by default
     assert run.process_count(load_settings(processes=3)) == 3
     assert run.process_count(load_settings(processes=2, workflow="wf")) == 2
-    assert run.process_count(load_settings(processes=0)) == run.available_cpus()
+    assert run.process_count(load_settings(processes=0)) == process.available_cpus()
     assert run.process_count(load_settings(processes=0, workflow="wf")) == 1
 
 
@@ -634,9 +634,9 @@ def test_process_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_available_cpus_is_within_the_affinity() -> None:
-    cpus = run.available_cpus()
+    cpus = process.available_cpus()
     assert 1 <= cpus <= len(os.sched_getaffinity(0))
-    quota = run._cgroup_cpu_quota()
+    quota = process._cgroup_cpu_quota()
     if quota is not None:
         assert cpus <= max(1, -(-quota // 1))
 
@@ -649,8 +649,8 @@ def test_available_cpus_is_capped_by_the_cgroup_quota(
     monkeypatch: pytest.MonkeyPatch, affinity: int, quota: float | None, expected: int
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(affinity)))
-    monkeypatch.setattr(run, "_cgroup_cpu_quota", lambda: quota)
-    assert run.available_cpus() == expected
+    monkeypatch.setattr(process, "_cgroup_cpu_quota", lambda: quota)
+    assert process.available_cpus() == expected
 
 
 @pytest.mark.parametrize(
@@ -659,7 +659,7 @@ def test_available_cpus_is_capped_by_the_cgroup_quota(
 )
 def test_cgroup_v2_quota(tmp_path: Path, cpu_max: str, expected: float | None) -> None:
     (tmp_path / "cpu.max").write_text(cpu_max)
-    assert run._cgroup_cpu_quota(tmp_path) == expected
+    assert process._cgroup_cpu_quota(tmp_path) == expected
 
 
 @pytest.mark.parametrize(
@@ -672,11 +672,11 @@ def test_cgroup_v1_quota(
     (tmp_path / "cpu").mkdir()
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(quota_us)
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(period_us)
-    assert run._cgroup_cpu_quota(tmp_path) == expected
+    assert process._cgroup_cpu_quota(tmp_path) == expected
 
 
 def test_cgroup_quota_without_any_files(tmp_path: Path) -> None:
-    assert run._cgroup_cpu_quota(tmp_path) is None
+    assert process._cgroup_cpu_quota(tmp_path) is None
 
 
 # -- the shard hash ----------------------------------------------------------------------------
@@ -709,7 +709,7 @@ def test_shard_ownership_is_the_same_in_another_process(tmp_path: Path) -> None:
 
     script = (
         "import json, sys\n"
-        "from agent.shard import Shard\n"
+        "from agent.engine.shard import Shard\n"
         "ids = json.load(sys.stdin)\n"
         "print(json.dumps([[Shard(i, 3).owns(n) for i in range(3)] for n in ids]))\n"
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent.model import Backoff, RetryStrategy
+from agent.core.model import Backoff, RetryStrategy
 from agent.retry import (
     LastAttempt,
     RetryDecision,

@@ -6,9 +6,10 @@ import asyncio
 import json
 import signal
 
+from agent_sim import ApiSimulator
+from agent_sim.samples import secret
+
 from agent import __version__
-from agent.sim import ApiSimulator
-from agent.sim.samples import secret
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
 from tests.servers import TargetServer
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.duration import format_duration, parse_duration
-from agent.run import build_parser
-from agent.service import scopes
-from agent.settings import SettingsError, load_settings
+from agent.core.duration import format_duration, parse_duration
+from agent.service.agent import scopes
+from agent.service.run import build_parser
+from agent.service.settings import SettingsError, load_settings
 
 
 def test_argo_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,7 +117,7 @@ def test_format_duration_like_go(seconds: float, text: str) -> None:
 
 
 def test_http2_setting_reaches_the_executor() -> None:
-    from agent.service import executor_settings
+    from agent.service.agent import executor_settings
 
     assert executor_settings(load_settings()).http2 is True
     assert executor_settings(load_settings(http2="off")).http2 is False

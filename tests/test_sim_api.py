@@ -16,10 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
+from agent_sim import ApiError, ApiSimulator, SimulatorTls
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
-
-from agent.sim import ApiError, ApiSimulator, SimulatorTls
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflowtasksets"
 TOKEN = "admin-token"

@@ -1,4 +1,4 @@
-"""The simulator as a separate process (``python -m agent.sim``) and its ``/_sim`` admin API.
+"""The simulator as a separate process (``python -m agent_sim``) and its ``/_sim`` admin API.
 
 End-to-end tests run the agent and the simulator as real processes, so the process must
 announce its URL on stdout, write a kubeconfig kubernetes_asyncio loads, obey SIGTERM,
@@ -40,7 +40,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent.sim",
+        "agent_sim",
         "--port",
         "0",
         "--kubeconfig",

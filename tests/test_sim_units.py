@@ -12,17 +12,16 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from agent.sim.patching import (
+from agent_sim.patching import (
     JsonPatchError,
     PatchDecodeError,
     apply_json_patch,
     decode_json_patch,
     merge_patch,
 )
-from agent.sim.selectors import FieldSelector, LabelSelector, SelectorError
+from agent_sim.selectors import FieldSelector, LabelSelector, SelectorError
+from hypothesis import given
+from hypothesis import strategies as st
 
 RFC7386_EXAMPLES = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),

@@ -16,10 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from agent_sim import ApiSimulator
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
-
-from agent.sim import ApiSimulator
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflowtasksets"
 TOKEN = "admin-token"

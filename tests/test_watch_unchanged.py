@@ -1,7 +1,7 @@
 """The watch hands the engine every event that changes what it reads, and skips the rest.
 
 Status patches (the agent's own results) come back as MODIFIED events carrying the whole
-taskset; :class:`agent.kube.watch.TaskSetWatcher` decodes only their metadata and skips them
+taskset; :class:`agent.source.watch.TaskSetWatcher` decodes only their metadata and skips them
 when the UID, generation, labels and owners are unchanged. These tests run a real watcher
 against the API simulator over HTTP and count what reaches the engine's callback.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_sim import ApiSimulator
 
-from agent.engine import TaskSetKey
-from agent.kube import TaskSetWatcher, WatchScope, connect
-from agent.kube.watch import _peek_metadata, _shape
-from agent.sim import ApiSimulator
+from agent.core.refs import TaskSetKey
+from agent.kube.client import connect
+from agent.source.watch import TaskSetWatcher, WatchScope, _peek_metadata, _shape
 from tests.agentproc import TOKEN, http_task, taskset
 
 NS = "argo"

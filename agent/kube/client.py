@@ -15,7 +15,15 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-__all__ = ["GROUP", "PLURAL", "VERSION", "api_error_text", "connect", "send_json"]
+__all__ = [
+    "GROUP",
+    "PLURAL",
+    "VERSION",
+    "api_error_text",
+    "api_status_text",
+    "connect",
+    "send_json",
+]
 
 GROUP = "argoproj.io"
 VERSION = "v1alpha1"
@@ -94,22 +102,23 @@ def _proxy_or_netrc() -> bool:
 def api_error_text(exc: BaseException) -> str:
     """A one-line description of an API failure (the Status message when there is one)."""
     if isinstance(exc, ApiException):
-        message = _status_message(exc.body)
-        reason = message or exc.reason or "unknown error"
+        reason = api_status_text(exc.body, exc.reason) or "unknown error"
         return f"{exc.status} {reason}".strip()
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _status_message(body: Any) -> str:
+def api_status_text(body: Any, fallback: str | None = None) -> str:
+    """The message of a Kubernetes ``Status`` body; its first line (500 characters at most)
+    when the body is not JSON; else ``fallback``."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    if not isinstance(body, str) or not body:
-        return ""
+    if not isinstance(body, str) or not body.strip():
+        return fallback or ""
     try:
         decoded = json.loads(body)
     except ValueError:
         return body.strip().splitlines()[0][:500]
     if isinstance(decoded, dict):
-        return str(decoded.get("message") or decoded.get("reason") or "")
-    return ""
+        return str(decoded.get("message") or decoded.get("reason") or fallback or "")
+    return fallback or ""

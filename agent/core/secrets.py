@@ -1,0 +1,68 @@
+"""Secret values for ``valueFrom.secretKeyRef`` headers: the resolver port and its texts.
+
+The executor never talks to Kubernetes: a header with ``valueFrom.secretKeyRef`` asks a
+:class:`SecretResolver` for the value. The cluster's resolver reads the Secret through the
+API (:mod:`agent.kube.secrets`), the local runner's holds Secret manifests
+(:mod:`agent.executor.secrets`). Both decode ``data`` with :func:`decode_secret_data` and
+fail with the texts below, so what is tried locally is what runs in the cluster.
+Failures raise :class:`SecretError`, whose text becomes the node's message: it names the
+Secret and the key and never contains a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Protocol
+
+__all__ = [
+    "SecretError",
+    "SecretResolver",
+    "decode_secret_data",
+    "missing_key_message",
+    "not_found_message",
+]
+
+
+class SecretError(Exception):
+    """A secret value cannot be had; ``str(exc)`` is the node's message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SecretResolver(Protocol):
+    async def get_secret_value(self, *, namespace: str, name: str, key: str) -> str:
+        """The value of ``key`` in Secret ``namespace/name``; :class:`SecretError`
+        otherwise."""
+        ...
+
+
+def missing_key_message(name: str, key: str) -> str:
+    """Argo's text for a Secret without the requested key."""
+    return f"secret '{name}' does not have the key '{key}'"
+
+
+def not_found_message(name: str) -> str:
+    """The API server's text for a Secret that does not exist (what Argo's agent reports)."""
+    return f'secrets "{name}" not found'
+
+
+def decode_secret_data(name: str, data: Mapping[str, object] | None) -> dict[str, bytes]:
+    """A Secret's ``data`` (base64 values, as the API serves them) decoded, strictly.
+
+    The API server only stores valid base64, so anything else is a broken manifest or a
+    broken server: it is refused with a message naming the Secret and the key.
+    """
+    decoded: dict[str, bytes] = {}
+    for key, value in (data or {}).items():
+        try:
+            decoded[str(key)] = base64.b64decode(str(value or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise SecretError(f"secret '{name}' key '{key}' is not valid base64") from None
+    return decoded

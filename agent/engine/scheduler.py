@@ -1,0 +1,364 @@
+"""The engine: the scheduler between a source of tasks and a sink of results.
+
+A *source* (the cluster watch, or a manifest file) shows the engine snapshots of
+WorkflowTaskSets; the engine decides what to run, runs it through a *runner* (the
+executor) and hands every result to a *sink* (the status patcher, or stdout). It knows
+nothing about HTTP or Kubernetes, which keeps the rules that make the agent trustworthy
+in one place, testable without either:
+
+* **Never twice.** A node ID is queued the first time it appears in ``spec.tasks`` and
+  never again while the taskset lives; a node whose ``status.nodes`` entry is already
+  fulfilled is not run at all (so a restarted agent does not re-send finished work).
+* **Replays are harmless.** A snapshot whose ``metadata.generation`` is older than one
+  already seen is ignored, and a new ``uid`` under a known name is a new taskset.
+* **Cheap events.** Every status patch comes back as a watch event carrying the whole
+  ``spec.tasks``; only keys not seen before are looked at, templates are parsed by the
+  runner once, when they run.
+* **Fair.** Each taskset has its own queue; slots are handed out round-robin across
+  tasksets, so one workflow with thousands of tasks cannot starve the others.
+* **Bounded.** At most ``max_in_flight`` tasks run at once (``ARGO_AGENT_TASK_WORKERS``).
+  One asyncio task per running node, not a fixed worker pool: idle capacity costs nothing.
+* **No stale results.** A node that leaves ``spec.tasks`` is cancelled if running, and its
+  result is never reported: the controller aborts reconciliation on an unknown node ID.
+* **Sharded, when asked.** With ``owns`` (a worker process's :class:`~agent.engine.shard.Shard`)
+  the engine runs and reports only the nodes that predicate accepts; the others are tracked
+  as seen, so they cost one set look-up per event, never a hash.
+* **Graceful.** :meth:`Engine.drain` stops dispatching, lets running tasks finish within
+  a grace period and cancels the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from agent.core import metrics
+from agent.core.model import FULFILLED_PHASES, NodePhase, NodeResult
+from agent.core.ports import Claims, ResultSink, TaskRunner
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _TaskSetState:
+    key: TaskSetKey
+    workflow_uid: str = ""
+    uid: str = ""
+    generation: int = 0
+    warned: str = ""
+    seen: set[str] = field(default_factory=set)
+    # Nodes with a status entry of ours or a predecessor's (a claim, leftovers): their
+    # result must replace that entry field by field, not merge into it.
+    overwrite: set[str] = field(default_factory=set)
+    queue: deque[str] = field(default_factory=deque)
+    templates: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class Engine:
+    """Schedules the nodes of many tasksets onto a bounded number of concurrent runs."""
+
+    def __init__(
+        self,
+        *,
+        runner: TaskRunner,
+        sink: ResultSink,
+        max_in_flight: int,
+        claims: Claims | None = None,
+        on_result: Callable[[TaskRef, NodeResult], None] | None = None,
+        owns: Callable[[str], bool] | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._runner = runner
+        self._sink = sink
+        self._claims = claims
+        self._on_result = on_result
+        self._owns = owns
+        self._max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._states: dict[TaskSetKey, _TaskSetState] = {}
+        self._ready: deque[TaskSetKey] = deque()
+        self._in_ready: set[TaskSetKey] = set()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = True
+        self._draining = False
+        self._in_flight = 0
+
+    # -- what the source calls --------------------------------------------------------
+
+    def observe(self, snapshot: TaskSetSnapshot) -> None:
+        """Take in the current state of one taskset (on every watch event)."""
+        if snapshot.completed:
+            self.forget(snapshot.key)
+            return
+        state = self._states.get(snapshot.key)
+        if state is not None and snapshot.uid and state.uid and snapshot.uid != state.uid:
+            self.forget(snapshot.key)  # deleted and re-created under the same name
+            state = None
+        if state is None:
+            state = self._states[snapshot.key] = _TaskSetState(
+                snapshot.key, workflow_uid=snapshot.workflow_uid, uid=snapshot.uid
+            )
+        if snapshot.generation < state.generation:
+            # An older spec than one already acted on (a replayed event): applying it
+            # would make nodes look removed, then new again. Generations only grow.
+            return
+        state.generation = snapshot.generation
+        if snapshot.problem != state.warned:
+            state.warned = snapshot.problem
+            if snapshot.problem:
+                log.warning(
+                    "ignoring a malformed taskset %s: %s",
+                    snapshot.key,
+                    snapshot.problem,
+                    extra=snapshot.key.log_context(),
+                )
+        tasks = snapshot.tasks
+        if len(tasks) == len(state.seen) and not state.seen.symmetric_difference(tasks.keys()):
+            return
+        gone = state.seen.difference(tasks.keys())
+        if gone:
+            self._drop_nodes(state, gone)
+        queued = 0
+        new = tasks.keys() - state.seen
+        # Keep spec order (first come, first served) without a Python-level scan of every
+        # key on events that bring nothing new; the set difference above runs in C.
+        ordered = [k for k in tasks if k in new] if len(new) > 1 else new
+        for node_id in ordered:
+            state.seen.add(node_id)
+            if not isinstance(node_id, str):
+                continue
+            if self._owns is not None and not self._owns(node_id):
+                continue  # another worker process's node (see agent/shard.py)
+            template = tasks[node_id]
+            status = snapshot.nodes.get(node_id)
+            phase = status.get("phase") if isinstance(status, Mapping) else None
+            if phase in FULFILLED_PHASES:
+                continue  # finished by an earlier run; never send it again
+            if status:
+                state.overwrite.add(node_id)
+            ref = self._ref(state, node_id)
+            if (
+                phase == NodePhase.RUNNING
+                and self._claims is not None
+                and isinstance(status, Mapping)
+            ):
+                verdict = self._claims.adopt(ref, _as_mapping(template), status)
+                if verdict is not None:
+                    self._report(state, ref, verdict)
+                    continue
+            state.templates[node_id] = _as_mapping(template)
+            state.queue.append(node_id)
+            self._queued += 1
+            queued += 1
+        if queued:
+            metrics.TASKS_RECEIVED.inc(queued)
+            self._mark_ready(snapshot.key)
+            self._wakeup.set()
+
+    def forget(self, key: TaskSetKey) -> None:
+        """The taskset is gone (deleted, completed, or no longer ours): drop everything."""
+        state = self._states.pop(key, None)
+        if state is None:
+            return
+        self._queued -= len(state.templates)
+        for task in state.running.values():
+            task.cancel()
+        self._sink.discard(key)
+        self._update_idle()
+
+    def known(self) -> frozenset[TaskSetKey]:
+        return frozenset(self._states)
+
+    @property
+    def tasksets(self) -> int:
+        return len(self._states)
+
+    def is_current(self, key: TaskSetKey, node_id: str) -> bool:
+        """Whether ``node_id`` is still in the taskset's ``spec.tasks`` (may be reported)."""
+        state = self._states.get(key)
+        return state is not None and node_id in state.seen
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # -- the dispatcher --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Hand out slots until cancelled or drained. Cancel-safe."""
+        try:
+            while self._accepting:
+                await self._slots.acquire()
+                try:
+                    picked = self._next() if self._accepting else None
+                    while picked is None and self._accepting:
+                        self._update_idle()
+                        self._wakeup.clear()
+                        await self._wakeup.wait()
+                        picked = self._next()
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if picked is None:
+                    self._slots.release()
+                    break
+                self._start(*picked)
+        finally:
+            self._update_idle()
+
+    async def drain(self, *, grace: float) -> None:
+        """Stop dispatching; wait up to ``grace`` seconds for running tasks, cancel the rest."""
+        self._accepting = False
+        self._draining = True
+        self._wakeup.set()
+        running = [t for s in self._states.values() for t in s.running.values()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _next(self) -> tuple[_TaskSetState, str, Mapping[str, Any]] | None:
+        while self._ready:
+            key = self._ready.popleft()
+            self._in_ready.discard(key)
+            state = self._states.get(key)
+            if state is None:
+                continue
+            while state.queue:
+                node_id = state.queue.popleft()
+                if node_id not in state.templates:
+                    continue  # left spec.tasks while queued
+                template = state.templates.pop(node_id)  # may be null: the runner says so
+                self._queued -= 1
+                if state.queue:
+                    self._mark_ready(key)  # round-robin: back of the line
+                return state, node_id, template
+        return None
+
+    def _mark_ready(self, key: TaskSetKey) -> None:
+        if key not in self._in_ready:
+            self._in_ready.add(key)
+            self._ready.append(key)
+
+    def _start(self, state: _TaskSetState, node_id: str, template: Mapping[str, Any]) -> None:
+        ref = self._ref(state, node_id)
+        self._in_flight += 1
+        self._idle.clear()
+        metrics.TASKS_STARTED.inc()
+        task = asyncio.create_task(self._execute(state, ref, template), name=f"node {ref.node_id}")
+        state.running[node_id] = task
+
+    async def _execute(
+        self, state: _TaskSetState, ref: TaskRef, template: Mapping[str, Any]
+    ) -> None:
+        claimed = sent = False
+        try:
+            if self._claims is not None and self._claims.needs_claim(template):
+                claimed = True
+                state.overwrite.add(ref.node_id)  # the claim may land even if we are cut short
+                await self._claims.claim(ref)
+            sent = True
+            result = await self._runner.run(template, ref=ref)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Ours: the node left spec.tasks, or we are shutting down past the grace;
+                # then a claimed node is settled, so no claim outlives a clean stop.
+                if self._draining and claimed and self._claims is not None:
+                    # Claimed but never sent: hand the node back untouched.
+                    verdict = (
+                        self._claims.abandoned(ref) if sent else NodeResult(phase=NodePhase.PENDING)
+                    )
+                    self._report(state, ref, verdict)
+                raise
+            # Propagated from below (a shared resource someone else gave up on): that is a
+            # failure of this node, not a reason to lose it.
+            log.error(
+                "node cancelled from below; reporting it as an error", extra=ref.log_context()
+            )
+            result = NodeResult(
+                phase=NodePhase.ERROR, message="agent internal error: operation cancelled"
+            )
+        except Exception as exc:  # the runner promises not to raise; never lose a node
+            log.exception("runner failed", extra=ref.log_context())
+            result = NodeResult(phase=NodePhase.ERROR, message=f"agent internal error: {exc}")
+        finally:
+            state.running.pop(ref.node_id, None)
+            self._in_flight -= 1
+            self._slots.release()
+            self._update_idle()
+        self._report(state, ref, result)
+
+    def _report(self, state: _TaskSetState, ref: TaskRef, result: NodeResult) -> None:
+        if self._states.get(state.key) is not state or ref.node_id not in state.seen:
+            return  # gone while running: reporting it would abort the controller's pass
+        if self._on_result is not None:
+            self._on_result(ref, result)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "node finished: %s",
+                result.phase,
+                extra={**state.key.log_context(), "node": ref.node_id, "phase": str(result.phase)},
+            )
+        overwrite = ref.node_id in state.overwrite
+        state.overwrite.discard(ref.node_id)
+        self._sink.submit(ref, result, overwrite=overwrite)
+
+    def _drop_nodes(self, state: _TaskSetState, gone: set[str]) -> None:
+        state.seen.difference_update(gone)
+        state.overwrite.difference_update(gone)
+        for node_id in gone:
+            if node_id in state.templates:
+                del state.templates[node_id]
+                self._queued -= 1
+            task = state.running.get(node_id)
+            if task is not None:
+                task.cancel()
+        self._sink.discard(state.key, frozenset(gone))
+        self._update_idle()
+
+    def _update_idle(self) -> None:
+        if self._in_flight == 0 and self._queued == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    @staticmethod
+    def _ref(state: _TaskSetState, node_id: str) -> TaskRef:
+        return TaskRef(
+            namespace=state.key.namespace,
+            taskset=state.key.name,
+            node_id=node_id,
+            workflow_uid=state.workflow_uid,
+        )
+
+
+def _as_mapping(template: object) -> Mapping[str, Any]:
+    # A non-object template still reaches the runner, which fails that node with a message
+    # naming the problem; the type is a promise the runner checks, not one we can keep.
+    return cast(Mapping[str, Any], template)

@@ -1,0 +1,505 @@
+"""The HTTP executor: one ``template.http`` in, one Argo ``NodeResult`` out.
+
+It reproduces ``executeHTTPTemplate`` of Argo's agent field by field, with Argo's texts:
+
+* ``method`` (empty = GET), ``url``, ``headers`` in order (a repeated name sends repeated
+  values; ``Host`` in any case sets the request's host), secret-sourced headers through a
+  :class:`~agent.core.secrets.SecretResolver`, ``body`` / ``bodyFrom.bytes`` (bytes
+  win), ``timeoutSeconds``, ``insecureSkipVerify``, redirects, extra CAs.
+* success without ``successCondition`` is 2xx, else ``received non-2xx response code: N``;
+  with it, the expression sees Argo's scope (below); false gives
+  ``successCondition '<cond>' evaluated false``; an evaluation error is the message.
+* the body becomes ``outputs.result`` whenever a response was read (success and failed
+  status/condition); transport errors fail the node with Go-shaped text and no outputs.
+
+Like Go's client it sends ``Accept-Encoding: gzip`` when the template does not choose an
+encoding, and then transparently decompresses a gzip body and hides ``Content-Encoding`` /
+``Content-Length`` from ``response.headers``. It drops template ``Content-Length``,
+``Transfer-Encoding`` and ``Trailer`` headers, which Go's client ignores too.
+
+Where Argo is unsafe we improve, and say so in the message: a default timeout when the
+template sets none, a cap on the body kept as ``outputs.result`` (a larger body fails the
+node with both sizes; never a silent truncation), strict validation of the method, URL and
+header names/values (each error names the field), and the outbound deny list.
+
+The expression scope (``successCondition``), exactly what Argo passes:
+
+* ``request.method``, ``request.url``, ``request.body``: the template's strings as written
+  (``method`` may be ``""``);
+* ``request.bodyBytes``: the decoded ``bodyFrom.bytes`` as Python ``bytes``, which the
+  expression language treats as Go's ``[]byte`` (``len``, indexing to ints 0-255,
+  ``string()``); ``nil`` without ``bodyFrom`` (Argo passes a nil slice: ``== nil`` holds in
+  both, but ``len()`` of it is an error here where Go gives 0);
+* ``request.headers``: name as written -> one-element list, the **last** value of a repeated
+  name, secret-sourced headers excluded (Argo's ``HTTPHeaders.ToHeader``);
+* ``response.statusCode`` (int), ``response.body`` (string), ``response.headers``
+  (Go-canonical name such as ``Content-Type`` -> list of values in received order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import time
+import urllib.parse
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from agent.core import metrics
+from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
+from agent.core.secrets import SecretError, SecretResolver
+from agent.executor.errors import describe_transport_error, format_url_error
+from agent.executor.settings import ExecutorSettings
+from agent.executor.transport import INSECURE_EXTENSION, AgentClient
+from agent.expr import ExprError, eval_bool, success_condition_false_message
+
+__all__ = ["HTTPExecutor", "canonical_header_key", "is_token"]
+
+log = logging.getLogger(__name__)
+
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+# Headers Go's client computes itself and never copies from the request's header map.
+_IGNORED_HEADERS = frozenset({"content-length", "transfer-encoding", "trailer"})
+# Go sends "Content-Length: 0" for an empty body only for these methods.
+_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_INFLATE_STEP = 64 * 1024
+_NO_PHASE_TIMEOUTS: dict[str, float | None] = dict.fromkeys(("connect", "read", "write", "pool"))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
+
+
+@functools.lru_cache(maxsize=1024)
+def is_token(text: str) -> bool:
+    """RFC 7230 ``token``: what Go accepts as a method or header name (cached: names repeat)."""
+    return bool(text) and all(char in _TOKEN_CHARS for char in text)
+
+
+def canonical_header_key(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``content-type`` -> ``Content-Type``.
+
+    A name with a byte that is not a token character is returned unchanged, as in Go.
+    """
+    if not is_token(name):
+        return name
+    out = []
+    upper = True
+    for char in name:
+        out.append(char.upper() if upper else char.lower())
+        upper = char == "-"
+    return "".join(out)
+
+
+def _valid_header_value(value: str) -> bool:
+    # Go's httpguts.ValidHeaderFieldValue: no control characters except horizontal tab.
+    return _HEADER_VALUE_CONTROL.search(value) is None
+
+
+class _BadTemplate(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Header:
+    name: str
+    value: str
+    secret: SecretKeySelector | None
+    index: int
+
+
+@dataclass(slots=True)
+class _Prepared:
+    method: str
+    url: httpx.URL
+    headers: list[_Header]
+    body: bytes
+    timeout: float | None
+    accept_gzip: bool
+
+
+class HTTPExecutor:
+    """Runs HTTP templates on a shared client; never raises but for cancellation."""
+
+    def __init__(
+        self,
+        *,
+        client: AgentClient,
+        settings: ExecutorSettings,
+        secrets: SecretResolver,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._secrets = secrets
+
+    async def run(self, spec: HTTP, *, namespace: str) -> NodeResult:
+        try:
+            prepared = self._prepare(spec)
+        except _BadTemplate as exc:
+            return _failed(str(exc))
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(prepared.timeout) as deadline:
+                result = await self._execute(prepared, spec, namespace=namespace)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            cause = f"context deadline exceeded (timeout {prepared.timeout:g}s)"
+            result = _failed(format_url_error(prepared.method, prepared.url, cause))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "http %s %s://%s -> %s in %.3fs",
+                prepared.method,
+                prepared.url.scheme,
+                prepared.url.netloc.decode("ascii", "replace"),
+                result.phase,
+                time.monotonic() - started,
+            )
+        return result
+
+    # -- validation ---------------------------------------------------------------------
+
+    def _prepare(self, spec: HTTP) -> _Prepared:
+        method = spec.method or "GET"
+        if not is_token(method):
+            raise _BadTemplate(
+                f"invalid template: http.method: {spec.method!r} is not a valid HTTP method"
+                " (must be an RFC 7230 token such as GET or POST)"
+            )
+        url = _parse_url(spec.url)
+        headers: list[_Header] = []
+        for index, header in enumerate(spec.headers):
+            where = f"http.headers[{index}]"
+            if not is_token(header.name):
+                raise _BadTemplate(
+                    f"invalid template: {where}.name: {header.name!r} is not a valid header "
+                    "name (must be an RFC 7230 token, without spaces, CR or LF)"
+                )
+            if not _valid_header_value(header.value):
+                raise _BadTemplate(
+                    f"invalid template: {where}.value: the value of header {header.name!r} "
+                    "contains CR, LF or another control character"
+                )
+            secret = header.value_from.secret_key_ref if header.value_from else None
+            if header.name.lower() in _IGNORED_HEADERS and secret is None:
+                continue
+            headers.append(_Header(header.name, header.value, secret, index))
+        if spec.body_from is not None:
+            body = spec.body_from.data or b""
+        else:
+            body = spec.body.encode("utf-8")
+        if spec.timeout_seconds is not None:
+            if spec.timeout_seconds <= 0:
+                raise _BadTemplate(
+                    "invalid template: http.timeoutSeconds: must be a positive number of "
+                    f"seconds, got {spec.timeout_seconds}"
+                )
+            timeout: float | None = float(spec.timeout_seconds)
+        else:
+            timeout = self._settings.default_timeout_seconds
+        names = {h.name.lower() for h in headers}
+        accept_gzip = "accept-encoding" not in names and "range" not in names
+        return _Prepared(method.upper(), url, headers, body, timeout, accept_gzip)
+
+    # -- the request --------------------------------------------------------------------
+
+    async def _execute(self, prepared: _Prepared, spec: HTTP, *, namespace: str) -> NodeResult:
+        try:
+            wire_headers = await self._wire_headers(prepared, namespace=namespace)
+        except SecretError as exc:
+            return _failed(str(exc))
+        except _BadTemplate as exc:
+            return _failed(str(exc))
+        request = httpx.Request(
+            prepared.method,
+            prepared.url,
+            headers=wire_headers,
+            content=prepared.body,
+            extensions={
+                # No per-phase timeouts: run() bounds the whole exchange (redirects and body
+                # included, like Go's Client.Timeout) with the same number, which always
+                # expires first; per-phase timers would only cost a timer per read.
+                "timeout": _NO_PHASE_TIMEOUTS,
+                INSECURE_EXTENSION: spec.insecure_skip_verify,
+            },
+        )
+        started = time.perf_counter()
+        status_code: int | None = None
+        try:
+            try:
+                response = await self._client.send_streaming(request)
+            except httpx.TooManyRedirects as exc:
+                cause = f"stopped after {self._settings.max_redirects} redirects"
+                return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
+            except httpx.HTTPError as exc:
+                return _failed(self._transport_message(prepared, exc))
+            try:
+                gunzip = prepared.accept_gzip and (
+                    response.headers.get("content-encoding", "").strip().lower() == "gzip"
+                )
+                try:
+                    raw_body = await self._read_body(response, gunzip=gunzip)
+                except _BodyTooLarge as exc:
+                    return _failed(str(exc))
+                except httpx.HTTPError as exc:
+                    return _failed(self._transport_message(prepared, exc, reading_body=True))
+                except zlib.error as exc:
+                    cause = f"gzip: invalid compressed body ({exc})"
+                    return _failed(format_url_error(prepared.method, response.url, cause))
+            finally:
+                await response.aclose()
+            status_code = response.status_code
+        finally:
+            metrics.child(
+                metrics.HTTP_REQUEST_SECONDS,
+                metrics.method_label(prepared.method),
+                metrics.status_class(status_code),
+            ).observe(time.perf_counter() - started)
+        text = raw_body.decode("utf-8", "replace")
+        return self._judge(spec, response, text, gunzip=gunzip)
+
+    async def _wire_headers(
+        self, prepared: _Prepared, *, namespace: str
+    ) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        host: str | None = None
+        has_user_agent = False
+        for header in prepared.headers:
+            value = header.value
+            if header.secret is not None:
+                value = await self._secrets.get_secret_value(
+                    namespace=namespace, name=header.secret.name, key=header.secret.key
+                )
+                if not _valid_header_value(value):
+                    raise _BadTemplate(
+                        f"secret '{header.secret.name}' key '{header.secret.key}' (for header "
+                        f"http.headers[{header.index}] {header.name!r}) contains CR, LF or "
+                        "another control character"
+                    )
+                if header.name.lower() in _IGNORED_HEADERS:
+                    continue
+            lowered = header.name.lower()
+            if lowered == "host":
+                host = value  # the last Host wins, as in Argo
+                continue
+            has_user_agent = has_user_agent or lowered == "user-agent"
+            out.append((header.name.encode("ascii"), value.encode("utf-8")))
+        if host:
+            out.insert(0, (b"Host", host.encode("utf-8")))
+        if not has_user_agent:
+            out.append((b"User-Agent", self._settings.user_agent.encode("ascii", "replace")))
+        if prepared.accept_gzip:
+            out.append((b"Accept-Encoding", b"gzip"))
+        if not prepared.body and prepared.method in _LENGTH_METHODS:
+            out.append((b"Content-Length", b"0"))
+        return out
+
+    async def _read_body(self, response: httpx.Response, *, gunzip: bool) -> bytes:
+        limit = self._settings.max_result_bytes
+        # A HEAD answer declares the size of a body it does not send.
+        bodiless = response.request.method == "HEAD" or response.status_code in (204, 304)
+        declared = None if gunzip or bodiless else _content_length(response)
+        if limit and declared is not None and declared > limit:
+            raise _BodyTooLarge(_too_large(declared, limit, exact=True))
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gunzip else None
+        parts: list[bytes] = []
+        size = 0
+        stream = response.stream
+        # The transport's stream itself: httpx's aiter_raw() adds a re-chunking generator
+        # layer per chunk and nothing the executor needs (it closes the response itself).
+        chunks = stream if isinstance(stream, httpx.AsyncByteStream) else response.aiter_raw()
+        async for chunk in chunks:
+            pieces = _inflate(decoder, chunk) if decoder is not None else (chunk,)
+            for piece in pieces:
+                size += len(piece)
+                if limit and size > limit:
+                    if size > max(self._settings.max_discard_bytes, limit):
+                        raise _BodyTooLarge(_too_large(size, limit, exact=False))
+                    continue
+                parts.append(piece)
+        if decoder is not None:
+            tail = decoder.flush()
+            size += len(tail)
+            if not decoder.eof:
+                raise zlib.error("unexpected end of gzip stream")
+            if not (limit and size > limit):
+                parts.append(tail)
+        if limit and size > limit:
+            raise _BodyTooLarge(_too_large(size, limit, exact=True))
+        return b"".join(parts)
+
+    def _transport_message(
+        self, prepared: _Prepared, exc: httpx.HTTPError, *, reading_body: bool = False
+    ) -> str:
+        url = _url_of(exc, prepared.url)
+        if url.scheme not in ("http", "https"):
+            cause = f'unsupported protocol scheme "{url.scheme}"'
+        else:
+            cause = describe_transport_error(exc, url=url, reading_body=reading_body)
+        return format_url_error(prepared.method, url, cause)
+
+    # -- the verdict --------------------------------------------------------------------
+
+    def _judge(
+        self, spec: HTTP, response: httpx.Response, body: str, *, gunzip: bool
+    ) -> NodeResult:
+        outputs = Outputs(result=body)
+        condition = spec.success_condition
+        status = response.status_code
+        if not condition:
+            if 200 <= status < 300:
+                return NodeResult(phase=NodePhase.SUCCEEDED, outputs=outputs)
+            return NodeResult(
+                phase=NodePhase.FAILED,
+                message=f"received non-2xx response code: {status}",
+                outputs=outputs,
+            )
+        scope = {
+            "request": _request_scope(spec),
+            "response": {
+                "statusCode": status,
+                "body": body,
+                "headers": _response_headers(response, gunzip=gunzip),
+            },
+        }
+        try:
+            ok = eval_bool(condition, scope)
+        except ExprError as exc:
+            metrics.CONDITION_EVALUATIONS.labels(outcome="error").inc()
+            return _failed(str(exc))
+        metrics.CONDITION_EVALUATIONS.labels(outcome="true" if ok else "false").inc()
+        if ok:
+            return NodeResult(phase=NodePhase.SUCCEEDED, outputs=outputs)
+        return NodeResult(
+            phase=NodePhase.FAILED,
+            message=success_condition_false_message(condition),
+            outputs=outputs,
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_url(raw: str) -> httpx.URL:
+    # Cached per distinct string (httpx.URL is immutable): tasks calling the same endpoint
+    # parse it once. Errors are not cached (an exception leaves no entry).
+    if not raw:
+        raise _BadTemplate("invalid template: http.url: required (an http:// or https:// URL)")
+    if _CONTROL.search(raw):
+        raise _BadTemplate("invalid template: http.url: contains a control character")
+    _check_authority(raw)
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise _BadTemplate(f"invalid template: http.url: cannot parse {raw!r}: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise _BadTemplate(
+            f'invalid template: http.url: unsupported protocol scheme "{url.scheme}" '
+            "(only http and https)"
+        )
+    if not url.host:
+        raise _BadTemplate(f"invalid template: http.url: no host in {raw!r}")
+    return url
+
+
+# Characters Go's url.Parse refuses in a host name (it would otherwise be percent-encoded
+# by httpx and sent to DNS as is).
+_BAD_HOST_CHARS = frozenset(' "<>\\^`{|}')
+
+
+def _check_authority(raw: str) -> None:
+    """Reject what Go's ``url.Parse`` rejects in the host and port, in Go's words."""
+    try:
+        parts = urllib.parse.urlsplit(raw)
+    except ValueError:
+        return  # unparsable: httpx's parse below says why
+    netloc = parts.netloc.rpartition("@")[2]
+    if netloc.startswith("["):
+        host, _, rest = netloc[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = netloc.partition(":")
+    for char in host:
+        if char in _BAD_HOST_CHARS:
+            raise _BadTemplate(
+                f'invalid template: http.url: parse "{raw}": invalid character "{char}" '
+                "in host name"
+            )
+    if port and (not port.isdigit() or not 0 < int(port) <= 65535):
+        raise _BadTemplate(
+            f'invalid template: http.url: parse "{raw}": invalid port ":{port}" after host'
+        )
+
+
+def _request_scope(spec: HTTP) -> dict[str, Any]:
+    headers: dict[str, list[str]] = {}
+    for header in spec.headers:
+        if header.value_from is None:
+            headers[header.name] = [header.value]
+    body_bytes = None
+    if spec.body_from is not None and spec.body_from.data is not None:
+        body_bytes = bytes(spec.body_from.data)
+    return {
+        "method": spec.method,
+        "url": spec.url,
+        "body": spec.body,
+        "bodyBytes": body_bytes,
+        "headers": headers,
+    }
+
+
+def _response_headers(response: httpx.Response, *, gunzip: bool) -> dict[str, list[str]]:
+    hidden = {"Transfer-Encoding"}
+    if gunzip:
+        hidden |= {"Content-Encoding", "Content-Length"}
+    out: dict[str, list[str]] = {}
+    for raw_name, raw_value in response.headers.raw:
+        name = canonical_header_key(raw_name.decode("latin-1"))
+        if name in hidden:
+            continue
+        out.setdefault(name, []).append(raw_value.decode("utf-8", "replace"))
+    return out
+
+
+def _inflate(decoder: Any, data: bytes) -> Iterator[bytes]:
+    # Bounded steps: a small compressed chunk can expand enormously (a gzip bomb).
+    while data:
+        piece = decoder.decompress(data, _INFLATE_STEP)
+        if piece:
+            yield piece
+        data = decoder.unconsumed_tail
+        if decoder.eof:
+            return
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def _too_large(size: int, limit: int, *, exact: bool) -> str:
+    amount = f"{size} bytes" if exact else f"more than {size} bytes"
+    return (
+        f"response body of {amount} exceeds the agent's limit of {limit} bytes for outputs.result"
+    )
+
+
+def _url_of(exc: httpx.HTTPError, default: httpx.URL) -> httpx.URL:
+    try:
+        return exc.request.url
+    except RuntimeError:  # httpx raises when no request is attached
+        return default
+
+
+def _failed(message: str) -> NodeResult:
+    return NodeResult(phase=NodePhase.FAILED, message=message)

@@ -1,0 +1,479 @@
+"""The supervisor: ``--processes N`` runs N shared-nothing agent workers in one pod.
+
+One Python process executes on one core; an agent on a 4-core node would leave three idle.
+So, like gunicorn's workers, the supervisor starts N complete agents (watch, engine,
+executor, patcher), each owning the nodes of every taskset that hash to its
+:class:`~agent.engine.shard.Shard`. Nothing crosses between them per task: no queue, no pickling,
+no hand-over of results, so N workers do N times the work of one (cores permitting) and a
+dead worker loses nothing another worker holds.
+
+What the supervisor itself does, and nothing more:
+
+* starts the workers with ``multiprocessing``'s *forkserver* method: a server process that
+  imported the agent once (``agent/_forkserver.py``) forks each worker, so the workers share
+  those ~70 MiB copy-on-write, and none inherits an event loop, a socket or a lock;
+* serves the read-only HTTP API for all of them: ``/healthz`` (no worker crash-looping),
+  ``/readyz`` (every worker alive and ready; their reasons relayed), ``/metrics`` (the
+  workers' metrics combined: counters and histograms summed, including what workers that
+  died had counted, so totals never go backwards; gauges summed, taskset gauges maxed);
+* restarts a worker that exits, with backoff; a restarted worker owns the same nodes and,
+  like a restarted agent, skips what is fulfilled and honours its predecessor's claims.
+  Exit code 2 (an unusable configuration, as for a single process) is not retried: the
+  supervisor stops the others and exits 2;
+* relays SIGTERM/SIGINT to every worker as SIGTERM, waits while they drain and flush, and
+  exits 0 when all did; a second signal kills them at once. In per-workflow mode a worker
+  that exits 0 has finished (its taskset completed) and is not restarted; the supervisor
+  exits once every worker has.
+
+Workers report readiness and snapshots of their metrics over a pipe; a scrape asks every
+worker for a fresh snapshot first (waiting at most ``_SCRAPE_TIMEOUT``). Their metrics
+stay plain in-process values: prometheus_client's multiprocess mode, which writes every
+increment to a shared file, cost about 8% of a worker's CPU at full load. Workers stop by
+themselves (draining) if the supervisor vanishes (their end of the pipe reads EOF; they
+also check its PID), so a SIGKILLed supervisor leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Info, Metric
+from prometheus_client.registry import Collector
+
+from agent import __version__
+from agent.engine.shard import Shard
+from agent.service.api import ApiServer, Health, create_app
+from agent.service.logs import configure_logging
+from agent.service.process import handle_stop_signals, run_event_loop
+from agent.service.settings import Settings
+
+if TYPE_CHECKING:
+    from agent.service.agent import Agent
+
+__all__ = ["Supervisor", "supervise"]
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.1
+_REPORT_SECONDS = 0.2
+_METRICS_SECONDS = 1.0
+_SCRAPE_TIMEOUT = 0.5
+#: Gauges combined by their maximum (every worker sees every taskset); others are summed.
+_MAX_GAUGES = frozenset({"argo_agent_tasksets_listed", "argo_agent_tasksets_watched"})
+
+#: One metric family as a worker sends it: name, type, help, samples.
+_Family = tuple[str, str, str, list[tuple[str, tuple[tuple[str, str], ...], float]]]
+_BACKOFF_CAP = 30.0
+#: A worker that ran this long before dying starts its backoff afresh.
+_STABLE_SECONDS = 60.0
+#: Consecutive quick deaths after which /healthz fails (the pod should be restarted).
+_CRASH_LOOP = 5
+#: The exit code of ``run`` for an unusable configuration; a worker exiting with it is not
+#: restarted, and the supervisor exits with it too.
+_CONFIG_ERROR = 2
+
+
+class _Worker:
+    """One worker process and what the supervisor knows of it."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        self.process: BaseProcess | None = None
+        self.status: Connection | None = None
+        self.health = Health(ok=False, reason="starting")
+        self.started = 0.0
+        self.crashes = 0  # consecutive quick deaths
+        self.restart_at: float | None = None
+        self.exit_code: int | None = None  # set once finished for good
+        self.metrics: list[_Family] = []
+        self.metrics_fresh = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.exitcode is None
+
+    @property
+    def finished(self) -> bool:
+        return self.exit_code is not None
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops the workers; answers the probes for them."""
+
+    def __init__(self, *, settings: Settings, processes: int) -> None:
+        self.settings = settings
+        self.workers = [_Worker(Shard(index, processes)) for index in range(processes)]
+        # Workers fork from a server that imported the agent once (agent/_forkserver.py):
+        # they share its memory copy-on-write, and it never held an event loop or socket.
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["agent.service._forkserver"])
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        # Counter and histogram samples of workers that exited: kept, so totals only grow.
+        self._carried: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+        self._carried_kinds: dict[str, tuple[str, str]] = {}
+        self.registry = CollectorRegistry()
+        self.registry.register(_WorkerMetrics(self))
+        Info("argo_agent_build", "Version of the running agent", registry=self.registry).info(
+            {"version": __version__, "processes": str(processes)}
+        )
+        self._restarts = Counter(
+            "argo_agent_worker_restarts_total",
+            "Worker processes restarted after dying",
+            registry=self.registry,
+        )
+
+    # -- probes -----------------------------------------------------------------------
+
+    def liveness(self) -> Health:
+        looping = [w for w in self.workers if w.crashes >= _CRASH_LOOP]
+        if looping:
+            names = ", ".join(str(w.shard) for w in looping)
+            return Health(ok=False, reason=f"worker(s) {names} crash-looping")
+        return Health(ok=True)
+
+    def readiness(self) -> Health:
+        if self._stopping:
+            return Health(ok=False, reason="shutting down")
+        reasons = []
+        for worker in self.workers:
+            if worker.finished:
+                reasons.append(f"worker {worker.shard}: finished")
+            elif not worker.alive:
+                reasons.append(f"worker {worker.shard}: restarting")
+            elif not worker.health.ok:
+                reasons.append(f"worker {worker.shard}: {worker.health.reason}")
+        return Health(ok=not reasons, reason="; ".join(reasons))
+
+    # -- the run ----------------------------------------------------------------------
+
+    def start(self, worker: _Worker) -> None:
+        receiver, sender = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_worker_main,
+            kwargs={
+                "settings": self.settings,
+                "shard": worker.shard,
+                "status": sender,
+                "parent": os.getpid(),
+            },
+            name=f"argo-http-agent worker {worker.shard}",
+        )
+        process.start()
+        sender.close()  # the child holds its end; EOF on ours means it is gone
+        worker.process, worker.status = process, receiver
+        worker.health = Health(ok=False, reason="starting")
+        worker.started = time.monotonic()
+        worker.restart_at = None
+        asyncio.get_running_loop().add_reader(receiver.fileno(), self._on_status, worker)
+        log.info("worker started", extra={"worker": str(worker.shard), "pid": process.pid})
+
+    def _on_status(self, worker: _Worker) -> None:
+        connection = worker.status
+        if connection is None:
+            return
+        try:
+            while connection.poll():
+                kind, payload = connection.recv()
+                if kind == "health":
+                    ok, reason = payload
+                    worker.health = Health(ok=bool(ok), reason=str(reason))
+                elif kind == "metrics":
+                    worker.metrics = payload
+                    worker.metrics_fresh.set()
+        except (EOFError, OSError):
+            self._close_status(worker)
+            self._wakeup.set()
+
+    def _close_status(self, worker: _Worker) -> None:
+        if worker.status is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(worker.status.fileno())
+            worker.status.close()
+            worker.status = None
+
+    async def run(self) -> int:
+        """Supervise until every worker finished; the exit code for the process."""
+        for worker in self.workers:
+            self.start(worker)
+        try:
+            while not all(w.finished for w in self.workers):
+                self._check()
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), _POLL_SECONDS)
+        finally:
+            for worker in self.workers:
+                self._close_status(worker)
+                if worker.alive and worker.process is not None:
+                    worker.process.kill()  # only reached on an error in the loop above
+        codes = {w.exit_code for w in self.workers if w.exit_code}
+        if _CONFIG_ERROR in codes:
+            return _CONFIG_ERROR
+        return 1 if codes else 0
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers:
+            process = worker.process
+            if worker.finished or process is None:
+                continue
+            if process.exitcode is None:
+                continue
+            if worker.restart_at is not None:  # dead, waiting for its restart
+                if self._stopping:
+                    worker.exit_code = 0
+                elif now >= worker.restart_at:
+                    self._restarts.inc()
+                    self.start(worker)
+                continue
+            code = process.exitcode
+            self._on_status(worker)  # the last messages it sent
+            self._close_status(worker)
+            self._carry(worker)
+            if self._stopping:
+                # Killed by the relayed SIGTERM before it installed its handler (still
+                # starting): it held no work, so that is a clean stop too.
+                worker.exit_code = 0 if code == -signal.SIGTERM else code
+                log.info("worker exited", extra={"worker": str(worker.shard), "code": code})
+                continue
+            if code == 0 and self.settings.per_workflow:
+                worker.exit_code = 0  # its taskset is done: Argo's per-workflow contract
+                log.info("worker exited", extra={"worker": str(worker.shard), "code": code})
+                continue
+            if code == _CONFIG_ERROR:
+                # The configuration is unusable (the kubeconfig, say): restarting cannot
+                # help. Stop the others and exit as a single process would.
+                log.error(
+                    "worker cannot start (configuration error): stopping",
+                    extra={"worker": str(worker.shard)},
+                )
+                worker.exit_code = code
+                self.stop()
+                continue
+            worker.crashes = 1 if now - worker.started >= _STABLE_SECONDS else worker.crashes + 1
+            delay = min(_BACKOFF_CAP, 0.5 * 2 ** (worker.crashes - 1))
+            worker.restart_at = now + delay
+            log.error(
+                "worker died; restarting it in %.1fs",
+                delay,
+                extra={"worker": str(worker.shard), "code": code, "crashes": worker.crashes},
+            )
+
+    def _carry(self, worker: _Worker) -> None:
+        for family, kind, help_text, samples in worker.metrics:
+            if kind in ("counter", "histogram", "summary"):
+                self._carried_kinds[family] = (kind, help_text)
+                for name, labels, value in samples:
+                    key = (family, name, labels)
+                    self._carried[key] = self._carried.get(key, 0.0) + value
+        worker.metrics = []
+
+    async def refresh_metrics(self) -> None:
+        """Ask every live worker for a snapshot; wait for the answers, briefly."""
+        waits = []
+        for worker in self.workers:
+            if worker.alive and worker.status is not None:
+                try:
+                    worker.status.send(("scrape", None))
+                except OSError:
+                    continue
+                worker.metrics_fresh.clear()
+                waits.append(asyncio.ensure_future(worker.metrics_fresh.wait()))
+        if waits:
+            _, late = await asyncio.wait(waits, timeout=_SCRAPE_TIMEOUT)
+            for wait in late:
+                wait.cancel()
+
+    def collect_workers(self) -> list[Metric]:
+        """The workers' latest metrics combined, plus what exited workers had counted."""
+        kinds: dict[str, tuple[str, str]] = dict(self._carried_kinds)
+        values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+        for key, value in self._carried.items():
+            values[key] = value
+        for worker in self.workers:
+            for family, kind, help_text, samples in worker.metrics:
+                kinds.setdefault(family, (kind, help_text))
+                combine = max if family in _MAX_GAUGES else _add
+                for name, labels, value in samples:
+                    key = (family, name, labels)
+                    values[key] = combine(values[key], value) if key in values else value
+        families: dict[str, Metric] = {}
+        for (family, name, labels), value in values.items():
+            if family not in families:
+                kind, help_text = kinds.get(family, ("untyped", ""))
+                families[family] = Metric(family, help_text, kind)
+            families[family].add_sample(name, dict(labels), value)
+        return list(families.values())
+
+    def stop(self) -> None:
+        """Relay a stop to every worker (each drains and flushes, then exits)."""
+        self._stopping = True
+        for worker in self.workers:
+            if worker.alive and worker.process is not None and worker.process.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGTERM)
+        self._wakeup.set()
+
+    def kill(self) -> None:
+        for worker in self.workers:
+            if worker.alive and worker.process is not None:
+                worker.process.kill()
+
+
+async def supervise(settings: Settings, *, processes: int) -> int:
+    """``argo-http-agent run --processes N``: the workers, their API, their signals."""
+    supervisor = Supervisor(settings=settings, processes=processes)
+    server = ApiServer.for_app(
+        create_app(
+            liveness=supervisor.liveness,
+            readiness=supervisor.readiness,
+            registry=supervisor.registry,
+            refresh_metrics=supervisor.refresh_metrics,
+        ),
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+    )
+
+    def on_stop(signum: signal.Signals) -> None:
+        log.info("stopping the workers", extra={"reason": signum.name})
+        supervisor.stop()
+
+    remove_signal_handlers = handle_stop_signals(
+        (signal.SIGTERM, signal.SIGINT),
+        stop=on_stop,
+        abort=supervisor.kill,
+        abort_message="second signal: killing the workers and exiting at once",
+    )
+    api_task = asyncio.create_task(server.serve(), name="http api")
+    log.info(
+        "supervisor started",
+        extra={
+            "version": __version__,
+            "processes": processes,
+            "metrics": f"{settings.metrics_host}:{settings.metrics_port}",
+        },
+    )
+    try:
+        code = await supervisor.run()
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await api_task
+        remove_signal_handlers()
+    log.info("supervisor stopped", extra={"code": code})
+    return code
+
+
+# -- the worker side ------------------------------------------------------------------------
+
+
+def _worker_main(*, settings: Settings, shard: Shard, status: Connection, parent: int) -> None:
+    """The entry point of a spawned worker: an agent that owns one shard."""
+    from agent.service.agent import serve  # only workers load the agent itself
+
+    configure_logging(
+        fmt=settings.log_format, level=settings.log_level, context={"worker": str(shard)}
+    )
+    report = functools.partial(_report, status=status, parent=parent)
+    sys.exit(
+        run_event_loop(serve(settings, shard=shard, companion=report), loop=settings.event_loop)
+    )
+
+
+async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
+    """Readiness changes, metric snapshots (periodic and on request) to the supervisor.
+
+    Stops the agent if the supervisor is gone.
+    """
+    loop = asyncio.get_running_loop()
+    gone = asyncio.Event()
+
+    def on_request() -> None:
+        try:
+            while status.poll():
+                kind, _ = status.recv()
+                if kind == "scrape":
+                    status.send(("metrics", _snapshot()))
+        except (EOFError, OSError):
+            gone.set()
+
+    loop.add_reader(status.fileno(), on_request)
+    last: tuple[bool, str] | None = None
+    next_metrics = 0.0
+    try:
+        while not gone.is_set():
+            if not _alive(parent):  # the pipe's EOF says so too; this catches a hung one
+                break
+            health = agent.readiness()
+            current = (health.ok, health.reason)
+            try:
+                if current != last:
+                    status.send(("health", current))
+                    last = current
+                if time.monotonic() >= next_metrics:
+                    status.send(("metrics", _snapshot()))
+                    next_metrics = time.monotonic() + _METRICS_SECONDS
+            except OSError:  # the supervisor closed its end: it is going away
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), _REPORT_SECONDS)
+        log.error("the supervisor is gone: stopping")
+        agent.exit_reason = "supervisor gone"
+        agent.stop()
+    finally:
+        loop.remove_reader(status.fileno())
+        with contextlib.suppress(OSError):
+            status.send(("metrics", _snapshot()))  # the final counts, for the carry
+        status.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, owned by someone else
+        return True
+    return True
+
+
+def _snapshot() -> list[_Family]:
+    """This worker's metrics (the default registry) as plain, picklable tuples."""
+    families: list[_Family] = []
+    for metric in REGISTRY.collect():
+        if metric.type == "info" or metric.name == "argo_agent_build":
+            continue  # the supervisor reports the build itself
+        samples = [
+            (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+            for sample in metric.samples
+            if not sample.name.endswith("_created")  # per-process timestamps: not summable
+        ]
+        families.append((metric.name, metric.type, metric.documentation, samples))
+    return families
+
+
+def _add(a: float, b: float) -> float:
+    return a + b
+
+
+class _WorkerMetrics(Collector):
+    """Collects the combined worker metrics at scrape time."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterable[Metric]:
+        return self._supervisor.collect_workers()

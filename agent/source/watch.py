@@ -1,0 +1,318 @@
+"""The source: list, then watch WorkflowTaskSets, forever.
+
+kubernetes_asyncio has no informer, and its ``watch.Watch`` re-parses every event twice
+and gives up after one 410, so the loop is written here, on the raw stream:
+
+1. **List** (one page set) and show every taskset to the engine; remember the list's
+   ``resourceVersion``; tell the engine which tasksets exist, so any that vanished while we
+   were not watching are forgotten.
+2. **Watch** from that version with bookmarks and a server-side ``timeoutSeconds``; every
+   event (bookmarks too) advances the version; a read timeout a little longer than the
+   server timeout notices a dead connection.
+3. When the stream ends or breaks, **resume** from the last version seen; on **410 Gone**
+   (the version was compacted), go back to 1.
+
+Each line is decoded once (:mod:`agent.core.jsoncodec`) and handed over as a plain dict; the engine
+only looks at task keys it has not seen before.
+
+**Unchanged events are not decoded.** Every status patch (ours, by every worker) comes back
+as a MODIFIED event carrying the whole taskset, yet only a change of ``spec.tasks``, the
+labels (``completed``), the UID or the owner matters to the engine. For a custom resource
+with a status subresource, every change outside ``metadata`` and ``status`` increments
+``metadata.generation``; so an event whose metadata shows the same UID, generation, labels
+and owners as the last object handed over is skipped after decoding only its
+``metadata`` (which the API server writes before ``spec``: Go sorts the keys of an
+unstructured object). Anything that does not look exactly like that is decoded in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from agent.core import jsoncodec, metrics
+from agent.core.refs import TaskSetKey
+from agent.kube.client import GROUP, PLURAL, VERSION, api_error_text, api_status_text
+
+__all__ = ["TaskSetWatcher", "WatchScope"]
+
+log = logging.getLogger(__name__)
+
+INSTANCE_ID_LABEL = "workflows.argoproj.io/controller-instanceid"
+_MAX_EVENT_BYTES = 64 << 20  # a taskset is bounded by etcd (~1.5 MiB); leave room
+
+
+@dataclass(frozen=True, slots=True)
+class WatchScope:
+    """What one watcher covers: a namespace (or all), optionally a single taskset."""
+
+    namespace: str | None
+    name: str | None = None
+    instance_id: str = ""
+
+    @property
+    def label_selector(self) -> str:
+        # As Argo's controller does: with an instance ID only its tasksets, without one
+        # only tasksets of controllers that have none.
+        if self.instance_id:
+            return f"{INSTANCE_ID_LABEL}={self.instance_id}"
+        return f"!{INSTANCE_ID_LABEL}"
+
+    @property
+    def field_selector(self) -> str:
+        return f"metadata.name={self.name}" if self.name else ""
+
+    def __str__(self) -> str:
+        where = self.namespace or "all namespaces"
+        return f"{where}/{self.name}" if self.name else where
+
+
+class _Gone(Exception):
+    """The resourceVersion we resume from has been compacted: re-list."""
+
+
+class TaskSetWatcher:
+    """Feeds the engine from the API server; cancel the task running :meth:`run` to stop."""
+
+    def __init__(
+        self,
+        *,
+        api: client.ApiClient,
+        scope: WatchScope,
+        on_object: Callable[[Mapping[str, Any]], None],
+        on_deleted: Callable[[TaskSetKey], None],
+        on_listed: Callable[[frozenset[TaskSetKey]], None],
+        watch_timeout: int = 120,
+        request_timeout: float = 30.0,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 10.0,
+    ) -> None:
+        self._api = client.CustomObjectsApi(api)
+        self._scope = scope
+        self._on_object = on_object
+        self._on_deleted = on_deleted
+        self._on_listed = on_listed
+        self._watch_timeout = watch_timeout
+        self._request_timeout = request_timeout
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
+        self._established = asyncio.Event()
+        self._version: str | None = None
+        self.last_error: str = ""
+        # What the engine last saw of each taskset: (uid, generation, labels, owners).
+        self._shapes: dict[TaskSetKey, tuple[Any, ...]] = {}
+
+    @property
+    def established(self) -> bool:
+        """True while a watch stream is open (readiness)."""
+        return self._established.is_set()
+
+    async def run(self) -> None:
+        # The version to resume from is advanced by every event (bookmarks too) as it is
+        # handled, so a stream that breaks mid-way resumes after the last event we saw:
+        # resuming from where the broken watch *started* would replay old snapshots.
+        self._version = None
+        delay = self._retry_delay
+        try:
+            while True:
+                try:
+                    if self._version is None:
+                        self._version = await self._list()
+                    await self._watch()
+                    delay = self._retry_delay
+                except _Gone:
+                    metrics.WATCH_RESTARTS.labels(reason="gone").inc()
+                    log.info(
+                        "watch resource version expired, re-listing",
+                        extra={"scope": str(self._scope)},
+                    )
+                    self._version = None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # every failure is retried; the loop never dies
+                    if self._established.is_set():
+                        delay = self._retry_delay  # it was healthy: a fresh failure
+                    self._established.clear()
+                    self.last_error = api_error_text(exc)
+                    metrics.WATCH_RESTARTS.labels(reason="error").inc()
+                    log.warning(
+                        "watch failed, retrying in %.1fs: %s",
+                        delay,
+                        self.last_error,
+                        extra={"scope": str(self._scope)},
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_retry_delay)
+        finally:
+            self._established.clear()
+
+    # -- list ------------------------------------------------------------------------
+
+    async def _list(self) -> str:
+        keys: set[TaskSetKey] = set()
+        token: str | None = None
+        version = ""
+        while True:
+            kwargs: dict[str, Any] = {
+                "label_selector": self._scope.label_selector,
+                "_request_timeout": self._request_timeout,
+                "limit": 500,
+            }
+            if self._scope.field_selector:
+                kwargs["field_selector"] = self._scope.field_selector
+            if token:
+                kwargs["_continue"] = token
+            try:
+                if self._scope.namespace is None:
+                    page = await self._api.list_cluster_custom_object(
+                        GROUP, VERSION, PLURAL, **kwargs
+                    )
+                else:
+                    page = await self._api.list_namespaced_custom_object(
+                        GROUP, VERSION, self._scope.namespace, PLURAL, **kwargs
+                    )
+            except ApiException as exc:
+                if exc.status == 410:  # a continue token expired mid-list
+                    keys.clear()
+                    token = None
+                    continue
+                raise
+            for item in page.get("items") or ():
+                if isinstance(item, Mapping):
+                    meta = item.get("metadata") or {}
+                    key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+                    keys.add(key)
+                    self._hand_over(key, item, meta)
+            meta = page.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or version)
+            token = meta.get("continue") or None
+            if not token:
+                break
+        for gone in self._shapes.keys() - keys:
+            del self._shapes[gone]
+        self._on_listed(frozenset(keys))
+        metrics.TASKSETS_LISTED.set(len(keys))
+        return version
+
+    # -- watch -----------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        kwargs: dict[str, Any] = {
+            "label_selector": self._scope.label_selector,
+            "watch": True,
+            "allow_watch_bookmarks": True,
+            "resource_version": self._version,
+            "timeout_seconds": self._watch_timeout,
+            "_preload_content": False,
+            # (connect, read): a stream silent for longer than the server's own timeout
+            # plus a margin is a dead connection.
+            "_request_timeout": (self._request_timeout, self._watch_timeout + 15.0),
+        }
+        if self._scope.field_selector:
+            kwargs["field_selector"] = self._scope.field_selector
+        if self._scope.namespace is None:
+            response = await self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+        else:
+            response = await self._api.list_namespaced_custom_object(
+                GROUP, VERSION, self._scope.namespace, PLURAL, **kwargs
+            )
+        try:
+            if response.status == 410:
+                raise _Gone
+            if response.status != 200:
+                body = await response.read()
+                raise ApiException(
+                    status=response.status, reason=api_status_text(body, response.reason)
+                )
+            self._established.set()
+            self.last_error = ""
+            while True:
+                line = await response.content.readline(max_line_length=_MAX_EVENT_BYTES)
+                if not line:
+                    return  # the server ended the stream (timeoutSeconds): resume
+                if line.isspace():
+                    continue
+                if not self._skip_unchanged(line):
+                    self._handle(jsoncodec.loads(line))
+        finally:
+            response.release()
+
+    def _handle(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            code = obj.get("code") if isinstance(obj, Mapping) else None
+            if code == 410:
+                raise _Gone
+            message = obj.get("message", "") if isinstance(obj, Mapping) else ""
+            raise ApiException(status=code, reason=str(message or obj))
+        meta = obj.get("metadata") or {}
+        if meta.get("resourceVersion"):
+            self._version = str(meta["resourceVersion"])
+        if kind in ("ADDED", "MODIFIED"):
+            metrics.child(metrics.WATCH_EVENTS, kind).inc()
+            key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+            self._hand_over(key, obj, meta)
+        elif kind == "DELETED":
+            metrics.child(metrics.WATCH_EVENTS, kind).inc()
+            key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+            self._shapes.pop(key, None)
+            self._on_deleted(key)
+
+    def _hand_over(self, key: TaskSetKey, obj: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._shapes.pop(key, None)  # not recorded if the engine raises
+        self._on_object(obj)
+        shape = _shape(meta)
+        if shape is not None:
+            self._shapes[key] = shape
+
+    def _skip_unchanged(self, line: bytes) -> bool:
+        """Handle a MODIFIED event that changes nothing the engine reads, from its metadata."""
+        meta = _peek_metadata(line)
+        if meta is None:
+            return False
+        key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        shape = _shape(meta)
+        if shape is None or self._shapes.get(key) != shape:
+            return False
+        if meta.get("resourceVersion"):
+            self._version = str(meta["resourceVersion"])
+        metrics.child(metrics.WATCH_EVENTS, "MODIFIED").inc()
+        metrics.WATCH_EVENTS_UNCHANGED.inc()
+        return True
+
+
+# The exact start of a MODIFIED event as the API server writes it, up to the metadata.
+_MODIFIED_PREFIX = re.compile(
+    rb'\{"type":"MODIFIED","object":\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":'
+)
+_DECODER = json.JSONDecoder()
+
+
+def _peek_metadata(line: bytes) -> dict[str, Any] | None:
+    """The ``metadata`` of a MODIFIED event, decoded alone; None if the line is not one."""
+    match = _MODIFIED_PREFIX.match(line)
+    if match is None:
+        return None
+    try:
+        meta, _ = _DECODER.raw_decode(line.decode("utf-8"), match.end())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _shape(meta: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What the engine reads from a taskset's metadata, with the generation standing for the
+    spec; None without a generation (then every event is decoded)."""
+    generation = meta.get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool):
+        return None
+    return (meta.get("uid"), generation, meta.get("labels"), meta.get("ownerReferences"))
