@@ -21,11 +21,13 @@ WORKDIR /src
 # runtime image carries the project and its dependencies only.
 RUN python -m venv --without-pip /opt/venv
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY agent ./agent
 
-# A local path, not a registry name: the versions come from pyproject.toml's ranges.
-RUN python -m pip --python /opt/venv/bin/python install --no-cache-dir --compile . \
+# A local path, not a registry name, pinned by constraints.txt: the image gets the exact
+# versions `make test` tested (pyproject.toml's ranges only bound them).
+RUN python -m pip --python /opt/venv/bin/python install --no-cache-dir --compile \
+        -c constraints.txt . \
     && /opt/venv/bin/argo-http-agent version
 
 

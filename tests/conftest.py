@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from agent_sim import ApiSimulator
+from kubernetes_asyncio import client
 
+from agent.kube.client import connect
 from tests.agentproc import TOKEN
 from tests.servers import TargetServer, TestCA
 
@@ -38,3 +41,13 @@ async def sim() -> AsyncIterator[ApiSimulator]:
     async with ApiSimulator(bookmark_interval=0.5) as server:
         server.add_token(TOKEN)
         yield server
+
+
+@pytest.fixture
+async def api(sim: ApiSimulator, tmp_path: Path) -> AsyncIterator[client.ApiClient]:
+    """An API client of the agent's own making, talking to ``sim`` with every permission."""
+    api_client = await connect(kubeconfig=str(sim.kubeconfig(tmp_path / "kc", token=TOKEN)))
+    try:
+        yield api_client
+    finally:
+        await api_client.close()

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
+from collections.abc import Iterator
 
+import pytest
 from agent_sim import ApiSimulator
 
 from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
+from tests.faultkit import CountingTarget, answer_body
 from tests.servers import TargetServer
 
 NS = "argo"
@@ -24,28 +28,45 @@ def claim_patches(sim: ApiSimulator, name: str) -> list[tuple[str, dict[str, obj
     return out
 
 
+@pytest.fixture
+def counting() -> Iterator[CountingTarget]:
+    """A target that records each request's arrival (before answering it)."""
+    with CountingTarget() as server:
+        yield server
+
+
 async def wait_claimed(sim: ApiSimulator, name: str, node: str) -> None:
     await wait_for_nodes(sim, name, [node], namespace=NS, fulfilled=False, timeout=15)
 
 
+async def wait_arrived(target: CountingTarget, *nodes: str, timeout: float = 15.0) -> None:
+    """Wait until a request of each node reached the target (it is in flight)."""
+    deadline = time.monotonic() + timeout
+    while not all(target.arrivals(node) for node in nodes):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"requests of {nodes} never arrived: {target.all_arrivals()}")
+        await asyncio.sleep(0.02)
+
+
 async def crash_and_restart(
-    sim: ApiSimulator, target: TargetServer, *, method: str, redelivery: str
+    sim: ApiSimulator, target: CountingTarget, *, method: str, redelivery: str
 ) -> dict[str, object]:
     sim.create_object(
         TS,
         taskset(
             "crash",
             {
-                "slow": http_task(target.url("/delay/1.5"), method=method),
-                "marker": http_task(target.url("/delay/1.5"), method="POST"),  # always claimed
+                "slow": http_task(target.node_url("slow", sleep=1.5), method=method),
+                # always claimed
+                "marker": http_task(target.node_url("marker", sleep=1.5), method="POST"),
             },
         ),
     )
     first = AgentProcess(sim, "--namespace", NS, "--redelivery", redelivery)
     await first.start()
     await first.wait_ready()
-    await wait_claimed(sim, "crash", "marker")  # requests are now on their way
-    await asyncio.sleep(0.3)
+    await wait_claimed(sim, "crash", "marker")
+    await wait_arrived(target, "slow", "marker")  # both requests are now in flight
     await first.kill()  # SIGKILL: no chance to settle anything
     async with AgentProcess(sim, "--namespace", NS, "--redelivery", redelivery):
         nodes = await wait_for_nodes(sim, "crash", ["slow", "marker"], namespace=NS, timeout=20)
@@ -53,9 +74,9 @@ async def crash_and_restart(
 
 
 async def test_post_in_flight_at_a_crash_is_not_sent_again(
-    sim: ApiSimulator, target: TargetServer
+    sim: ApiSimulator, counting: CountingTarget
 ) -> None:
-    nodes = await crash_and_restart(sim, target, method="POST", redelivery="idempotent")
+    nodes = await crash_and_restart(sim, counting, method="POST", redelivery="idempotent")
     for node in ("slow", "marker"):
         assert nodes[node]["phase"] == "Failed"
         message = str(nodes[node]["message"])
@@ -67,10 +88,13 @@ async def test_post_in_flight_at_a_crash_is_not_sent_again(
 
 
 async def test_idempotent_get_in_flight_at_a_crash_is_sent_again(
-    sim: ApiSimulator, target: TargetServer
+    sim: ApiSimulator, counting: CountingTarget
 ) -> None:
-    nodes = await crash_and_restart(sim, target, method="GET", redelivery="idempotent")
-    assert nodes["slow"] == {"phase": "Succeeded", "outputs": {"result": "slept"}}
+    nodes = await crash_and_restart(sim, counting, method="GET", redelivery="idempotent")
+    assert nodes["slow"] == {
+        "phase": "Succeeded",
+        "outputs": {"result": answer_body("slow", "GET")},
+    }
     assert nodes["marker"]["phase"] == "Failed"
     assert not any(
         node == "slow" and body.get("phase") == "Running"
@@ -79,23 +103,24 @@ async def test_idempotent_get_in_flight_at_a_crash_is_sent_again(
 
 
 async def test_never_policy_claims_and_never_resends_a_get(
-    sim: ApiSimulator, target: TargetServer
+    sim: ApiSimulator, counting: CountingTarget
 ) -> None:
-    nodes = await crash_and_restart(sim, target, method="GET", redelivery="never")
+    nodes = await crash_and_restart(sim, counting, method="GET", redelivery="never")
     assert nodes["slow"]["phase"] == "Failed"
     assert "redelivery policy 'never'" in str(nodes["slow"]["message"])
 
 
-async def test_always_policy_resends_a_post(sim: ApiSimulator, target: TargetServer) -> None:
-    sim.create_object(TS, taskset("again", {"p": http_task(target.url("/delay/1"), method="POST")}))
+async def test_always_policy_resends_a_post(sim: ApiSimulator, counting: CountingTarget) -> None:
+    task = http_task(counting.node_url("p", sleep=1), method="POST")
+    sim.create_object(TS, taskset("again", {"p": task}))
     first = AgentProcess(sim, "--namespace", NS, "--redelivery", "always")
     await first.start()
     await first.wait_ready()
-    await asyncio.sleep(0.6)
+    await wait_arrived(counting, "p")  # the POST is in flight
     await first.kill()
     async with AgentProcess(sim, "--namespace", NS, "--redelivery", "always"):
         nodes = await wait_for_nodes(sim, "again", ["p"], namespace=NS, timeout=20)
-    assert nodes["p"] == {"phase": "Succeeded", "outputs": {"result": "slept"}}
+    assert nodes["p"] == {"phase": "Succeeded", "outputs": {"result": answer_body("p", "POST")}}
     assert not any(body.get("phase") == "Running" for _, body in claim_patches(sim, "again"))
 
 

@@ -20,6 +20,22 @@ NS = "argo"
 TS = "workflowtasksets"
 
 
+async def sentinel(
+    sim: ApiSimulator,
+    target: TargetServer,
+    name: str = "sentinel",
+    *,
+    path: str = "/status/200",
+    namespace: str = NS,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """A positive barrier: a taskset created now, whose result arrives only after the agent
+    has taken in every earlier event (it handles a watch's events in order)."""
+    task = {"s": http_task(target.url(path))}
+    sim.create_object(TS, taskset(name, task, namespace=namespace, labels=labels))
+    await wait_for_nodes(sim, name, ["s"], namespace=namespace)
+
+
 def status_patches(sim: ApiSimulator, name: str) -> list[dict[str, object]]:
     return [
         json.loads(r.body)
@@ -77,7 +93,9 @@ async def test_tasks_added_over_time_each_run_once(sim: ApiSimulator, target: Ta
                 namespace=NS,
             )
             await wait_for_nodes(sim, "grow", [new])
-        await asyncio.sleep(0.3)  # further events (our own patches) must not re-run anything
+        # Further events (our own patches) must not re-run anything: the sentinel's result
+        # comes after the agent took in all of them.
+        await sentinel(sim, target)
     reported = [n for p in status_patches(sim, "grow") for n in p["status"]["nodes"]]  # type: ignore[index]
     assert sorted(reported) == ["a", "b", "c"]
 
@@ -96,7 +114,9 @@ async def test_removed_task_is_never_reported(sim: ApiSimulator, target: TargetS
         )
         await wait_for_nodes(sim, "rm", ["fast"])
         sim.patch_object(TS, "rm", {"spec": {"tasks": {"slow": None}}}, namespace=NS)
-        await asyncio.sleep(2.5)
+        # A request as slow as "slow", started after it: once its result is in, "slow"
+        # would have been reported too, had it not been cancelled.
+        await sentinel(sim, target, path="/delay/2")
     reported = {n for p in status_patches(sim, "rm") for n in p["status"]["nodes"]}  # type: ignore[index]
     assert reported == {"fast"}
 
@@ -124,7 +144,7 @@ async def test_fulfilled_nodes_are_not_rerun_after_restart(
     sim.clear_requests()
     async with AgentProcess(sim, "--namespace", NS):
         await wait_for_nodes(sim, "again", ["second"])
-        await asyncio.sleep(0.3)
+        await sentinel(sim, target)  # the agent took in every earlier event
     reported = {n for p in status_patches(sim, "again") for n in p["status"]["nodes"]}  # type: ignore[index]
     assert reported == {"second"}
 
@@ -287,7 +307,9 @@ async def test_shared_mode_serves_many_namespaces_and_honours_instance_id(
             sim.create_object(TS, taskset(name, task, namespace=namespace, labels=labels))
         await wait_for_nodes(sim, "a", ["n"], namespace="team-a")
         await wait_for_nodes(sim, "b", ["n"], namespace="team-b")
-        await asyncio.sleep(0.3)
+        # Created after c and d, in a namespace of its own, for this instance: once its
+        # result is in, the agent has taken in (and skipped) c and d.
+        await sentinel(sim, target, namespace="team-e", labels={label: "blue"})
     for ns, name in (("team-c", "c"), ("team-d", "d")):
         assert not (sim.get_object(TS, name, namespace=ns).get("status") or {}).get("nodes")
 
@@ -303,6 +325,8 @@ async def test_graceful_shutdown_flushes_in_flight_results(
         if "argo_agent_tasks_in_flight 1.0" in (await agent.get("/metrics")).text:
             break
         await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"the request never went in flight:\n{agent.logs()}")
     assert await agent.stop(signal.SIGTERM) == 0
     nodes = (sim.get_object(TS, "drain", namespace=NS).get("status") or {}).get("nodes") or {}
     assert nodes.get("slow", {}).get("phase") == "Succeeded", agent.logs()

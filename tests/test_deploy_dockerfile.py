@@ -5,8 +5,9 @@ No image can be built here, so the Dockerfile is held to its promises statically
 careless Dockerfile, so the check bites); two stages on the slim Python base; a numeric
 non-root user that matches the chart's ``runAsUser``; ``ENTRYPOINT ["argo-http-agent"]``,
 ``CMD ["run"]`` and the metrics port the chart probes; nothing but the built virtual
-environment copied into the final stage; and a build context (``.dockerignore``) that holds
-what the builder copies and nothing else.
+environment copied into the final stage; the builder installing the versions pinned in
+``constraints.txt``; and a build context (``.dockerignore``) that holds what the builder
+copies and nothing else.
 """
 
 from __future__ import annotations
@@ -162,6 +163,21 @@ def test_the_builder_installs_the_project_into_a_venv_and_smoke_tests_it(
     assert "argo-http-agent version" in install
 
 
+def test_the_builder_installs_the_tested_versions(
+    stages: list[Stage], ignore_rules: list[str]
+) -> None:
+    """The pins ``make test`` installs (constraints.txt) are the image's too."""
+    builder = stages[0]
+    copied = [arg for copy in builder.all("COPY") for arg in copy.split()[:-1]]
+    assert "constraints.txt" in copied
+    assert (ROOT / "constraints.txt").is_file()
+    assert not dockerignored("constraints.txt", ignore_rules)
+    installs = [run for run in builder.all("RUN") if re.search(r"pip .*install ", run)]
+    assert installs, "the builder runs no pip install"
+    for install in installs:
+        assert re.search(r"\s(-c|--constraint)[\s=]constraints\.txt(\s|$)", install), install
+
+
 def test_the_final_stage_gets_the_venv_and_no_build_tools(stages: list[Stage]) -> None:
     runtime = stages[-1]
     copies = runtime.all("COPY")
@@ -282,6 +298,8 @@ def test_build_context_holds_what_the_builder_copies(
         ".git/HEAD",
         "tests/test_deploy_dockerfile.py",
         "charts/argo-http-agent/values.yaml",
+        "sim/pyproject.toml",
+        "sim/agent_sim/demo.py",
         "agent/__pycache__/cli.cpython-311.pyc",
         ".mypy_cache/3.11/agent/cli.data.json",
         "kubeconfig",

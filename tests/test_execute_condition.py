@@ -9,7 +9,9 @@ import pytest
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
-from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
 from tests.servers import TargetServer
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")

@@ -18,7 +18,9 @@ import pytest
 from agent.core.model import dump
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretError, SecretResolver
-from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
 from tests.servers import TargetServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")

@@ -21,7 +21,9 @@ from hypercorn.config import Config
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
-from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
 from agent.executor.transport import AiohttpTransport
 from tests.servers import TargetServer, TestCA
 

@@ -11,7 +11,9 @@ import pytest
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
-from agent.executor import Executor, ExecutorSettings, PluginEndpoint, StaticSecretResolver
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from tests.servers import PluginReply, PluginServer
 
 REF = TaskRef(namespace="argo", taskset="my-wf", node_id="my-wf-123", workflow_uid="uid-42")

@@ -13,14 +13,10 @@ import pytest
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
-from agent.executor import (
-    DEFAULT_DENY_NETWORKS,
-    Executor,
-    ExecutorSettings,
-    OutboundPolicy,
-    PolicyDenied,
-    StaticSecretResolver,
-)
+from agent.executor.executor import Executor
+from agent.executor.policy import OutboundPolicy, PolicyDenied
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import DEFAULT_DENY_NETWORKS, ExecutorSettings
 from tests.servers import TargetServer
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")

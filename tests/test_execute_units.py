@@ -7,14 +7,11 @@ import pytest
 
 from agent.core.model import parse_template
 from agent.core.secrets import SecretError, missing_key_message
-from agent.executor import (
-    ExecutorSettings,
-    PluginEndpoint,
-    StaticSecretResolver,
-    canonical_header_key,
-    template_type,
-)
 from agent.executor.errors import format_url_error, url_error_op
+from agent.executor.executor import template_type
+from agent.executor.http import canonical_header_key
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from agent.executor.transport import build_tls_contexts
 
 

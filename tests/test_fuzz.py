@@ -32,7 +32,9 @@ from hypothesis import strategies as st
 
 from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
 from agent.core.refs import TaskRef
-from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
 from tests.agentproc import free_port
 from tests.faultkit import CountingTarget, Mode
 

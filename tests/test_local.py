@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.executor import ExecutorSettings
+from agent.executor.settings import ExecutorSettings
 from agent.service.local import LocalInputError, load_manifest, run_local
 from tests.servers import TargetServer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 
 from agent_sim import ApiSimulator
 from agent_sim.samples import secret
@@ -23,6 +24,28 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
         if line.startswith(prefix + " "):
             return float(line.split()[-1])
     raise AssertionError(f"metric {prefix} not found")
+
+
+async def scrape_until(agent: AgentProcess, *settled: str, timeout: float = 20.0) -> str:
+    """Scrape /metrics until every ``settled`` line is in the exposition; return it all.
+    A barrier: counters are updated after the status they count is in the API, gauges
+    periodically."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = (await agent.get("/metrics")).text
+        if set(settled) <= set(text.splitlines()):
+            return text
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{settled!r} never all in /metrics:\n{text}\n{agent.logs()}")
+
+
+async def wait_log(agent: AgentProcess, needle: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while needle not in agent.logs():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} never logged:\n{agent.logs()}")
+        await asyncio.sleep(0.02)
 
 
 async def test_probes_metrics_and_version(sim: ApiSimulator, target: TargetServer) -> None:
@@ -48,8 +71,9 @@ async def test_probes_metrics_and_version(sim: ApiSimulator, target: TargetServe
             ),
         )
         await wait_for_nodes(sim, "m", ["ok", "bad", "cond"], namespace=NS)
-        await asyncio.sleep(0.2)
-        text = (await agent.get("/metrics")).text
+        text = await scrape_until(
+            agent, "argo_agent_patch_nodes_total 3.0", "argo_agent_tasksets_watched 1.0"
+        )
         assert (await agent.post_status("/metrics")) == 405  # nothing on this port changes state
     assert metric_value(text, "argo_agent_tasks_received_total") == 3
     assert metric_value(text, "argo_agent_tasks_finished_total", 'phase="Succeeded"') == 1
@@ -99,13 +123,12 @@ async def test_second_signal_exits_at_once(sim: ApiSimulator, target: TargetServ
     await agent.start()
     await agent.wait_ready()
     sim.create_object(TS, taskset("hang", {"h": http_task(target.url("/hang"), timeoutSeconds=60)}))
-    for _ in range(200):
-        if "argo_agent_tasks_in_flight 1.0" in (await agent.get("/metrics")).text:
-            break
-        await asyncio.sleep(0.02)
+    await scrape_until(agent, "argo_agent_tasks_in_flight 1.0")
     assert agent.proc is not None
     agent.proc.send_signal(signal.SIGTERM)  # first: drain (would wait up to 60 s)
-    await asyncio.sleep(0.5)
+    await wait_log(agent, "stopping")  # the first signal was handled: the agent is draining
+    # Still alive after it, still waiting on the running request (a positive observation).
+    await scrape_until(agent, "argo_agent_tasks_in_flight 1.0")
     assert agent.proc.returncode is None
     code = await agent.stop(signal.SIGTERM, timeout=5)  # second: exit now
     assert code == 1

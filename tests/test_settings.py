@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.core.duration import format_duration, parse_duration
+from agent.core.duration import parse_duration
+from agent.executor.settings import ExecutorSettings
 from agent.service.agent import scopes
 from agent.service.run import build_parser
 from agent.service.settings import SettingsError, load_settings
@@ -45,7 +46,11 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARGO_AGENT_PATCH_RATE", "-1s", "must be a positive Go duration"),
         ("ARGO_AGENT_TASK_WORKERS", "0", "ARGO_AGENT_TASK_WORKERS: Input should be greater"),
         ("ARGO_AGENT_TASK_WORKERS", "many", "ARGO_AGENT_TASK_WORKERS"),
-        ("ARGO_AGENT_DENY_NETWORKS", "10.0.0.0/33", "ARGO_AGENT_DENY_NETWORKS"),
+        (
+            "ARGO_AGENT_DENY_NETWORKS",
+            "10.0.0.0/33",
+            "ARGO_AGENT_DENY_NETWORKS: '10.0.0.0/33' does not appear to be an IPv4 or IPv6 network",
+        ),
         ("ARGO_AGENT_HTTP2", "maybe", "ARGO_AGENT_HTTP2: Input should be 'on' or 'off'"),
         ("ARGO_AGENT_PROCESSES", "65", "ARGO_AGENT_PROCESSES: Input should be less than"),
         ("ARGO_AGENT_LOG_FORMAT", "xml", "ARGO_AGENT_LOG_FORMAT"),
@@ -108,16 +113,17 @@ def test_bad_go_durations(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(10.0, "10s"), (0.25, "250ms"), (90.0, "1m30s"), (3723.5, "1h2m3.5s"), (0.0, "0s")],
-)
-def test_format_duration_like_go(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
-
-
 def test_http2_setting_reaches_the_executor() -> None:
     from agent.service.agent import executor_settings
 
     assert executor_settings(load_settings()).http2 is True
     assert executor_settings(load_settings(http2="off")).http2 is False
+
+
+def test_the_flags_default_to_the_executors_defaults() -> None:
+    from agent.service.agent import executor_settings
+
+    built, default = executor_settings(load_settings()), ExecutorSettings()
+    shared = ("default_timeout_seconds", "max_result_bytes", "ca_dir", "deny_networks")
+    for name in (*shared, "transport", "http2"):
+        assert getattr(built, name) == getattr(default, name), name

@@ -3,9 +3,9 @@
 Every watch event carries a whole WorkflowTaskSet (every task and every result so far), and
 every worker decodes every event, so decoding is the agent's largest per-event cost; orjson
 decodes about twice as fast as ``json`` and encodes ten times as fast. Behaviour stays that of
-``json``: what orjson refuses (``1e400``, lone surrogates) is handed to ``json``, which
-decides as before, and so is a document with a run of 19 or more digits, because orjson
-turns an integer beyond 64 bits into a float and ``json`` keeps it exact (a plugin's
+``json``: what orjson refuses (``1e400``, lone surrogates) is handed to ``json``, whose answer
+(a value or its error) stands, and so is a document with a run of 19 or more digits, because
+orjson turns an integer beyond 64 bits into a float and ``json`` keeps it exact (a plugin's
 arguments reach the plugin as written). Spotting such a run costs one ``bytes.translate``
 and one substring search, both in C: about a third of orjson's own time.
 """

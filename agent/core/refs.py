@@ -19,7 +19,6 @@ __all__ = [
     "TaskRef",
     "TaskSetKey",
     "TaskSetSnapshot",
-    "json_type",
     "workflow_uid",
 ]
 
@@ -91,10 +90,10 @@ class TaskSetSnapshot:
         nodes = status.get("nodes") if isinstance(status, Mapping) else None
         problem = ""
         if not isinstance(spec, Mapping):
-            problem = f"spec: expected an object, got {json_type(spec)}"
+            problem = f"spec: expected an object, got {_json_type(spec)}"
         elif tasks is not None and not isinstance(tasks, Mapping):
             problem = (
-                f"spec.tasks: expected an object (node ID -> template), got {json_type(tasks)}"
+                f"spec.tasks: expected an object (node ID -> template), got {_json_type(tasks)}"
             )
         generation = meta.get("generation")
         return cls(
@@ -109,7 +108,7 @@ class TaskSetSnapshot:
         )
 
 
-def json_type(value: object) -> str:
+def _json_type(value: object) -> str:
     """The JSON name of a decoded value's type, for messages about malformed input."""
     if isinstance(value, str):
         return "string"

@@ -82,7 +82,6 @@ class Engine:
         self._claims = claims
         self._on_result = on_result
         self._owns = owns
-        self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._states: dict[TaskSetKey, _TaskSetState] = {}
         self._ready: deque[TaskSetKey] = deque()
@@ -165,6 +164,7 @@ class Engine:
         if queued:
             metrics.TASKS_RECEIVED.inc(queued)
             self._mark_ready(snapshot.key)
+            self._idle.clear()  # wait_idle() right after observe() waits for this work
             self._wakeup.set()
 
     def forget(self, key: TaskSetKey) -> None:

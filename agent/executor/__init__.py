@@ -9,24 +9,7 @@ Modules: ``executor`` (dispatch), ``http`` (Argo's HTTP template semantics), ``p
 (the executor-plugin protocol), ``transport`` (the client and its pools), ``policy`` (the
 outbound deny list), ``errors`` (transport error texts), ``secrets`` (the in-memory
 resolver), ``settings``.
+
+Nothing is re-exported here: importing ``agent.executor.settings`` (as the service's
+settings do, in the supervisor too) must not load the HTTP client libraries.
 """
-
-from agent.executor.executor import Executor, template_type
-from agent.executor.http import canonical_header_key
-from agent.executor.plugin import NO_PLUGIN_MESSAGE
-from agent.executor.policy import OutboundPolicy, PolicyDenied
-from agent.executor.secrets import StaticSecretResolver
-from agent.executor.settings import DEFAULT_DENY_NETWORKS, ExecutorSettings, PluginEndpoint
-
-__all__ = [
-    "DEFAULT_DENY_NETWORKS",
-    "NO_PLUGIN_MESSAGE",
-    "Executor",
-    "ExecutorSettings",
-    "OutboundPolicy",
-    "PluginEndpoint",
-    "PolicyDenied",
-    "StaticSecretResolver",
-    "canonical_header_key",
-    "template_type",
-]

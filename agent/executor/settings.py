@@ -8,17 +8,33 @@ a deny list that keeps templates away from the cloud metadata endpoints.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
 from agent import __version__
+from agent.executor.policy import InvalidNetwork, parse_networks
 
-__all__ = ["DEFAULT_DENY_NETWORKS", "ExecutorSettings", "PluginEndpoint"]
-
-DEFAULT_DENY_NETWORKS: tuple[str, ...] = ("169.254.169.254/32", "fd00:ec2::254/128")
+__all__ = [
+    "DEFAULT_CA_DIR",
+    "DEFAULT_DENY_NETWORKS",
+    "DEFAULT_HTTP2",
+    "DEFAULT_MAX_RESULT_BYTES",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "DEFAULT_TRANSPORT",
+    "ExecutorSettings",
+    "PluginEndpoint",
+]
 
 TransportKind = Literal["aiohttp", "httpcore"]
+
+# The defaults that the service's flags share (agent/service/settings.py uses these names),
+# so that each value is written once; what they mean is documented on ExecutorSettings.
+DEFAULT_TIMEOUT_SECONDS: float = 30.0
+DEFAULT_MAX_RESULT_BYTES: int = 1 << 20
+DEFAULT_CA_DIR: str = "/etc/ssl/certs/ca-certificates"
+DEFAULT_DENY_NETWORKS: tuple[str, ...] = ("169.254.169.254/32", "fd00:ec2::254/128")
+DEFAULT_TRANSPORT: TransportKind = "aiohttp"
+DEFAULT_HTTP2: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +94,18 @@ class ExecutorSettings:
         plugin_retry_steps: attempts per plugin call (Argo: 5).
     """
 
-    default_timeout_seconds: float | None = 30.0
-    max_result_bytes: int = 1 << 20
+    default_timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     max_discard_bytes: int = 64 << 20
-    ca_dir: str | None = "/etc/ssl/certs/ca-certificates"
+    ca_dir: str | None = DEFAULT_CA_DIR
     ca_bundle: str | None = None
     max_connections: int = 1000
     max_connections_per_host: int = 100
     keepalive_seconds: float = 30.0
     dns_cache_seconds: int = 10
     deny_networks: tuple[str, ...] = DEFAULT_DENY_NETWORKS
-    transport: TransportKind = "aiohttp"
-    http2: bool = True
+    transport: TransportKind = DEFAULT_TRANSPORT
+    http2: bool = DEFAULT_HTTP2
     user_agent: str = f"argo-http-agent/{__version__}"
     max_redirects: int = 10
     plugins: tuple[PluginEndpoint, ...] = field(default_factory=tuple)
@@ -118,8 +134,7 @@ class ExecutorSettings:
             raise ValueError("plugin_retry_base_seconds and dns_cache_seconds must not be negative")
         if self.transport not in ("aiohttp", "httpcore"):
             raise ValueError(f"transport must be 'aiohttp' or 'httpcore', got {self.transport!r}")
-        for network in self.deny_networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"deny_networks: invalid network {network!r}: {exc}") from None
+        try:
+            parse_networks(self.deny_networks)
+        except InvalidNetwork as exc:
+            raise ValueError(f"deny_networks: invalid network {exc.network!r}: {exc}") from None

@@ -40,6 +40,7 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 
+from agent import shims
 from agent.executor.policy import OutboundPolicy, PolicyDenied, is_ip_literal
 from agent.executor.settings import ExecutorSettings
 
@@ -203,9 +204,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
             # aiohttp silently sends an idempotent request (GET, PUT, DELETE ...) a second
             # time when a reused keep-alive connection fails; the agent promises that no
-            # request is sent twice within one run, so that retry is switched off. There
-            # is no public switch in aiohttp 3.x; tests/test_faults.py pins the behaviour.
-            self._session._retry_connection = False
+            # request is sent twice within one run, so that retry is switched off.
+            # tests/test_faults.py pins the behaviour.
+            shims.disable_retry_connection(self._session)
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -414,7 +415,7 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
     ) -> httpx.AsyncHTTPTransport:
         transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False)
         # httpx does not expose the network backend; swap in a pool that uses ours.
-        transport._pool = httpcore.AsyncConnectionPool(
+        pool = httpcore.AsyncConnectionPool(
             ssl_context=context,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
@@ -423,6 +424,7 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
             http2=http2,
             network_backend=_PolicyNetworkBackend(policy),
         )
+        shims.set_pool(transport, pool)
         return transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -442,7 +444,8 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
 class AgentClient(httpx.AsyncClient):
     """The agent's ``httpx.AsyncClient``: Go's redirect rule and a lean send for templates.
 
-    Go's rule: 301/302/303 turn every method but HEAD into GET.
+    Go's rule: 301/302/303 turn every method but HEAD into GET (an override of httpx's
+    private hook, which :func:`agent.shims.check` verifies httpx still has).
     """
 
     def _redirect_method(self, request: httpx.Request, response: httpx.Response) -> str:
@@ -464,7 +467,7 @@ class AgentClient(httpx.AsyncClient):
         """
         if request.url.userinfo:
             return await self.send(request, stream=True)
-        transport = self._transport
+        transport = shims.client_transport(self)
         redirects = 0
         while True:
             if redirects > self.max_redirects:
@@ -478,7 +481,7 @@ class AgentClient(httpx.AsyncClient):
             if not (self.follow_redirects and response.has_redirect_location):
                 return response
             try:
-                request = self._build_redirect_request(request, response)
+                request = shims.build_redirect_request(self, request, response)
                 redirects += 1
                 await response.aread()  # read, so the connection can be reused
             except BaseException:
@@ -551,5 +554,5 @@ def build_client(
         cookies=_no_cookies(),
         timeout=None,
     )
-    client._cookies = _NoCookies(_no_cookies())  # no public hook; see _NoCookies
+    shims.replace_cookie_store(client, _NoCookies(_no_cookies()))
     return client

@@ -17,7 +17,7 @@ location of the failing opcode.
 
 from __future__ import annotations
 
-__all__ = ["ExprError", "Panic", "locate"]
+__all__ = ["ExprError", "Panic"]
 
 
 class ExprError(ValueError):
@@ -84,8 +84,3 @@ class Panic(Exception):
         super().__init__(message)
         self.message = message
         self.kind = kind
-
-
-def locate(panic: Panic, source: str, offset: int) -> ExprError:
-    """Attach a position to a :class:`Panic`."""
-    return ExprError(panic.message, kind=panic.kind, source=source, offset=offset)

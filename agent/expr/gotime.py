@@ -12,7 +12,8 @@ behaviour: nanosecond precision, layouts written as the reference time
 * :func:`parse_layout` / :func:`format_layout` implement Go's layout language for the
   chunks people use (the full list is in ``_CHUNKS``).
 
-:func:`parse_duration` is also what ``retryStrategy.backoff`` durations go through.
+:func:`parse_duration` is :func:`agent.core.duration.parse_duration_nanos` with Go's error
+messages; ``retryStrategy.backoff`` durations go through it too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time as _time
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
+
+from agent.core.duration import DurationError, parse_duration_nanos
 
 from .errors import Panic
 
@@ -51,7 +54,6 @@ RFC822 = "02 Jan 06 15:04 MST"
 RFC850 = "Monday, 02-Jan-06 15:04:05 MST"
 RFC1123 = "Mon, 02 Jan 2006 15:04:05 MST"
 
-_NS = 1
 _US = 1_000
 _MS = 1_000_000
 _S = 1_000_000_000
@@ -202,44 +204,20 @@ def now() -> GoTime:
 
 # --------------------------------------------------------------------------- durations
 
-_UNITS = {"ns": _NS, "us": _US, "µs": _US, "μs": _US, "ms": _MS, "s": _S, "m": _M, "h": _H}
-_DURATION_PART = re.compile(r"([0-9]*)(\.[0-9]*)?([^0-9.]*)")
-
 
 def parse_duration(text: str) -> GoDuration:
     """``time.ParseDuration``: ``"1h30m"``, ``"-1.5s"``, ``"300ms"``; errors worded as Go."""
-    original = text
-    quoted = _go_quote(original)
-    sign = 1
-    if text[:1] in ("-", "+"):
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    if text == "0":
-        return GoDuration(0)
-    if not text:
-        raise TimeError(f"time: invalid duration {quoted}")
-    total = 0
-    while text:
-        match = _DURATION_PART.match(text)
-        if not match:  # pragma: no cover - the pattern matches any prefix
-            raise TimeError(f"time: invalid duration {quoted}")
-        whole, frac, unit = match.group(1), match.group(2) or "", match.group(3)
-        if not whole and len(frac) <= 1:
-            raise TimeError(f"time: invalid duration {quoted}")
-        if not unit:
-            raise TimeError(f"time: missing unit in duration {quoted}")
-        unit_ns = _UNITS.get(unit)
-        if unit_ns is None:
-            raise TimeError(f"time: unknown unit {_go_quote(unit)} in duration {quoted}")
-        value = int(whole or "0") * unit_ns
-        if len(frac) > 1:
-            digits = frac[1:]
-            value += int(digits) * unit_ns // (10 ** len(digits))
-        total += value
-        if total > _INT64_MAX + (1 if sign < 0 else 0):
-            raise TimeError(f"time: invalid duration {quoted}")
-        text = text[match.end() :]
-    return GoDuration(sign * total)
+    try:
+        return GoDuration(parse_duration_nanos(text))
+    except DurationError as exc:
+        quoted = _go_quote(exc.text)
+        if exc.reason == "unknown unit":
+            raise TimeError(
+                f"time: unknown unit {_go_quote(exc.unit)} in duration {quoted}"
+            ) from None
+        if exc.reason == "missing unit":
+            raise TimeError(f"time: missing unit in duration {quoted}") from None
+        raise TimeError(f"time: invalid duration {quoted}") from None
 
 
 def duration_string(nanos: int) -> str:

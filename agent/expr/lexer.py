@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import ExprError
+from .values import go_quote
 
 __all__ = ["BRACKET", "EOF", "IDENT", "NUMBER", "OPERATOR", "STRING", "Token", "tokenize"]
 
@@ -39,39 +40,10 @@ class Token:
     def __str__(self) -> str:
         if not self.value:
             return self.kind
-        return f"{self.kind}({_go_quote(self.value)})"
+        return f"{self.kind}({go_quote(self.value)})"
 
     def is_(self, kind: str, *values: str) -> bool:
         return self.kind == kind and (not values or self.value in values)
-
-
-def _go_quote(text: str) -> str:
-    # %#v of a string: Go-quoted.
-    out = ['"']
-    for char in text:
-        if char == '"':
-            out.append('\\"')
-        elif char == "\\":
-            out.append("\\\\")
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif not char.isprintable():
-            code = ord(char)
-            out.append(
-                f"\\x{code:02x}"
-                if code < 0x80
-                else f"\\u{code:04x}"
-                if code < 0x10000
-                else f"\\U{code:08x}"
-            )
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 def _is_alpha(char: str) -> bool:
@@ -221,7 +193,7 @@ class _Lexer:
             self._accept_run(digits)
         if self.pos < len(src) and _is_alnum(src[self.pos]):
             self.pos += 1
-            raise self.error(f"bad number syntax: {_go_quote(src[start : self.pos])}")
+            raise self.error(f"bad number syntax: {go_quote(src[start : self.pos])}")
         self.emit(NUMBER, start)
 
     def _accept_run(self, chars: str) -> None:

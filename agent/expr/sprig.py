@@ -37,6 +37,7 @@ from .values import (
     MAX_TEXT,
     GoFunc,
     deep_equal,
+    go_quote,
     go_sprint,
     go_type,
     json_marshal,
@@ -178,28 +179,6 @@ def _list(value: Any, verb: str) -> list[Any]:
     raise Panic(f"Cannot {verb} on type {_kind(value)}")
 
 
-def _go_quote(text: str) -> str:
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not char.isprintable():
-            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
 def _byte_slice(text: str, start: int, end: int | None) -> str:
     data = text.encode("utf-8")
     stop = len(data) if end is None else end
@@ -304,7 +283,7 @@ def _regexp(pattern: str) -> Any:
 
 
 def _backquote(text: str) -> str:
-    return f"`{text}`" if "`" not in text else _go_quote(text)
+    return f"`{text}`" if "`" not in text else go_quote(text)
 
 
 def _regex_match(pattern: str, text: str) -> bool:
@@ -792,7 +771,7 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
     "quote": _f(
         "any",
         "string",
-        lambda *v: _bounded([_go_quote(strval(x)) for x in v if x is not None], " "),
+        lambda *v: _bounded([go_quote(strval(x)) for x in v if x is not None], " "),
         variadic=True,
     ),
     "squote": _f(

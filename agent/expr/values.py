@@ -48,6 +48,7 @@ __all__ = [
     "equal",
     "exponent",
     "go_float_v",
+    "go_quote",
     "go_sprint",
     "go_sprint_s",
     "go_type",
@@ -185,6 +186,29 @@ def type_name(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- printing
+
+
+def go_quote(text: str) -> str:
+    """``strconv.Quote``: a string as ``%q`` and ``%#v`` print it, in double quotes."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif not char.isprintable():
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
 
 
 def go_float_v(value: float) -> str:

@@ -15,6 +15,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from agent import shims
+
 __all__ = [
     "GROUP",
     "PLURAL",
@@ -43,11 +45,11 @@ async def connect(*, kubeconfig: str | None, pool_size: int = 64) -> client.ApiC
     configuration.connection_pool_maxsize = pool_size
     api = client.ApiClient(configuration=configuration)
     session = getattr(getattr(api, "rest_client", None), "pool_manager", None)
-    if session is not None and hasattr(session, "_trust_env") and not _proxy_or_netrc():
+    if session is not None and not _proxy_or_netrc():
         # With trust_env, aiohttp reads ~/.netrc and the proxy variables in a worker thread
         # on EVERY request (two thread hops per status patch; measured at ~15% of the
         # agent's CPU under load). With neither configured the answer is always "none".
-        session._trust_env = False
+        shims.disable_trust_env(session)
     return api
 
 

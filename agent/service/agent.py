@@ -1,10 +1,10 @@
-"""The service: ``argo-http-agent run`` wires source, engine, executor and sink together.
+"""One agent process: ``argo-http-agent run`` wires source, engine, executor and sink together.
 
 ::
 
     TaskSetWatcher(s) --snapshots--> Engine --templates--> Executor
-          (kube/watch)                 |                  (execute/)
-                                       +--results--> StatusPatcher (kube/patch)
+      (source/watch)                   |                  (executor/)
+                                       +--results--> StatusPatcher (sink/status)
 
 plus the read-only HTTP API (health, readiness, metrics) on the same event loop, and the
 process's signals. Two modes:
@@ -16,13 +16,22 @@ process's signals. Two modes:
 
 Shutdown (SIGTERM/SIGINT, or the end of a per-workflow run): stop taking tasks, let
 running requests finish within the grace period, deliver every pending result, exit 0. A
-second signal exits at once.
+second signal exits at once. The order is the point, so each step is one function below:
+
+1. the watches stop: no new work arrives while the rest drains;
+2. the engine drains (``--shutdown-grace``), then the patcher flushes (the same grace);
+3. the HTTP API and the companion (a worker's reporter) stop: until here ``/readyz``
+   answers "shutting down" and the companion can still send the final counts;
+4. the executor's and the patcher's clients close, then the Kubernetes API client; this
+   last step runs to its end even if the process's main task is cancelled meanwhile.
+
+The tasks of a run are named handles in task groups, so what is cancelled when is written
+down, not found by position or name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -42,7 +51,8 @@ from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
 from agent.engine.claims import ClaimPolicy, new_instance_id
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
-from agent.executor import Executor, ExecutorSettings, PluginEndpoint
+from agent.executor.executor import Executor
+from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from agent.kube.client import connect
 from agent.kube.secrets import KubeSecretResolver
 from agent.service.api import ApiServer, Health, create_app
@@ -55,24 +65,28 @@ __all__ = ["Agent", "serve"]
 
 log = logging.getLogger(__name__)
 
+#: What runs beside a worker's agent for as long as it runs (the supervisor's reporter).
+Companion = Callable[["Agent"], Coroutine[Any, Any, None]]
+
 _GAUGE_SECONDS = 0.25
 _GC_THRESHOLDS = (20_000, 20, 20)
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+#: The exit code for an unusable configuration (no API client can be built).
+_CONFIG_ERROR = 2
 
 
 class Agent:
-    """One running agent: build with settings and an API client, then ``await run()``."""
+    """One running agent: build with settings and an API client, ``await run()``, then
+    ``await aclose()``."""
 
     def __init__(
         self, *, settings: Settings, api: client.ApiClient, shard: Shard | None = None
     ) -> None:
         self.settings = settings
-        self.shard = shard
         # ARGO_AGENT_TASK_WORKERS bounds the whole agent: workers split it.
         workers = settings.task_workers
         if shard is not None:
             workers = max(1, math.ceil(workers / shard.count))
-        self._api = api
         self._stop = asyncio.Event()
         self._executor = Executor(
             settings=executor_settings(settings, task_workers=workers),
@@ -137,36 +151,50 @@ class Agent:
     # -- the run ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self.engine.run(), name="engine")]
-        tasks.append(asyncio.create_task(self._sample_gauges(), name="gauges"))
-        tasks += [
-            asyncio.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)
-        ]
-        try:
-            await self._stop.wait()
-            log.info(
-                "stopping: %s",
-                self.exit_reason or "signal",
-                extra={"in_flight": self.engine.in_flight, "queued": self.engine.queued},
-            )
-            for task in tasks[1:]:
-                task.cancel()  # watches first: no new work arrives while we drain
-            await self.engine.drain(grace=self.settings.shutdown_grace)
-            delivered = await self.patcher.flush(timeout=self.settings.shutdown_grace)
-            if not delivered:
-                log.error(
-                    "shutdown: %d result(s) could not be delivered in time", self.patcher.pending
-                )
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.patcher.aclose()
-            await self._executor.aclose()
+        """Watch and execute until stopped; then drain the engine and flush the patcher.
+
+        The clients stay open: :meth:`aclose` them once nothing reports any more.
+        """
+        async with asyncio.TaskGroup() as group:
+            engine = group.create_task(self.engine.run(), name="engine")
+            gauges = group.create_task(self._sample_gauges(), name="gauges")
+            watches = [
+                group.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)
+            ]
+            try:
+                await self._stop.wait()
+                self._log_stopping()
+                # No new work arrives while the engine drains; the gauges keep the values
+                # they had when the stop began.
+                for task in (*watches, gauges):
+                    task.cancel()
+                await self._settle()
+            finally:
+                for task in (*watches, gauges, engine):  # the engine ends by itself once drained
+                    task.cancel()
+
+    def _log_stopping(self) -> None:
+        log.info(
+            "stopping: %s",
+            self.exit_reason or "signal",
+            extra={"in_flight": self.engine.in_flight, "queued": self.engine.queued},
+        )
+
+    async def _settle(self) -> None:
+        """Let running tasks finish, then deliver their results, each within the grace."""
+        await self.engine.drain(grace=self.settings.shutdown_grace)
+        delivered = await self.patcher.flush(timeout=self.settings.shutdown_grace)
+        if not delivered:
+            log.error("shutdown: %d result(s) could not be delivered in time", self.patcher.pending)
+
+    async def aclose(self) -> None:
+        """Close the patcher's and the executor's clients (the API client is the caller's)."""
+        await self.patcher.aclose()
+        await self._executor.aclose()
 
     async def _sample_gauges(self) -> None:
-        # Sampled, not set on every task: with --processes each set is a write to a shared
-        # file, and a scrape every few seconds needs no finer grain than this.
+        # Sampled, not set on every task: setting them per task would cost CPU on the hot
+        # path, and a scrape every few seconds needs no finer grain than this.
         while True:
             metrics.TASKS_IN_FLIGHT.set(self.engine.in_flight)
             metrics.TASKS_QUEUED.set(self.engine.queued)
@@ -241,58 +269,94 @@ def _own_namespace() -> str:
         return "default"
 
 
+# -- the process around one agent ------------------------------------------------------------
+
+
 async def serve(
-    settings: Settings,
-    *,
-    shard: Shard | None = None,
-    companion: Callable[[Agent], Coroutine[Any, Any, None]] | None = None,
+    settings: Settings, *, shard: Shard | None = None, companion: Companion | None = None
 ) -> int:
-    """Run the agent until a signal or the end of a per-workflow run.
+    """Run the agent until a signal or the end of a per-workflow run; the exit code.
 
     Alone (``shard`` None) the process serves the HTTP API and owns SIGTERM/SIGINT. As a
     worker of :mod:`agent.service.supervisor` it serves no API, stops on SIGTERM only (the
     supervisor relays a terminal's Ctrl-C), and runs ``companion`` beside the agent.
     """
     metrics.BUILD.info({"version": __version__})
+    api = await _connect(settings)
+    if api is None:
+        return _CONFIG_ERROR
+    agent = Agent(settings=settings, api=api, shard=shard)
+    server = _api_server(agent, settings=settings) if shard is None else None
+    remove_signal_handlers = _install_signals(agent, worker=shard is not None)
     try:
-        api = await connect(
-            kubeconfig=settings.kubeconfig, pool_size=settings.max_patches_in_flight + 8
-        )
+        _tune_gc()
+        _log_start(agent, settings=settings, shard=shard)
+        await _run(agent, server=server, companion=companion)
+    finally:
+        try:
+            await _to_the_end(_close(agent, api=api))
+        finally:
+            remove_signal_handlers()  # only now: a second signal still aborts a stuck teardown
+    log.info("agent stopped", extra={"reason": agent.exit_reason})
+    return 0
+
+
+async def _connect(settings: Settings) -> client.ApiClient | None:
+    """The Kubernetes API client, or None (logged) if the configuration is unusable."""
+    try:
+        # The patches in flight, plus room for the watches and the Secret reads.
+        pool_size = settings.max_patches_in_flight + 8
+        return await connect(kubeconfig=settings.kubeconfig, pool_size=pool_size)
     except Exception as exc:
         log.error("cannot configure the Kubernetes client: %s", exc)
-        return 2
-    agent = Agent(settings=settings, api=api, shard=shard)
-    server: ApiServer | None = None
-    if shard is None:
-        server = ApiServer.for_app(
-            create_app(liveness=agent.liveness, readiness=agent.readiness),
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-        )
+        return None
+
+
+def _api_server(agent: Agent, *, settings: Settings) -> ApiServer:
+    """The HTTP API of a process that runs one agent alone (a supervisor serves its own)."""
+    return ApiServer.for_app(
+        create_app(liveness=agent.liveness, readiness=agent.readiness),
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+    )
+
+
+def _install_signals(agent: Agent, *, worker: bool) -> Callable[[], None]:
+    """The first stop signal stops the agent, a second exits at once; returns the remover.
+
+    A worker stops on SIGTERM only: a terminal's Ctrl-C reaches the whole process group,
+    and the supervisor relays it to each worker as SIGTERM.
+    """
 
     def on_stop(signum: signal.Signals) -> None:
         agent.exit_reason = f"signal {signum.name}"
         agent.stop()
 
-    if shard is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor relays a Ctrl-C
-    remove_signal_handlers = handle_stop_signals(
-        (signal.SIGTERM, signal.SIGINT) if shard is None else (signal.SIGTERM,), stop=on_stop
-    )
-    side_tasks = []
-    if server is not None:
-        side_tasks.append(asyncio.create_task(server.serve(), name="http api"))
-    if companion is not None:
-        side_tasks.append(asyncio.create_task(companion(agent), name="companion"))
-    # Everything allocated so far lives for the whole run: keep the cyclic collector from
-    # scanning it again and again under load.
+    if worker:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signums = (signal.SIGTERM,) if worker else (signal.SIGTERM, signal.SIGINT)
+    return handle_stop_signals(signums, stop=on_stop)
+
+
+def _tune_gc() -> None:
+    """Fewer cyclic-collector passes over objects that live long or die young."""
+    # Everything allocated so far lives for the whole run: frozen, the cyclic collector
+    # does not scan it again and again under load.
     gc.freeze()
     # Every task allocates a few hundred short-lived containers (requests, responses,
-    # coroutines, decoded events) that reference counting frees; at CPython's default of a
-    # young-generation pass every 700 allocations the collector cost ~9% of the CPU at full
-    # load (loadtest/bench.py, same run). 20,000 still bounds the young generation to a few
-    # MB; cycles are still collected, a little later.
+    # coroutines, decoded events) that reference counting frees; a young-generation pass
+    # every 700 allocations (CPython's default) would mostly scan objects about to be freed.
+    # 20,000 still bounds the young generation to a few MB; cycles are still collected, a
+    # little later.
     gc.set_threshold(*_GC_THRESHOLDS)
+
+
+def _log_start(agent: Agent, *, settings: Settings, shard: Shard | None) -> None:
+    where = (
+        {"worker": str(shard)}
+        if shard is not None
+        else {"metrics": f"{settings.metrics_host}:{settings.metrics_port}"}
+    )
     log.info(
         "agent started",
         extra={
@@ -301,25 +365,50 @@ async def serve(
             "instance": agent.claims.instance_id,
             "redelivery": settings.redelivery,
             "scopes": [str(s) for s in scopes(settings)],
-            **(
-                {"worker": str(shard)}
-                if shard is not None
-                else {"metrics": f"{settings.metrics_host}:{settings.metrics_port}"}
-            ),
+            **where,
         },
     )
-    try:
-        await agent.run()
-    finally:
+
+
+async def _run(agent: Agent, *, server: ApiServer | None, companion: Companion | None) -> None:
+    """The agent, with the HTTP API and the companion beside it until it has settled.
+
+    Both outlive the drain and the flush: ``/readyz`` answers "shutting down" meanwhile,
+    and the companion sends the final counts as it ends.
+    """
+    async with asyncio.TaskGroup() as group:
         if server is not None:
-            server.should_exit = True
-        for task in side_tasks:
-            if task.get_name() == "companion":
-                task.cancel()
-        for task in side_tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await api.close()
-        remove_signal_handlers()
-    log.info("agent stopped", extra={"reason": agent.exit_reason})
-    return 0
+            group.create_task(server.serve(), name="http api")
+        reporter = (
+            group.create_task(companion(agent), name="companion") if companion is not None else None
+        )
+        try:
+            await agent.run()
+        finally:
+            if server is not None:
+                server.should_exit = True  # it finishes the requests it is answering
+            if reporter is not None:
+                reporter.cancel()
+
+
+async def _close(agent: Agent, *, api: client.ApiClient) -> None:
+    """Close the clients, the API client last: the patcher and the executor use it."""
+    await agent.aclose()
+    await api.close()
+
+
+async def _to_the_end(closing: Coroutine[Any, Any, None]) -> None:
+    """Await ``closing`` to its end even if we are cancelled meanwhile (any number of
+    times); then let our cancellation through. Its own cancellation or error propagates."""
+    task = asyncio.ensure_future(closing)
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # not ours: the closing itself was cancelled
+                raise
+            interrupted = True  # ours: finish closing first
+    if interrupted:
+        raise asyncio.CancelledError
+    task.result()

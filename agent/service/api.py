@@ -43,19 +43,11 @@ def create_app(
 
     @app.get("/healthz", summary="Liveness: the event loop and the workers are alive")
     async def healthz() -> JSONResponse:
-        health = liveness()
-        return JSONResponse(
-            {"status": "ok" if health.ok else "failing", "reason": health.reason},
-            status_code=200 if health.ok else 503,
-        )
+        return _probe(liveness(), ok="ok", failing="failing")
 
     @app.get("/readyz", summary="Readiness: the API server is reachable, every watch is open")
     async def readyz() -> JSONResponse:
-        health = readiness()
-        return JSONResponse(
-            {"status": "ready" if health.ok else "not ready", "reason": health.reason},
-            status_code=200 if health.ok else 503,
-        )
+        return _probe(readiness(), ok="ready", failing="not ready")
 
     @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
     async def metrics() -> Response:
@@ -68,6 +60,13 @@ def create_app(
         return {"version": __version__}
 
     return app
+
+
+def _probe(health: Health, *, ok: str, failing: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": ok if health.ok else failing, "reason": health.reason},
+        status_code=200 if health.ok else 503,
+    )
 
 
 class ApiServer(uvicorn.Server):
@@ -84,4 +83,4 @@ class ApiServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        yield
+        yield  # uvicorn's own handlers would take SIGTERM from the agent's drain

@@ -1,18 +1,33 @@
 """The local runner: the agent's job on a manifest file, with no cluster.
 
-``argo-http-agent local FILE [--secrets FILE] [-o yaml|json]`` reads a WorkflowTaskSet
-(YAML or JSON), executes every ``spec.tasks`` entry concurrently with the same
-:class:`~agent.executor.Executor` the cluster agent uses, and prints the manifest with
-``status.nodes`` filled exactly as Argo's agent would write them (phase, message,
-outputs.result; empty fields omitted).
+``argo-http-agent local FILE [--secrets FILE] [-o yaml|json]`` is the cluster agent with
+its two Kubernetes ends swapped for files: a manifest source
+(:mod:`agent.source.manifest`), the same :class:`~agent.engine.scheduler.Engine` and
+:class:`~agent.executor.Executor`, and a stdout sink (:mod:`agent.sink.stdout`). It prints
+the WorkflowTaskSet with ``status.nodes`` filled exactly as Argo's agent would write them
+(phase, message, outputs.result; empty fields omitted). Sharing the engine is the point:
+whatever a local run shows about scheduling (a node ID runs once, the in-flight cap,
+round-robin fairness) is what the cluster does; there are no claims (``claims=None``),
+since nothing else can be running these nodes.
+
+**Nodes already finished.** A node whose ``status.nodes`` entry is fulfilled
+(``Succeeded``, ``Failed``, ``Error``, ``Skipped``, ``Omitted``) is not sent again, as in
+the cluster: its entry is printed unchanged and counts towards the exit status like any
+other (a kept ``Failed`` entry makes it 1). A node with any other entry (``Running``,
+``Pending``) runs and its result replaces the entry. Entries for nodes absent from
+``spec.tasks`` are dropped. The ``workflows.argoproj.io/completed`` label is not
+consulted: the file is run because it was asked for.
 
 Secret-sourced headers read the Secrets given with ``--secrets`` (a YAML file of Kubernetes
 ``Secret`` manifests, ``data`` base64 or ``stringData``; several documents or a ``List``),
 looked up in the taskset's namespace.
 
 ``retryStrategy`` is honoured here (in the cluster the controller retries by creating new
-nodes): each attempt is reported on stderr, e.g. ``node-1: attempt 1 Failed (received
-non-2xx response code: 500), retrying in 1s``, and ``status.nodes`` holds the final result.
+nodes) by :class:`RetryingRunner`, a runner wrapped around the executor, so the engine sees
+one run per node whatever the attempts: each attempt is reported on stderr, e.g.
+``node-1: attempt 1 Failed (received non-2xx response code: 500), retrying in 1s``, and
+``status.nodes`` holds the final result. A node waiting out a back-off keeps its in-flight
+slot, since for the engine it is still running.
 
 Exit status: 0 when every node succeeded, 1 when any did not, 2 for unusable input, with a
 one-line error naming the file and the field.
@@ -22,23 +37,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
-import json
+import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
-import yaml
-
-from agent import retry
-from agent.core.model import NodePhase, NodeResult, RetryStrategy, dump, parse_template
-from agent.core.refs import TaskRef
+from agent import retry, shims
+from agent.core.model import NodePhase, NodeResult, RetryStrategy, parse_template
+from agent.core.ports import TaskRunner
+from agent.core.refs import TaskRef, TaskSetSnapshot
 from agent.core.secrets import SecretResolver
-from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.engine.scheduler import Engine
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings, TransportKind
+from agent.sink.stdout import StdoutSink, render
+from agent.source.manifest import (
+    LocalInputError,
+    load_manifest,
+    load_secret_manifests,
+    to_snapshot,
+)
 
-__all__ = ["LocalInputError", "load_manifest", "load_secret_manifests", "main", "run_local"]
+__all__ = [
+    "Attempt",
+    "AttemptHook",
+    "LocalInputError",
+    "RetryVerdict",
+    "RetryingRunner",
+    "load_manifest",
+    "load_secret_manifests",
+    "main",
+    "run_local",
+]
+
+#: The engine's in-flight cap for a local run (the cluster's is ``ARGO_AGENT_TASK_WORKERS``).
+DEFAULT_MAX_IN_FLIGHT = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,88 +105,6 @@ class RetryVerdict:
 AttemptHook = Callable[[str, Attempt, RetryVerdict], None]
 
 
-class LocalInputError(ValueError):
-    """Unusable input; ``str()`` is one line naming the file (when known) and the field."""
-
-
-def load_manifest(path: str) -> dict[str, Any]:
-    """Read a WorkflowTaskSet manifest (YAML or JSON; ``-`` reads stdin)."""
-    document = _load_yaml(path, many=False)
-    if not isinstance(document, dict):
-        raise LocalInputError(f"{path}: expected a WorkflowTaskSet manifest (a mapping)")
-    try:
-        _validate_manifest(document)
-    except LocalInputError as exc:
-        raise LocalInputError(f"{path}: {exc}") from None
-    return document
-
-
-def load_secret_manifests(path: str) -> list[dict[str, Any]]:
-    """Read Secret manifests: several YAML documents and/or ``kind: List`` items."""
-    documents = _load_yaml(path, many=True)
-    manifests: list[dict[str, Any]] = []
-    for document in documents:
-        if document is None:
-            continue
-        if isinstance(document, dict) and document.get("kind") == "List":
-            items = document.get("items") or []
-            if not isinstance(items, list):
-                raise LocalInputError(f"{path}: items: expected a list of Secret manifests")
-            manifests.extend(items)
-        else:
-            manifests.append(document)
-    try:
-        StaticSecretResolver.from_manifests(manifests)  # validate now, name the file
-    except ValueError as exc:
-        raise LocalInputError(f"{path}: {exc}") from None
-    return manifests
-
-
-def _load_yaml(path: str, *, many: bool) -> Any:
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-    except OSError as exc:
-        raise LocalInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise LocalInputError(f"{path}: not UTF-8 text") from None
-    try:
-        if many:
-            return list(yaml.safe_load_all(text))
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise LocalInputError(f"{path}: not valid YAML or JSON{where}: {problem}") from None
-
-
-def _validate_manifest(manifest: Mapping[str, Any]) -> None:
-    kind = manifest.get("kind")
-    if kind is not None and kind != "WorkflowTaskSet":
-        raise LocalInputError(f"kind: expected WorkflowTaskSet, got {kind!r}")
-    metadata = manifest.get("metadata", {})
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise LocalInputError("metadata: expected a mapping")
-    for field in ("name", "namespace"):
-        value = (metadata or {}).get(field)
-        if value is not None and not isinstance(value, str):
-            raise LocalInputError(f"metadata.{field}: expected a string")
-    spec = manifest.get("spec")
-    if not isinstance(spec, Mapping):
-        raise LocalInputError("spec: required, a mapping with spec.tasks")
-    tasks = spec.get("tasks")
-    if tasks is None:
-        raise LocalInputError("spec.tasks: required, a mapping of node ID to template")
-    if not isinstance(tasks, Mapping):
-        raise LocalInputError("spec.tasks: expected a mapping of node ID to template")
-
-
 def _resolver(
     secrets: SecretResolver | Mapping[Any, Any] | Iterable[Mapping[str, Any]] | None,
     *,
@@ -177,63 +132,79 @@ async def run_local(
     secrets: SecretResolver | Mapping[Any, Any] | Iterable[Mapping[str, Any]] | None = None,
     settings: ExecutorSettings | None = None,
     on_attempt: AttemptHook | None = None,
-    max_in_flight: int = 512,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> dict[str, Any]:
-    """Execute every task of ``manifest``; return a copy with ``status.nodes`` filled.
+    """Execute the tasks of ``manifest``; return a copy with ``status.nodes`` filled.
 
     ``secrets`` is a resolver, ``{name: {key: value}}`` (in the taskset's namespace) /
     ``{(namespace, name): {...}}``, or Secret manifests. Raises :class:`LocalInputError`
-    for an unusable manifest; a bad template only fails its own node.
+    for an unusable manifest; a bad template only fails its own node. Nodes already
+    fulfilled in ``status.nodes`` are not run (see the module docstring).
     """
-    _validate_manifest(manifest)
-    metadata = manifest.get("metadata") or {}
-    namespace = metadata.get("namespace") or "default"
-    name = metadata.get("name") or "local"
-    workflow_uid = _workflow_uid(metadata)
-    tasks: Mapping[str, Any] = manifest["spec"]["tasks"]
-    resolver = _resolver(secrets, namespace=namespace)
-    limit = asyncio.Semaphore(max(max_in_flight, 1))
-
+    snapshot = to_snapshot(manifest)
+    resolver = _resolver(secrets, namespace=snapshot.key.namespace)
+    sink = StdoutSink()
     async with Executor(settings=settings or ExecutorSettings(), secrets=resolver) as executor:
-
-        async def run_node(node_id: str, template: Any) -> NodeResult:
-            ref = TaskRef(namespace, name, str(node_id), workflow_uid)
-            strategy = _retry_strategy(template)
-            first_start = time.monotonic()
-            number = 1
-            while True:
-                async with limit:
-                    started = time.monotonic()
-                    result = await executor.run(template, ref=ref)
-                if strategy is None:
-                    return result
-                now = time.monotonic()
-                attempt = Attempt(number, result, now - started, now - first_start)
-                verdict = _decide(strategy, attempt)
-                if on_attempt is not None:
-                    on_attempt(str(node_id), attempt, verdict)
-                if verdict.delay is None:
-                    return verdict.result or result
-                await asyncio.sleep(verdict.delay)
-                number += 1
-
-        node_ids = list(tasks)
-        results = await asyncio.gather(*(run_node(n, tasks[n]) for n in node_ids))
-
-    out = copy.deepcopy(dict(manifest))
-    status = out.get("status")
-    if not isinstance(status, dict):
-        status = {}
-    status["nodes"] = {str(n): dump(r) for n, r in zip(node_ids, results, strict=True)}
-    out["status"] = status
-    return out
+        engine = Engine(
+            runner=RetryingRunner(executor, on_attempt=on_attempt),
+            sink=sink,
+            max_in_flight=max(max_in_flight, 1),
+            claims=None,  # nothing else runs these nodes: no at-most-once bookkeeping
+        )
+        await _run_until_done(engine, snapshot)
+    return sink.filled(manifest, key=snapshot.key)
 
 
-def _workflow_uid(metadata: Mapping[str, Any]) -> str:
-    for owner in metadata.get("ownerReferences") or ():
-        if isinstance(owner, Mapping) and owner.get("kind") == "Workflow":
-            return str(owner.get("uid") or "")
-    return ""
+async def _run_until_done(engine: Engine, snapshot: TaskSetSnapshot) -> None:
+    """Show the engine the one snapshot and dispatch until every queued node has a result."""
+    engine.observe(snapshot)
+    dispatcher = asyncio.create_task(engine.run(), name="engine")
+    idle = asyncio.ensure_future(engine.wait_idle())
+    try:
+        await asyncio.wait({dispatcher, idle}, return_when=asyncio.FIRST_COMPLETED)
+        if not idle.done():
+            dispatcher.result()  # re-raise what stopped it
+            raise RuntimeError("the engine stopped dispatching before every node ran")
+    finally:
+        idle.cancel()
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
+
+
+class RetryingRunner:
+    """A :class:`~agent.core.ports.TaskRunner` that applies a template's ``retryStrategy``.
+
+    Each attempt is one ``inner.run``; after it, :func:`_decide` asks :mod:`agent.retry`
+    what Argo's controller would do, ``on_attempt`` hears about it, and the runner sleeps
+    out the back-off or returns the final result. A template without a ``retryStrategy``
+    (or one the executor will reject) is a single plain run. Never raises but for
+    cancellation, as the port requires: the inner runner does not, and neither does
+    :func:`_decide`.
+    """
+
+    def __init__(self, inner: TaskRunner, *, on_attempt: AttemptHook | None = None) -> None:
+        self._inner = inner
+        self._on_attempt = on_attempt
+
+    async def run(self, template: Mapping[str, Any], *, ref: TaskRef) -> NodeResult:
+        strategy = _retry_strategy(template)
+        if strategy is None:
+            return await self._inner.run(template, ref=ref)
+        first_start = time.monotonic()
+        number = 1
+        while True:
+            started = time.monotonic()
+            result = await self._inner.run(template, ref=ref)
+            now = time.monotonic()
+            attempt = Attempt(number, result, now - started, now - first_start)
+            verdict = _decide(strategy, attempt)
+            if self._on_attempt is not None:
+                self._on_attempt(ref.node_id, attempt, verdict)
+            if verdict.delay is None:
+                return verdict.result or result
+            await asyncio.sleep(verdict.delay)
+            number += 1
 
 
 def _retry_strategy(template: Any) -> RetryStrategy | None:
@@ -280,7 +251,10 @@ def _decide(strategy: RetryStrategy, attempt: Attempt) -> RetryVerdict:
 
 def _succeeded(manifest: Mapping[str, Any]) -> bool:
     nodes = (manifest.get("status") or {}).get("nodes") or {}
-    return all(node.get("phase") == NodePhase.SUCCEEDED for node in nodes.values())
+    return all(
+        isinstance(node, Mapping) and node.get("phase") == NodePhase.SUCCEEDED
+        for node in nodes.values()
+    )
 
 
 def _print_attempt(stream: TextIO) -> AttemptHook:
@@ -296,6 +270,21 @@ def _print_attempt(stream: TextIO) -> AttemptHook:
             print(f"{head}, not retrying: {verdict.note}", file=stream, flush=True)
 
     return hook
+
+
+def _setting_default(name: str) -> Any:
+    """An :class:`ExecutorSettings` field's default: the flags repeat no literal of it."""
+    for setting in dataclasses.fields(ExecutorSettings):
+        if setting.name == name and setting.default is not dataclasses.MISSING:
+            return setting.default
+    raise LookupError(f"ExecutorSettings.{name} has no plain default")
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -316,17 +305,21 @@ def _parser() -> argparse.ArgumentParser:
         "--default-timeout",
         type=float,
         metavar="SECONDS",
-        default=30.0,
-        help="timeout for templates without timeoutSeconds (default 30)",
+        default=_setting_default("default_timeout_seconds"),
+        help="timeout for templates without timeoutSeconds (default %(default)g)",
     )
+    max_result_bytes: int = _setting_default("max_result_bytes")
     parser.add_argument(
         "--max-result-bytes",
         type=int,
         metavar="N",
-        default=1 << 20,
-        help="largest response body kept as outputs.result (default 1 MiB; 0 = no limit)",
+        default=max_result_bytes,
+        help="largest response body kept as outputs.result "
+        f"(default {_size(max_result_bytes)}; 0 = no limit)",
     )
-    parser.add_argument("--transport", choices=("aiohttp", "httpcore"), default="aiohttp")
+    parser.add_argument(
+        "--transport", choices=get_args(TransportKind), default=_setting_default("transport")
+    )
     return parser
 
 
@@ -337,6 +330,7 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
+    shims.check_or_exit("argo-http-agent local")  # exits 2 naming a missing private attribute
     try:
         manifest = load_manifest(args.file)
         secrets = load_secret_manifests(args.secrets) if args.secrets else None
@@ -357,10 +351,8 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:  # settings: e.g. an unreadable --ca-bundle
         print(f"argo-http-agent local: {exc}", file=sys.stderr)
         return 2
-    if args.output == "json":
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        print(yaml.safe_dump(result, sort_keys=False, allow_unicode=True), end="")
+    sys.stdout.write(render(result, output=args.output))
+    sys.stdout.flush()
     return 0 if _succeeded(result) else 1
 
 

@@ -14,11 +14,12 @@ import sys
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
+from agent import shims
 from agent.service.logs import configure_logging
 from agent.service.process import available_cpus, run_event_loop
 from agent.service.settings import Settings, SettingsError, load_settings
 
-__all__ = ["build_parser", "main", "process_count"]
+__all__ = ["build_parser", "check_dependencies", "main", "process_count"]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,13 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"argo-http-agent run: {exc}", file=sys.stderr)
         return 2
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
     processes = process_count(settings)
+    try:
+        check_dependencies(supervisor=processes > 1)
+    except shims.ShimError as exc:
+        print(f"argo-http-agent run: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     if processes > 1:
         from agent.service.supervisor import supervise
 
@@ -83,6 +89,18 @@ def main(argv: list[str]) -> int:
     from agent.service.agent import serve
 
     return run_event_loop(serve(settings), loop=settings.event_loop)
+
+
+def check_dependencies(*, supervisor: bool) -> None:
+    """:func:`agent.shims.check`, before anything runs; a supervisor has a child run it.
+
+    The supervisor never imports httpx or aiohttp (see above), so it asks a short-lived
+    child; the settings come first only to know which process this is.
+    """
+    if supervisor:
+        shims.check_in_child()
+    else:
+        shims.check()
 
 
 def process_count(settings: Settings) -> int:

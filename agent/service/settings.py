@@ -10,7 +10,6 @@ the variable (Argo panics on an unparsable duration).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Annotated, Any, Literal
 
@@ -18,6 +17,15 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.core.duration import parse_duration
+from agent.executor.policy import parse_networks
+from agent.executor.settings import (
+    DEFAULT_CA_DIR,
+    DEFAULT_DENY_NETWORKS,
+    DEFAULT_HTTP2,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_TRANSPORT,
+)
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -59,18 +67,20 @@ class Settings(BaseSettings):
         default="idempotent", validation_alias=AliasChoices("ARGO_AGENT_REDELIVERY")
     )
 
-    # -- HTTP execution -----------------------------------------------------------------
+    # -- HTTP execution (defaults: the executor's, agent/executor/settings.py) ----------
     default_timeout: float = Field(
-        default=30.0, gt=0, validation_alias=AliasChoices("ARGO_AGENT_DEFAULT_TIMEOUT")
+        default=DEFAULT_TIMEOUT_SECONDS,
+        gt=0,
+        validation_alias=AliasChoices("ARGO_AGENT_DEFAULT_TIMEOUT"),
     )
     max_result_bytes: int = Field(
-        default=1 << 20, ge=0, validation_alias=AliasChoices("ARGO_AGENT_MAX_RESULT_BYTES")
+        default=DEFAULT_MAX_RESULT_BYTES,
+        ge=0,
+        validation_alias=AliasChoices("ARGO_AGENT_MAX_RESULT_BYTES"),
     )
-    ca_dir: str = Field(
-        default="/etc/ssl/certs/ca-certificates", validation_alias=AliasChoices("ARGO_AGENT_CA_DIR")
-    )
+    ca_dir: str = Field(default=DEFAULT_CA_DIR, validation_alias=AliasChoices("ARGO_AGENT_CA_DIR"))
     deny_networks: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["169.254.169.254/32", "fd00:ec2::254/128"],
+        default_factory=lambda: list(DEFAULT_DENY_NETWORKS),
         validation_alias=AliasChoices("ARGO_AGENT_DENY_NETWORKS"),
     )
     plugin_addresses: Annotated[list[str], NoDecode] = Field(
@@ -80,10 +90,11 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=AliasChoices("ARGO_PLUGIN_NAMES")
     )
     transport: Literal["aiohttp", "httpcore"] = Field(
-        default="aiohttp", validation_alias=AliasChoices("ARGO_AGENT_TRANSPORT")
+        default=DEFAULT_TRANSPORT, validation_alias=AliasChoices("ARGO_AGENT_TRANSPORT")
     )
     http2: Literal["on", "off"] = Field(
-        default="on", validation_alias=AliasChoices("ARGO_AGENT_HTTP2")
+        default="on" if DEFAULT_HTTP2 else "off",
+        validation_alias=AliasChoices("ARGO_AGENT_HTTP2"),
     )
     secret_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SECRET_CACHE_SECONDS")
@@ -142,8 +153,7 @@ class Settings(BaseSettings):
     @field_validator("deny_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ipaddress.ip_network(item, strict=False)
+        parse_networks(value)
         return value
 
     @model_validator(mode="after")

@@ -10,8 +10,9 @@ dead worker loses nothing another worker holds.
 What the supervisor itself does, and nothing more:
 
 * starts the workers with ``multiprocessing``'s *forkserver* method: a server process that
-  imported the agent once (``agent/_forkserver.py``) forks each worker, so the workers share
-  those ~70 MiB copy-on-write, and none inherits an event loop, a socket or a lock;
+  imported the agent once (``agent/service/_forkserver.py``) forks each worker, so the
+  workers share that memory copy-on-write, and none inherits an event loop, a socket or a
+  lock;
 * serves the read-only HTTP API for all of them: ``/healthz`` (no worker crash-looping),
   ``/readyz`` (every worker alive and ready; their reasons relayed), ``/metrics`` (the
   workers' metrics combined: counters and histograms summed, including what workers that
@@ -25,18 +26,25 @@ What the supervisor itself does, and nothing more:
   that exits 0 has finished (its taskset completed) and is not restarted; the supervisor
   exits once every worker has.
 
+Each worker is in one :class:`WorkerState` (starting, running, back-off, finished), and
+:meth:`Supervisor._enter` is the one place a worker changes state, with what that change
+does (spawn, schedule a restart, record the exit code). Nothing polls: the loop reads a
+worker's pipe when it has something to say, notices its exit when its process sentinel
+becomes readable, and restarts it from a timer.
+
 Workers report readiness and snapshots of their metrics over a pipe; a scrape asks every
 worker for a fresh snapshot first (waiting at most ``_SCRAPE_TIMEOUT``). Their metrics
-stay plain in-process values: prometheus_client's multiprocess mode, which writes every
-increment to a shared file, cost about 8% of a worker's CPU at full load. Workers stop by
-themselves (draining) if the supervisor vanishes (their end of the pipe reads EOF; they
-also check its PID), so a SIGKILLed supervisor leaves no orphans.
+stay plain in-process values: prometheus_client's multiprocess mode writes every increment
+to a shared file, a cost on every task's path. Workers stop by themselves (draining) if
+the supervisor vanishes (their end of the pipe reads EOF; they also check its PID), so a
+SIGKILLed supervisor leaves no orphans.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import multiprocessing
@@ -44,7 +52,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
@@ -62,11 +70,10 @@ from agent.service.settings import Settings
 if TYPE_CHECKING:
     from agent.service.agent import Agent
 
-__all__ = ["Supervisor", "supervise"]
+__all__ = ["Supervisor", "WorkerState", "supervise"]
 
 log = logging.getLogger(__name__)
 
-_POLL_SECONDS = 0.1
 _REPORT_SECONDS = 0.2
 _METRICS_SECONDS = 1.0
 _SCRAPE_TIMEOUT = 0.5
@@ -85,28 +92,69 @@ _CRASH_LOOP = 5
 _CONFIG_ERROR = 2
 
 
+class WorkerState(enum.Enum):
+    """Where one worker stands. The values are what ``/readyz`` says of a worker in it."""
+
+    #: Not running: to be started, at first or once the back-off after a death ends.
+    BACKOFF = "restarting"
+    #: Its process runs; it has not reported its readiness yet.
+    STARTING = "starting"
+    #: Its process runs and has reported: its readiness is what it said last.
+    RUNNING = "running"
+    #: Exited for good (stopped, or its work is done): its exit code is final.
+    FINISHED = "finished"
+
+
+#: The changes of state there are; any other is a bug in the supervisor.
+TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
+    WorkerState.BACKOFF: frozenset({WorkerState.STARTING, WorkerState.FINISHED}),
+    WorkerState.STARTING: frozenset(
+        {WorkerState.RUNNING, WorkerState.BACKOFF, WorkerState.FINISHED}
+    ),
+    WorkerState.RUNNING: frozenset({WorkerState.BACKOFF, WorkerState.FINISHED}),
+    WorkerState.FINISHED: frozenset(),
+}
+
+
+def final_code(code: int, *, stopping: bool, per_workflow: bool) -> int | None:
+    """The final exit code of a worker whose process exited with ``code``; None to restart it."""
+    if stopping:
+        # Killed by the relayed SIGTERM before it installed its handler (still starting):
+        # it held no work, so that is a clean stop too.
+        return 0 if code == -signal.SIGTERM else code
+    if code == 0 and per_workflow:
+        return 0  # its taskset is done: Argo's per-workflow contract
+    if code == _CONFIG_ERROR:
+        return code  # restarting cannot fix the configuration (the kubeconfig, say)
+    return None  # shared mode has no "done": even a clean exit leaves its shard unserved
+
+
+def backoff(crashes: int) -> float:
+    """Seconds before the restart after ``crashes`` consecutive quick deaths (1 or more)."""
+    return min(_BACKOFF_CAP, 0.5 * 2.0 ** (crashes - 1))
+
+
 class _Worker:
-    """One worker process and what the supervisor knows of it."""
+    """One worker: its state, its current process and pipe, what it reported last."""
 
     def __init__(self, shard: Shard) -> None:
         self.shard = shard
-        self.process: BaseProcess | None = None
-        self.status: Connection | None = None
-        self.health = Health(ok=False, reason="starting")
+        self.state = WorkerState.BACKOFF
+        self.process: BaseProcess | None = None  # while STARTING or RUNNING
+        self.status: Connection | None = None  # its pipe, while open
+        self.restart: asyncio.TimerHandle | None = None  # while BACKOFF after a death
+        self.code = 0  # once FINISHED
+        self.health = Health(ok=False, reason="starting")  # as last reported, once RUNNING
         self.started = 0.0
         self.crashes = 0  # consecutive quick deaths
-        self.restart_at: float | None = None
-        self.exit_code: int | None = None  # set once finished for good
         self.metrics: list[_Family] = []
         self.metrics_fresh = asyncio.Event()
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.exitcode is None
-
-    @property
-    def finished(self) -> bool:
-        return self.exit_code is not None
+        """Its process runs (a poll, not a wait: exact even before the loop heard of an exit)."""
+        running = self.state in (WorkerState.STARTING, WorkerState.RUNNING)
+        return running and self.process is not None and self.process.exitcode is None
 
 
 class Supervisor:
@@ -115,12 +163,12 @@ class Supervisor:
     def __init__(self, *, settings: Settings, processes: int) -> None:
         self.settings = settings
         self.workers = [_Worker(Shard(index, processes)) for index in range(processes)]
-        # Workers fork from a server that imported the agent once (agent/_forkserver.py):
+        # Workers fork from a server that imported the agent once (agent/service/_forkserver.py):
         # they share its memory copy-on-write, and it never held an event loop or socket.
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["agent.service._forkserver"])
         self._stopping = False
-        self._wakeup = asyncio.Event()
+        self._all_finished = asyncio.Event()
         # Counter and histogram samples of workers that exited: kept, so totals only grow.
         self._carried: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
         self._carried_kinds: dict[str, tuple[str, str]] = {}
@@ -149,17 +197,65 @@ class Supervisor:
             return Health(ok=False, reason="shutting down")
         reasons = []
         for worker in self.workers:
-            if worker.finished:
-                reasons.append(f"worker {worker.shard}: finished")
-            elif not worker.alive:
-                reasons.append(f"worker {worker.shard}: restarting")
+            if worker.state is not WorkerState.RUNNING:
+                reasons.append(f"worker {worker.shard}: {worker.state.value}")
             elif not worker.health.ok:
                 reasons.append(f"worker {worker.shard}: {worker.health.reason}")
         return Health(ok=not reasons, reason="; ".join(reasons))
 
     # -- the run ----------------------------------------------------------------------
 
-    def start(self, worker: _Worker) -> None:
+    async def run(self) -> int:
+        """Supervise until every worker finished; the exit code for the process."""
+        try:
+            for worker in self.workers:
+                self._enter(worker, WorkerState.STARTING)
+            await self._all_finished.wait()
+        finally:
+            for worker in self.workers:
+                self._abandon(worker)
+        codes = {w.code for w in self.workers if w.code}
+        if _CONFIG_ERROR in codes:
+            return _CONFIG_ERROR
+        return 1 if codes else 0
+
+    def stop(self) -> None:
+        """Relay a stop to every worker (each drains and flushes, then exits)."""
+        self._stopping = True
+        for worker in self.workers:
+            if worker.state is WorkerState.BACKOFF:
+                self._enter(worker, WorkerState.FINISHED)  # dead already: nothing to stop
+            elif worker.alive and worker.process is not None and worker.process.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        for worker in self.workers:
+            if worker.alive and worker.process is not None:
+                worker.process.kill()
+
+    # -- the workers' states ------------------------------------------------------------
+
+    def _enter(self, worker: _Worker, state: WorkerState, *, code: int = 0) -> None:
+        """The one place a worker changes state, with what entering the new state does."""
+        if state not in TRANSITIONS[worker.state]:
+            raise RuntimeError(f"worker {worker.shard}: {worker.state.name} -> {state.name}")
+        if worker.restart is not None:  # leaving BACKOFF early (a stop) or on time
+            worker.restart.cancel()
+            worker.restart = None
+        worker.state = state
+        if state is WorkerState.STARTING:
+            self._spawn(worker)
+        elif state is WorkerState.BACKOFF:
+            delay = backoff(worker.crashes)
+            loop = asyncio.get_running_loop()
+            worker.restart = loop.call_later(delay, self._restart, worker)
+        elif state is WorkerState.FINISHED:
+            worker.code = code
+            if all(w.state is WorkerState.FINISHED for w in self.workers):
+                self._all_finished.set()
+
+    def _spawn(self, worker: _Worker) -> None:
         receiver, sender = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_worker_main,
@@ -174,11 +270,17 @@ class Supervisor:
         process.start()
         sender.close()  # the child holds its end; EOF on ours means it is gone
         worker.process, worker.status = process, receiver
-        worker.health = Health(ok=False, reason="starting")
         worker.started = time.monotonic()
-        worker.restart_at = None
-        asyncio.get_running_loop().add_reader(receiver.fileno(), self._on_status, worker)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(receiver.fileno(), self._on_status, worker)
+        # The sentinel becomes readable once the process has ended and its code is known.
+        loop.add_reader(process.sentinel, self._on_exit, worker)
         log.info("worker started", extra={"worker": str(worker.shard), "pid": process.pid})
+
+    def _restart(self, worker: _Worker) -> None:
+        worker.restart = None  # fired: nothing to cancel
+        self._restarts.inc()
+        self._enter(worker, WorkerState.STARTING)
 
     def _on_status(self, worker: _Worker) -> None:
         connection = worker.status
@@ -190,12 +292,48 @@ class Supervisor:
                 if kind == "health":
                     ok, reason = payload
                     worker.health = Health(ok=bool(ok), reason=str(reason))
+                    if worker.state is WorkerState.STARTING:
+                        self._enter(worker, WorkerState.RUNNING)
                 elif kind == "metrics":
                     worker.metrics = payload
                     worker.metrics_fresh.set()
         except (EOFError, OSError):
-            self._close_status(worker)
-            self._wakeup.set()
+            self._close_status(worker)  # its exit is noticed through the sentinel
+
+    def _on_exit(self, worker: _Worker) -> None:
+        """The worker's process ended: finish the worker or schedule its restart."""
+        process = worker.process
+        code = process.exitcode if process is not None else None
+        if process is None or code is None:
+            return  # not ended after all
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        self._on_status(worker)  # the last messages it sent
+        self._close_status(worker)
+        self._carry(worker)
+        worker.process = None
+        final = final_code(code, stopping=self._stopping, per_workflow=self.settings.per_workflow)
+        if final is None:
+            self._died(worker, code=code)
+        elif code == _CONFIG_ERROR and not self._stopping:
+            log.error(
+                "worker cannot start (configuration error): stopping",
+                extra={"worker": str(worker.shard)},
+            )
+            self._enter(worker, WorkerState.FINISHED, code=final)
+            self.stop()  # as a single process would: exit 2, with the others stopped
+        else:
+            log.info("worker exited", extra={"worker": str(worker.shard), "code": code})
+            self._enter(worker, WorkerState.FINISHED, code=final)
+
+    def _died(self, worker: _Worker, *, code: int) -> None:
+        quick = time.monotonic() - worker.started < _STABLE_SECONDS
+        worker.crashes = worker.crashes + 1 if quick else 1
+        log.error(
+            "worker died; restarting it in %.1fs",
+            backoff(worker.crashes),
+            extra={"worker": str(worker.shard), "code": code, "crashes": worker.crashes},
+        )
+        self._enter(worker, WorkerState.BACKOFF)
 
     def _close_status(self, worker: _Worker) -> None:
         if worker.status is not None:
@@ -204,73 +342,21 @@ class Supervisor:
             worker.status.close()
             worker.status = None
 
-    async def run(self) -> int:
-        """Supervise until every worker finished; the exit code for the process."""
-        for worker in self.workers:
-            self.start(worker)
-        try:
-            while not all(w.finished for w in self.workers):
-                self._check()
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), _POLL_SECONDS)
-        finally:
-            for worker in self.workers:
-                self._close_status(worker)
-                if worker.alive and worker.process is not None:
-                    worker.process.kill()  # only reached on an error in the loop above
-        codes = {w.exit_code for w in self.workers if w.exit_code}
-        if _CONFIG_ERROR in codes:
-            return _CONFIG_ERROR
-        return 1 if codes else 0
-
-    def _check(self) -> None:
-        now = time.monotonic()
-        for worker in self.workers:
-            process = worker.process
-            if worker.finished or process is None:
-                continue
+    def _abandon(self, worker: _Worker) -> None:
+        """Let go of a worker when the run ends early (an error, a cancel): kill its process,
+        stop listening to it, drop its pending restart."""
+        if worker.restart is not None:
+            worker.restart.cancel()
+            worker.restart = None
+        self._close_status(worker)
+        process = worker.process
+        if process is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(process.sentinel)
             if process.exitcode is None:
-                continue
-            if worker.restart_at is not None:  # dead, waiting for its restart
-                if self._stopping:
-                    worker.exit_code = 0
-                elif now >= worker.restart_at:
-                    self._restarts.inc()
-                    self.start(worker)
-                continue
-            code = process.exitcode
-            self._on_status(worker)  # the last messages it sent
-            self._close_status(worker)
-            self._carry(worker)
-            if self._stopping:
-                # Killed by the relayed SIGTERM before it installed its handler (still
-                # starting): it held no work, so that is a clean stop too.
-                worker.exit_code = 0 if code == -signal.SIGTERM else code
-                log.info("worker exited", extra={"worker": str(worker.shard), "code": code})
-                continue
-            if code == 0 and self.settings.per_workflow:
-                worker.exit_code = 0  # its taskset is done: Argo's per-workflow contract
-                log.info("worker exited", extra={"worker": str(worker.shard), "code": code})
-                continue
-            if code == _CONFIG_ERROR:
-                # The configuration is unusable (the kubeconfig, say): restarting cannot
-                # help. Stop the others and exit as a single process would.
-                log.error(
-                    "worker cannot start (configuration error): stopping",
-                    extra={"worker": str(worker.shard)},
-                )
-                worker.exit_code = code
-                self.stop()
-                continue
-            worker.crashes = 1 if now - worker.started >= _STABLE_SECONDS else worker.crashes + 1
-            delay = min(_BACKOFF_CAP, 0.5 * 2 ** (worker.crashes - 1))
-            worker.restart_at = now + delay
-            log.error(
-                "worker died; restarting it in %.1fs",
-                delay,
-                extra={"worker": str(worker.shard), "code": code, "crashes": worker.crashes},
-            )
+                process.kill()
+
+    # -- metrics ------------------------------------------------------------------------
 
     def _carry(self, worker: _Worker) -> None:
         for family, kind, help_text, samples in worker.metrics:
@@ -318,25 +404,29 @@ class Supervisor:
             families[family].add_sample(name, dict(labels), value)
         return list(families.values())
 
-    def stop(self) -> None:
-        """Relay a stop to every worker (each drains and flushes, then exits)."""
-        self._stopping = True
-        for worker in self.workers:
-            if worker.alive and worker.process is not None and worker.process.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.process.pid, signal.SIGTERM)
-        self._wakeup.set()
-
-    def kill(self) -> None:
-        for worker in self.workers:
-            if worker.alive and worker.process is not None:
-                worker.process.kill()
-
 
 async def supervise(settings: Settings, *, processes: int) -> int:
     """``argo-http-agent run --processes N``: the workers, their API, their signals."""
     supervisor = Supervisor(settings=settings, processes=processes)
-    server = ApiServer.for_app(
+    remove_signal_handlers = _install_signals(supervisor)
+    try:
+        log.info(
+            "supervisor started",
+            extra={
+                "version": __version__,
+                "processes": processes,
+                "metrics": f"{settings.metrics_host}:{settings.metrics_port}",
+            },
+        )
+        code = await _run(supervisor, server=_api_server(supervisor, settings=settings))
+    finally:
+        remove_signal_handlers()
+    log.info("supervisor stopped", extra={"code": code})
+    return code
+
+
+def _api_server(supervisor: Supervisor, *, settings: Settings) -> ApiServer:
+    return ApiServer.for_app(
         create_app(
             liveness=supervisor.liveness,
             readiness=supervisor.readiness,
@@ -347,34 +437,30 @@ async def supervise(settings: Settings, *, processes: int) -> int:
         port=settings.metrics_port,
     )
 
+
+def _install_signals(supervisor: Supervisor) -> Callable[[], None]:
+    """The first signal stops the workers (each drains), a second kills them; the remover."""
+
     def on_stop(signum: signal.Signals) -> None:
         log.info("stopping the workers", extra={"reason": signum.name})
         supervisor.stop()
 
-    remove_signal_handlers = handle_stop_signals(
+    return handle_stop_signals(
         (signal.SIGTERM, signal.SIGINT),
         stop=on_stop,
         abort=supervisor.kill,
         abort_message="second signal: killing the workers and exiting at once",
     )
-    api_task = asyncio.create_task(server.serve(), name="http api")
-    log.info(
-        "supervisor started",
-        extra={
-            "version": __version__,
-            "processes": processes,
-            "metrics": f"{settings.metrics_host}:{settings.metrics_port}",
-        },
-    )
-    try:
-        code = await supervisor.run()
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await api_task
-        remove_signal_handlers()
-    log.info("supervisor stopped", extra={"code": code})
-    return code
+
+
+async def _run(supervisor: Supervisor, *, server: ApiServer) -> int:
+    """The supervision, with the HTTP API beside it until every worker has finished."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(server.serve(), name="http api")
+        try:
+            return await supervisor.run()
+        finally:
+            server.should_exit = True  # it finishes the requests it is answering
 
 
 # -- the worker side ------------------------------------------------------------------------
