@@ -126,6 +126,8 @@ class _Prepared:
     body: bytes
     timeout: float | None
     accept_gzip: bool
+    #: the response arrived and its body is being read (Go reports errors bare from here)
+    reading_body: bool = False
 
 
 class HTTPExecutor:
@@ -154,8 +156,13 @@ class HTTPExecutor:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            cause = f"context deadline exceeded (timeout {prepared.timeout:g}s)"
-            result = _failed(format_url_error(prepared.method, prepared.url, cause))
+            # Go: the request's context.DeadlineExceeded, wrapped in *url.Error by
+            # Client.Do until the response arrives; io.ReadAll of the body returns it bare.
+            cause = "context deadline exceeded"
+            if prepared.reading_body:
+                result = _failed(cause)
+            else:
+                result = _failed(format_url_error(prepared.method, prepared.url, cause))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "http %s %s://%s -> %s in %.3fs",
@@ -243,6 +250,7 @@ class HTTPExecutor:
                 return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
             except httpx.HTTPError as exc:
                 return _failed(self._transport_message(prepared, exc))
+            prepared.reading_body = True
             try:
                 gunzip = prepared.accept_gzip and (
                     response.headers.get("content-encoding", "").strip().lower() == "gzip"
@@ -346,6 +354,10 @@ class HTTPExecutor:
             cause = f'unsupported protocol scheme "{url.scheme}"'
         else:
             cause = describe_transport_error(exc, url=url, reading_body=reading_body)
+        if reading_body:
+            # Argo's agent reads the body itself (io.ReadAll) and returns its error as is:
+            # no *url.Error around it (workflow/executor/agent.go executeHTTPTemplate).
+            return cause
         return format_url_error(prepared.method, url, cause)
 
     # -- the verdict --------------------------------------------------------------------
