@@ -82,8 +82,7 @@ def test_any_failed_node_exits_1_and_others_still_run(tmp_path: Path, target: Ta
         },
         "bad-template": {
             "phase": "Failed",
-            "message": 'invalid template: http.url: unsupported protocol scheme "ftp" '
-            "(only http and https)",
+            "message": 'Get "ftp://x/": unsupported protocol scheme "ftp"',
         },
         "container": {
             "phase": "Error",

@@ -292,6 +292,8 @@ def _plain(exc: BaseException) -> str:
 
 def _mask_password(url: httpx.URL | str) -> str:
     if isinstance(url, str):
+        if "@" not in url:
+            return url  # nothing to mask; Go shows a URL it could not use as written
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError):
