@@ -64,11 +64,15 @@ _FAILED, _ERROR, _SUCCEEDED = "Failed", "Error", "Succeeded"
 _FULFILLED = frozenset({"Succeeded", "Failed", "Error", "Skipped", "Omitted"})
 _NS = 1_000_000_000
 
-# util/errors.isTransientErr, for a node message wrapped in errors.InternalError.
+# Argo v4.1.2 util/errors/errors.go, isTransientErr, applied (processNodeRetries) to
+# errors.InternalError(node.message): Cause() unwraps it to a plain string error, so only
+# the checks that read err.Error() can match. The typed ones (apierr.*, *net.DNSError,
+# *net.OpError, io.ErrUnexpectedEOF, *url.Error + "EOF", errTransient) never do, which is
+# why "EOF", "unexpected EOF" and DNS "no such host" messages are not transient.
 _TRANSIENT_TEXTS = (
-    "etcdserver: leader changed",
-    "etcdserver: request timed out",
-    "etcdserver: too many requests",
+    # isTransientNetworkErr, in its order
+    "unexpected error when reading response body",
+    "stream error when reading response body",
     "Connection closed by foreign host",
     "net/http: TLS handshake timeout",
     "i/o timeout",
@@ -76,8 +80,16 @@ _TRANSIENT_TEXTS = (
     "connection reset by peer",
     "http2: client connection lost",
     "http2: server sent GOAWAY and closed the connection",
+    "request did not complete within requested timeout",
     "connect: connection refused",
     "invalid connection",
+    # isTransientEtcdErr
+    "etcdserver: leader changed",
+    "etcdserver: request timed out",
+    "etcdserver: too many requests",
+    # isClientGoRateLimiterWaitErr
+    "client rate limiter Wait returned an error",
+    # isTransientSqbErr
     "upper: no more rows in",
 )
 

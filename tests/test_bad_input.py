@@ -74,17 +74,18 @@ class Row:
     sent: bool = False  # whether its request may reach the target
 
 
-_NOT_TOKEN = "(must be an RFC 7230 token, without spaces, CR or LF)"
-_CONTROL = "contains CR, LF or another control character"
 _NESTING = "compilation failed: expression nesting exceeds 100 levels"
 _LONG_LITERAL = "y" * (1 << 20)
+
+# Go's *url.Error prefix for a request to the target (net/url/url.go (*Error).Error).
+URL_ERROR = r'Get "http://127\.0\.0\.1:\d+/[^"]*": '
 
 TEMPLATE_ROWS: list[Row] = [
     # -- the URL ------------------------------------------------------------------------
     Row(
         "url-missing",
         {"http": {}},
-        _failed("invalid template: http.url: required (an http:// or https:// URL)"),
+        _failed('Get "": unsupported protocol scheme ""'),
     ),
     Row(
         "url-wrong-type",
@@ -99,41 +100,42 @@ TEMPLATE_ROWS: list[Row] = [
     Row(
         "url-port-out-of-range",
         {"http": {"url": "http://127.0.0.1:99999/x"}},
-        _failed(Pattern(r"invalid template: http\.url: .*99999.*")),
+        _failed('parse "http://127.0.0.1:99999/x": invalid port ":99999" after host'),
     ),
     Row(
         "url-space-in-host",
         {"http": {"url": "http://127.0.0.1 /x"}},
-        _failed(Pattern(r"invalid template: http\.url: .*host.*")),
+        _failed('parse "http://127.0.0.1 /x": invalid character " " in host name'),
     ),
     Row(
         "url-scheme-ftp",
         {"http": {"url": "ftp://127.0.0.1/x"}},
-        _failed(
-            'invalid template: http.url: unsupported protocol scheme "ftp" (only http and https)'
-        ),
+        _failed('Get "ftp://127.0.0.1/x": unsupported protocol scheme "ftp"'),
     ),
     Row(
         "url-scheme-file",
         {"http": {"url": "file:///etc/passwd"}},
-        _failed(
-            'invalid template: http.url: unsupported protocol scheme "file" (only http and https)'
-        ),
+        _failed('Get "file:///etc/passwd": unsupported protocol scheme "file"'),
     ),
     Row(
         "url-scheme-missing",
         {"http": {"url": "127.0.0.1/x"}},
-        _failed('invalid template: http.url: unsupported protocol scheme "" (only http and https)'),
+        _failed('Get "127.0.0.1/x": unsupported protocol scheme ""'),
     ),
     Row(
         "url-no-host",
         {"http": {"url": "http:///x"}},
-        _failed("invalid template: http.url: no host in 'http:///x'"),
+        _failed('Get "http:///x": http: no Host in request URL'),
     ),
     Row(
         "url-control-character",
         {"http": {"url": URL + "\r\nX-Injected: 1"}},
-        _failed("invalid template: http.url: contains a control character"),
+        _failed(
+            Pattern(
+                r'parse "http://[^"]*\\r\\nX-Injected: 1": '
+                r"net/url: invalid control character in URL"
+            )
+        ),
     ),
     Row(
         "url-cloud-metadata",
@@ -147,27 +149,22 @@ TEMPLATE_ROWS: list[Row] = [
     Row(
         "header-value-crlf",
         _http(headers=[{"name": "X-A", "value": "v\r\nX-Injected: 1"}]),
-        _failed(f"invalid template: http.headers[0].value: the value of header 'X-A' {_CONTROL}"),
+        _failed(Pattern(URL_ERROR + 'net/http: invalid header field value for "X-A"')),
     ),
     Row(
         "header-value-nul",
         _http(headers=[{"name": "X-Ok", "value": "fine"}, {"name": "X-B", "value": "a\x00b"}]),
-        _failed(f"invalid template: http.headers[1].value: the value of header 'X-B' {_CONTROL}"),
+        _failed(Pattern(URL_ERROR + 'net/http: invalid header field value for "X-B"')),
     ),
     Row(
         "header-name-space",
         _http(headers=[{"name": "X A", "value": "v"}]),
-        _failed(
-            f"invalid template: http.headers[0].name: 'X A' is not a valid header name {_NOT_TOKEN}"
-        ),
+        _failed(Pattern(URL_ERROR + 'net/http: invalid header field name "X A"')),
     ),
     Row(
         "header-name-crlf",
         _http(headers=[{"name": "X-A\r\nX-Injected", "value": "v"}]),
-        _failed(
-            "invalid template: http.headers[0].name: 'X-A\\r\\nX-Injected' is not a valid header "
-            f"name {_NOT_TOKEN}"
-        ),
+        _failed(Pattern(URL_ERROR + r'net/http: invalid header field name "X-A\\r\\nX-Injected"')),
     ),
     Row(
         "headers-not-a-list",
@@ -188,18 +185,12 @@ TEMPLATE_ROWS: list[Row] = [
     Row(
         "method-with-space",
         _http(method="GE T"),
-        _failed(
-            "invalid template: http.method: 'GE T' is not a valid HTTP method (must be an "
-            "RFC 7230 token such as GET or POST)"
-        ),
+        _failed('net/http: invalid method "GE T"'),
     ),
     Row(
         "method-crlf",
         _http(method="GET\r\nX-Injected: 1"),
-        _failed(
-            "invalid template: http.method: 'GET\\r\\nX-Injected: 1' is not a valid HTTP method "
-            "(must be an RFC 7230 token such as GET or POST)"
-        ),
+        _failed('net/http: invalid method "GET\\r\\nX-Injected: 1"'),
     ),
     Row(
         "method-wrong-type",
@@ -229,16 +220,12 @@ TEMPLATE_ROWS: list[Row] = [
     Row(
         "timeout-zero",
         _http(timeoutSeconds=0),
-        _failed(
-            "invalid template: http.timeoutSeconds: must be a positive number of seconds, got 0"
-        ),
+        _failed(Pattern(URL_ERROR + "context deadline exceeded")),
     ),
     Row(
         "timeout-negative",
         _http(timeoutSeconds=-5),
-        _failed(
-            "invalid template: http.timeoutSeconds: must be a positive number of seconds, got -5"
-        ),
+        _failed(Pattern(URL_ERROR + "context deadline exceeded")),
     ),
     Row(
         "timeout-not-a-number",

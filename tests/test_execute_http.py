@@ -272,9 +272,11 @@ async def test_secret_value_with_newline_is_refused_without_echoing_it(
             ],
         },
     )
-    assert result["phase"] == "Failed"
-    assert "secret 'bad' key 'k'" in result["message"]
-    assert "line1" not in result["message"]
+    # transport.go validateHeaders names the (canonical) key, never the value.
+    assert result == {
+        "phase": "Failed",
+        "message": f'Get "{target.url("/echo")}": net/http: invalid header field value for "X-Key"',
+    }
 
 
 # -- timeouts ----------------------------------------------------------------------------
@@ -287,7 +289,7 @@ async def test_timeout_seconds_fails_with_deadline_and_no_outputs(
     result = await run(make_executor(), {"url": url, "timeoutSeconds": 1})
     assert result == {
         "phase": "Failed",
-        "message": f'Get "{url}": context deadline exceeded (timeout 1s)',
+        "message": f'Get "{url}": context deadline exceeded',
     }
 
 
@@ -298,7 +300,7 @@ async def test_default_timeout_applies_without_timeout_seconds(
     result = await run(make_executor(default_timeout_seconds=0.3), {"url": url})
     assert result == {
         "phase": "Failed",
-        "message": f'Get "{url}": context deadline exceeded (timeout 0.3s)',
+        "message": f'Get "{url}": context deadline exceeded',
     }
 
 
@@ -553,16 +555,8 @@ async def test_connection_refused(make_executor: MakeExecutor) -> None:
     result = await run(make_executor(), {"url": "http://127.0.0.1:9/x"})
     assert result == {
         "phase": "Failed",
-        "message": 'Get "http://127.0.0.1:9/x": dial tcp 127.0.0.1:9: connection refused',
+        "message": 'Get "http://127.0.0.1:9/x": dial tcp 127.0.0.1:9: connect: connection refused',
     }
-
-
-async def test_unresolvable_host(make_executor: MakeExecutor) -> None:
-    result = await run(make_executor(), {"url": "http://no-such-host.invalid/x", "method": "POST"})
-    assert result["phase"] == "Failed" and "outputs" not in result
-    assert result["message"].startswith(
-        'Post "http://no-such-host.invalid/x": dial tcp: lookup no-such-host.invalid: no such host'
-    )
 
 
 async def test_connection_reset(make_executor: MakeExecutor, target: TargetServer) -> None:
@@ -570,7 +564,7 @@ async def test_connection_reset(make_executor: MakeExecutor, target: TargetServe
     result = await run(make_executor(), {"url": url})
     assert result == {
         "phase": "Failed",
-        "message": f'Get "{url}": connection reset by peer (127.0.0.1:{target.port})',
+        "message": f'Get "{url}": read tcp 127.0.0.1:{target.port}: read: connection reset by peer',
     }
 
 
@@ -581,8 +575,7 @@ async def test_connection_closed_without_answer(
     result = await run(make_executor(), {"url": url})
     assert result == {
         "phase": "Failed",
-        "message": f'Get "{url}": EOF: the server at 127.0.0.1:{target.port} closed the '
-        "connection without a response",
+        "message": f'Get "{url}": EOF',
     }
 
 
@@ -598,43 +591,50 @@ async def test_password_in_url_is_masked_in_messages(make_executor: MakeExecutor
 @pytest.mark.parametrize(
     ("http", "message"),
     [
-        ({}, "invalid template: http.url: required (an http:// or https:// URL)"),
+        # (Go 1.26 source of each text under GOROOT/src)
+        ({}, 'Get "": unsupported protocol scheme ""'),  # net/http/transport.go roundTrip
         (
             {"url": "ftp://example.com/x"},
-            'invalid template: http.url: unsupported protocol scheme "ftp" (only http and https)',
+            'Get "ftp://example.com/x": unsupported protocol scheme "ftp"',  # roundTrip
         ),
         (
-            {"url": "example.com/x"},
-            'invalid template: http.url: unsupported protocol scheme "" (only http and https)',
+            {"url": "example.com/x", "method": "POST"},
+            'Post "example.com/x": unsupported protocol scheme ""',  # roundTrip
         ),
-        ({"url": "http:///x"}, "invalid template: http.url: no host in 'http:///x'"),
-        ({"url": "http://a/\nb"}, "invalid template: http.url: contains a control character"),
+        ({"url": "http:///x"}, 'Get "http:///x": http: no Host in request URL'),  # roundTrip
         (
-            {"url": "http://a/", "method": "GE T"},
-            "invalid template: http.method: 'GE T' is not a valid HTTP method (must be an RFC 7230"
-            " token such as GET or POST)",
+            {"url": "http://a/\nb"},
+            'parse "http://a/\\nb": net/url: invalid control character in URL',  # url.parse
         ),
+        (
+            {"url": "http://a b/"},
+            'parse "http://a b/": invalid character " " in host name',  # url.parseHost
+        ),
+        ({"url": "http://a/", "method": "GE T"}, 'net/http: invalid method "GE T"'),  # request.go
         (
             {"url": "http://a/", "headers": [{"name": "X-A\r\nX-B", "value": "1"}]},
-            "invalid template: http.headers[0].name: 'X-A\\r\\nX-B' is not a valid header name "
-            "(must be an RFC 7230 token, without spaces, CR or LF)",
+            # transport.go validateHeaders, in roundTrip
+            'Get "http://a/": net/http: invalid header field name "X-A\\r\\nX-B"',
         ),
         (
             {"url": "http://a/", "headers": [{"name": "", "value": "1"}]},
-            "invalid template: http.headers[0].name: '' is not a valid header name "
-            "(must be an RFC 7230 token, without spaces, CR or LF)",
+            'Get "http://a/": net/http: invalid header field name ""',  # validateHeaders
         ),
         (
             {
                 "url": "http://a/",
-                "headers": [{"name": "Ok", "value": "1"}, {"name": "X", "value": "a\r\nEvil: 1"}],
+                "headers": [{"name": "Ok", "value": "1"}, {"name": "x", "value": "a\r\nEvil: 1"}],
             },
-            "invalid template: http.headers[1].value: the value of header 'X' contains CR, LF or "
-            "another control character",
+            'Get "http://a/": net/http: invalid header field value for "X"',  # validateHeaders
+        ),
+        (
+            {"url": "ftp://a/", "headers": [{"name": "a b", "value": "1"}]},
+            'Get "ftp://a/": unsupported protocol scheme "ftp"',  # headers checked for http(s)
         ),
         (
             {"url": "http://a/", "timeoutSeconds": 0},
-            "invalid template: http.timeoutSeconds: must be a positive number of seconds, got 0",
+            # context.WithTimeout(0): the deadline has passed when Client.Do starts
+            'Get "http://a/": context deadline exceeded',
         ),
     ],
 )

@@ -149,7 +149,7 @@ async def test_connection_refused_is_retried_then_fails(make_executor: MakeExecu
     assert result == {
         "phase": "Failed",
         "message": f'Post "http://127.0.0.1:{port}/api/v1/template.execute": dial tcp '
-        f"127.0.0.1:{port}: connection refused",
+        f"127.0.0.1:{port}: connect: connection refused",
     }
 
 

@@ -77,12 +77,12 @@ def test_any_failed_node_exits_1_and_others_still_run(tmp_path: Path, target: Ta
         },
         "refused": {
             "phase": "Failed",
-            "message": 'Get "http://127.0.0.1:9/": dial tcp 127.0.0.1:9: connection refused',
+            "message": 'Get "http://127.0.0.1:9/": '
+            "dial tcp 127.0.0.1:9: connect: connection refused",
         },
         "bad-template": {
             "phase": "Failed",
-            "message": 'invalid template: http.url: unsupported protocol scheme "ftp" '
-            "(only http and https)",
+            "message": 'Get "ftp://x/": unsupported protocol scheme "ftp"',
         },
         "container": {
             "phase": "Error",

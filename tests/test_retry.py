@@ -473,3 +473,65 @@ def test_a_full_retry_sequence() -> None:
 
 def test_case_count() -> None:
     assert len(CASES) + len(INVALID) >= 50
+
+
+# Argo v4.1.2 util/errors/errors.go, isTransientErr on errors.InternalError(node.message)
+# (operator.go processNodeRetries): one row per substring, and the node messages that only
+# Go's typed checks would catch, which a message can never satisfy.
+TRANSIENT_MESSAGES = [
+    ("unexpected error when reading response body", True, "isTransientNetworkErr"),
+    ("stream error when reading response body", True, "isTransientNetworkErr"),
+    ("Connection closed by foreign host", True, "isTransientNetworkErr"),
+    ('Get "https://h/": net/http: TLS handshake timeout', True, "isTransientNetworkErr"),
+    ('Get "http://h/": dial tcp 127.0.0.1:80: i/o timeout', True, "isTransientNetworkErr"),
+    ("dial tcp 10.0.0.1:80: connect: connection timed out", True, "isTransientNetworkErr"),
+    ("read tcp 127.0.0.1:80: read: connection reset by peer", True, "isTransientNetworkErr"),
+    ("http2: client connection lost", True, "isTransientNetworkErr"),
+    ("http2: server sent GOAWAY and closed the connection", True, "isTransientNetworkErr"),
+    ("request did not complete within requested timeout", True, "isTransientNetworkErr"),
+    (
+        'Get "http://h/": dial tcp 127.0.0.1:1: connect: connection refused',
+        True,
+        "isTransientNetworkErr",
+    ),
+    ("invalid connection", True, "isTransientNetworkErr"),
+    ("etcdserver: leader changed", True, "isTransientEtcdErr"),
+    ("etcdserver: request timed out", True, "isTransientEtcdErr"),
+    ("etcdserver: too many requests", True, "isTransientEtcdErr"),
+    ("client rate limiter Wait returned an error", True, "isClientGoRateLimiterWaitErr"),
+    ("upper: no more rows in result set", True, "isTransientSqbErr"),
+    # the bare text lacks "connect: "
+    ("dial tcp 127.0.0.1:1: connection refused", False, "isTransientNetworkErr"),
+    ('Get "http://h/": EOF', False, "errors.As(*url.Error) is typed"),
+    ("unexpected EOF", False, "errors.Is(io.ErrUnexpectedEOF) is typed"),
+    ("dial tcp: lookup h on 10.96.0.10:53: no such host", False, "*net.DNSError is typed"),
+    ('Get "http://h/": context deadline exceeded', False, "not in the list"),
+    ("x509: certificate signed by unknown authority", False, "not in the list"),
+    ("received non-2xx response code: 503", False, "apierr.IsServiceUnavailable is typed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "transient", "src"), TRANSIENT_MESSAGES, ids=[m for m, _, _ in TRANSIENT_MESSAGES]
+)
+def test_transient_messages_are_argos_list(message: str, transient: bool, src: str) -> None:
+    strategy = rs(limit=1, retryPolicy="OnTransientError")
+    last = LastAttempt(status="Failed", message=message)
+    got = decide_retry(
+        strategy, retries_done=0, last=last, elapsed_seconds=0, transient_error_pattern=""
+    )
+    assert got.retry is transient, f"{message!r}: {ERRS} ({src})"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "transient"),
+    [("bo+m", True), ("^boom$", True), ("^oom", False), ("(", False), ("", False)],
+)
+def test_transient_error_pattern_is_an_unanchored_re2_search(pattern: str, transient: bool) -> None:
+    """src: argo util/errors/errors.go matchTransientErrPattern (regexp.MatchString on
+    err.Error(); an invalid pattern's error is ignored, so it matches nothing)."""
+    strategy = rs(limit=1, retryPolicy="OnTransientError")
+    got = decide_retry(
+        strategy, retries_done=0, last=FAILED, elapsed_seconds=0, transient_error_pattern=pattern
+    )
+    assert got.retry is transient

@@ -10,6 +10,7 @@ same message on both transports and never a Python ``repr``.
 from __future__ import annotations
 
 import errno
+import functools
 import re
 import socket
 import ssl
@@ -20,7 +21,13 @@ import httpx
 
 from agent.executor.policy import PolicyDenied
 
-__all__ = ["describe_transport_error", "format_url_error", "url_error_op"]
+__all__ = [
+    "describe_transport_error",
+    "dns_error_text",
+    "format_url_error",
+    "url_error_op",
+    "x509_text",
+]
 
 _ERRNO_TEXT = {
     errno.ECONNREFUSED: "connection refused",
@@ -45,13 +52,15 @@ def format_url_error(method: str, url: httpx.URL | str, cause: str) -> str:
 def describe_transport_error(
     exc: BaseException, *, url: httpx.URL, reading_body: bool = False
 ) -> str:
-    """The cause of a failed request, worded like Go's net/http where it can be.
+    """The cause of a failed request, in the words Go's net/http client uses.
 
-    ``reading_body`` says the failure came after the status line (Go: ``unexpected EOF``).
+    ``reading_body`` says the failure came after the status line, where Go's ``io.ReadAll``
+    reports ``unexpected EOF`` (``net/http/transfer.go``, ``body.readLocked``) or the
+    socket's ``*net.OpError``.
     """
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    target = _join_host_port(host, port)
     chain = list(_chain(exc))
     for item in chain:
         if isinstance(item, PolicyDenied):
@@ -60,14 +69,12 @@ def describe_transport_error(
     ssl_errors = [e for e in chain if isinstance(e, ssl.SSLError) and _from_ssl_module(e)]
     for item in ssl_errors:
         if isinstance(item, ssl.SSLCertVerificationError):
-            reason = item.verify_message or item.reason or "verification failed"
-            return f"tls: failed to verify certificate: {reason}"
+            return f"tls: failed to verify certificate: {x509_text(item, host)}"
     for item in ssl_errors:
-        reason = (item.reason or _plain(item)).replace("_", " ").lower()
-        return f"tls: {reason} ({target})"
+        return _tls_error_text(item)
     for item in chain:
         if isinstance(item, socket.gaierror):
-            return f"dial tcp: lookup {host}: no such host ({_oserror_text(item)})"
+            return dns_error_text(host, item)
     protocol = _protocol_error_text(chain)
     if protocol:
         return protocol
@@ -75,15 +82,152 @@ def describe_transport_error(
     for item in chain:
         if isinstance(item, OSError) and (item.errno is not None or item.strerror):
             text = _oserror_text(item)
-            return f"dial tcp {target}: {text}" if connecting else f"{text} ({target})"
+            if connecting:
+                # net/net.go (*OpError).Error over os.NewSyscallError("connect", errno), with
+                # the resolved address asyncio names in its error.
+                return f"dial tcp {_dialed(chain) or target}: connect: {text}"
+            # A failure on an established connection: Go's OpError from the socket read (or
+            # write). Go also names the local address (``read tcp A->B``), which neither
+            # pool exposes once the connection failed; the Op and the cause are Go's.
+            op = "write" if isinstance(exc, httpx.WriteError) else "read"
+            return f"{op} tcp {target}: {op}: {text}"
+    lost = _lost_connection_errno(chain)
+    if lost is not None and not connecting:
+        op = "write" if isinstance(exc, httpx.WriteError) else "read"
+        return f"{op} tcp {target}: {op}: {_ERRNO_TEXT[lost]}"
     if reading_body:
-        return f"unexpected EOF: the connection to {target} closed before the body was complete"
+        return "unexpected EOF"  # io.ErrUnexpectedEOF: the body ended early
     if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in _plain(exc).lower():
-        return f"EOF: the server at {target} closed the connection without a response"
+        return "EOF"  # transport.go persistConn.readLoop: closed before any response
     text = _plain(exc)
     if text:
         return f"dial tcp {target}: {text}" if connecting else text
     return f"{type(exc).__name__} talking to {target}"
+
+
+# aiohttp reports a connection lost mid-body as a ClientPayloadError whose text ends with
+# the socket error's repr, e.g. ``... ConnectionResetError(104, 'Connection reset by peer')``.
+_LOST_REPR = re.compile(
+    r"\b(?:ConnectionResetError|BrokenPipeError|ConnectionAbortedError)\((\d+),"
+)
+
+
+def _lost_connection_errno(chain: list[BaseException]) -> int | None:
+    for item in chain:
+        match = _LOST_REPR.search(str(item))
+        if match and int(match.group(1)) in _ERRNO_TEXT:
+            return int(match.group(1))
+    return None
+
+
+def _join_host_port(host: str, port: int) -> str:
+    """Go's ``net.JoinHostPort``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_CONNECT_FAILED = re.compile(r"Connect call failed \('([^']*)', (\d+)")
+
+
+def _dialed(chain: list[BaseException]) -> str:
+    """The address asyncio tried to connect to (``Connect call failed ('ip', port)``)."""
+    for item in chain:
+        match = _CONNECT_FAILED.search(str(item))
+        if match:
+            return _join_host_port(match.group(1), int(match.group(2)))
+    return ""
+
+
+def dns_error_text(host: str, error: socket.gaierror, *, nameserver: str | None = None) -> str:
+    """A failed lookup as Go's pure resolver words it (``*net.DNSError`` in ``*net.OpError``).
+
+    Argo's agent is built without cgo, so Go reads /etc/resolv.conf itself and names the
+    server that answered: ``dial tcp: lookup HOST on 10.96.0.10:53: no such host``
+    (``net/dnsclient_unix.go`` ``tryOneName`` -> ``newDNSError(errNoSuchHost, name,
+    server)``). A name that is not a domain name fails before any query, so without a
+    server (``goLookupIPCNAMEOrder``: ``!isDomainName``). getaddrinfo reports which kind of
+    failure, not which server: the server named is resolv.conf's first, the one Go asks
+    first. A lookup that got no answer is Go's read timeout on the UDP socket (``i/o
+    timeout``; Go also names the socket's two addresses, which getaddrinfo hides).
+    """
+    if not _is_domain_name(host):
+        return f"dial tcp: lookup {host}: no such host"
+    server = _first_nameserver() if nameserver is None else nameserver
+    where = f" on {server}" if server else ""
+    if error.errno == socket.EAI_AGAIN:
+        return f"dial tcp: lookup {host}{where}: i/o timeout"
+    return f"dial tcp: lookup {host}{where}: no such host"
+
+
+def _is_domain_name(name: str) -> bool:
+    """Go's ``net.isDomainName`` (``net/dnsclient.go``)."""
+    if name == ".":
+        return True
+    if not name or len(name) > 254 or (len(name) == 254 and not name.endswith(".")):
+        return False
+    for label in name.removesuffix(".").split("."):
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if any(not (c.isascii() and (c.isalnum() or c in "-_")) for c in label):
+            return False
+    return True
+
+
+_RESOLV_CONF = "/etc/resolv.conf"
+
+
+@functools.lru_cache(maxsize=1)
+def _first_nameserver() -> str:
+    # Go's dnsReadConfig: the first "nameserver" line, port 53; 127.0.0.1 and ::1 when
+    # the file names none.
+    try:
+        with open(_RESOLV_CONF, encoding="utf-8", errors="replace") as conf:
+            for line in conf:
+                fields = line.split()
+                if len(fields) >= 2 and fields[0] == "nameserver":
+                    return _join_host_port(fields[1], 53)
+    except OSError:
+        pass
+    return "127.0.0.1:53"
+
+
+# OpenSSL verify codes (X509_V_ERR_*) -> Go's crypto/x509/verify.go texts.
+_UNKNOWN_AUTHORITY = {2, 18, 19, 20, 21, 27}  # issuer missing, self-signed, untrusted
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_HOSTNAME_MISMATCH, _IP_MISMATCH = 62, 64
+
+
+def x509_text(error: ssl.SSLCertVerificationError, host: str) -> str:
+    """Go's x509 text for a failed verification (``crypto/x509/verify.go``).
+
+    OpenSSL says which check failed but not with Go's details (the certificate's names and
+    validity dates), so the texts are Go's where they carry no certificate data, and the
+    details are Go's format with what the handshake exposes.
+    """
+    code = error.verify_code
+    if code in _UNKNOWN_AUTHORITY:
+        return "x509: certificate signed by unknown authority"  # UnknownAuthorityError
+    if code == _EXPIRED:
+        return "x509: certificate has expired or is not yet valid: certificate has expired"
+    if code == _NOT_YET_VALID:
+        return "x509: certificate has expired or is not yet valid: certificate is not yet valid"
+    if code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
+        return f"x509: certificate is not valid for {host}"
+    reason = error.verify_message or error.reason or "verification failed"
+    return f"x509: {reason}"
+
+
+def _tls_error_text(item: ssl.SSLError) -> str:
+    """A TLS failure other than verification, in Go's words where Go has one."""
+    if isinstance(item, ssl.SSLEOFError) or item.reason == "UNEXPECTED_EOF_WHILE_READING":
+        return "EOF"  # the server closed the connection during the handshake
+    if item.reason == "WRONG_VERSION_NUMBER":
+        # crypto/tls/conn.go readRecordOrCCS: the first bytes were not a TLS record.
+        return "tls: first record does not look like a TLS handshake"
+    if item.reason and item.reason.startswith(("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")):
+        alert = item.reason.split("_ALERT_", 1)[1].replace("_", " ").lower()
+        return f"remote error: tls: {alert}"  # crypto/tls/alert.go, as a remote alert
+    reason = (item.reason or _plain(item)).replace("_", " ").lower()
+    return f"tls: {reason}"
 
 
 _STATUS_LINE = re.compile(r"(?:b|bytearray\(b)(['\"])(?P<line>.*?)\1")
@@ -148,6 +292,8 @@ def _plain(exc: BaseException) -> str:
 
 def _mask_password(url: httpx.URL | str) -> str:
     if isinstance(url, str):
+        if "@" not in url:
+            return url  # nothing to mask; Go shows a URL it could not use as written
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError):

@@ -126,6 +126,8 @@ class _Prepared:
     body: bytes
     timeout: float | None
     accept_gzip: bool
+    #: the response arrived and its body is being read (Go reports errors bare from here)
+    reading_body: bool = False
 
 
 class HTTPExecutor:
@@ -154,8 +156,13 @@ class HTTPExecutor:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            cause = f"context deadline exceeded (timeout {prepared.timeout:g}s)"
-            result = _failed(format_url_error(prepared.method, prepared.url, cause))
+            # Go: the request's context.DeadlineExceeded, wrapped in *url.Error by
+            # Client.Do until the response arrives; io.ReadAll of the body returns it bare.
+            cause = "context deadline exceeded"
+            if prepared.reading_body:
+                result = _failed(cause)
+            else:
+                result = _failed(format_url_error(prepared.method, prepared.url, cause))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "http %s %s://%s -> %s in %.3fs",
@@ -170,39 +177,65 @@ class HTTPExecutor:
     # -- validation ---------------------------------------------------------------------
 
     def _prepare(self, spec: HTTP) -> _Prepared:
+        # The checks and texts of Go's client, in its order: NewRequestWithContext
+        # (method, then url.Parse: bare errors), then Transport.roundTrip (header names and
+        # values, scheme, host: wrapped in Client.Do's *url.Error). The log says more.
         method = spec.method or "GET"
         if not is_token(method):
-            raise _BadTemplate(
-                f"invalid template: http.method: {spec.method!r} is not a valid HTTP method"
-                " (must be an RFC 7230 token such as GET or POST)"
+            raise _refused(
+                f"net/http: invalid method {go_quote(spec.method)}",
+                f"http.method: {spec.method!r} is not an RFC 7230 token such as GET or POST",
             )
-        url = _parse_url(spec.url)
+        try:
+            url = _parse_url(spec.url)
+            bad_url: _BadScheme | None = None
+        except _BadScheme as exc:
+            bad_url, url = exc, httpx.URL("http://invalid/")
+            if not bad_url.no_host:  # headers are checked for http(s) URLs only
+                raise _refused(
+                    format_url_error(
+                        method, spec.url, f"unsupported protocol scheme {go_quote(exc.scheme)}"
+                    ),
+                    "http.url: only http:// and https:// URLs can be requested",
+                ) from None
         headers: list[_Header] = []
         for index, header in enumerate(spec.headers):
             where = f"http.headers[{index}]"
             if not is_token(header.name):
-                raise _BadTemplate(
-                    f"invalid template: {where}.name: {header.name!r} is not a valid header "
-                    "name (must be an RFC 7230 token, without spaces, CR or LF)"
+                raise _refused(
+                    format_url_error(
+                        method,
+                        spec.url if bad_url else url,
+                        f"net/http: invalid header field name {go_quote(header.name)}",
+                    ),
+                    f"{where}.name: {header.name!r} is not an RFC 7230 token",
                 )
             if not _valid_header_value(header.value):
-                raise _BadTemplate(
-                    f"invalid template: {where}.value: the value of header {header.name!r} "
-                    "contains CR, LF or another control character"
+                raise _refused(
+                    format_url_error(
+                        method, spec.url if bad_url else url, _invalid_value(header.name)
+                    ),
+                    f"{where}.value: contains CR, LF or another control character",
                 )
             secret = header.value_from.secret_key_ref if header.value_from else None
             if header.name.lower() in _IGNORED_HEADERS and secret is None:
                 continue
             headers.append(_Header(header.name, header.value, secret, index))
+        if bad_url is not None:
+            raise _refused(
+                format_url_error(method, spec.url, "http: no Host in request URL"),
+                "http.url: names no host",
+            )
         if spec.body_from is not None:
             body = spec.body_from.data or b""
         else:
             body = spec.body.encode("utf-8")
         if spec.timeout_seconds is not None:
             if spec.timeout_seconds <= 0:
-                raise _BadTemplate(
-                    "invalid template: http.timeoutSeconds: must be a positive number of "
-                    f"seconds, got {spec.timeout_seconds}"
+                # context.WithTimeout with a deadline already past: Client.Do fails at once.
+                raise _refused(
+                    format_url_error(method, url, "context deadline exceeded"),
+                    f"http.timeoutSeconds: {spec.timeout_seconds} is not a positive number",
                 )
             timeout: float | None = float(spec.timeout_seconds)
         else:
@@ -243,6 +276,7 @@ class HTTPExecutor:
                 return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
             except httpx.HTTPError as exc:
                 return _failed(self._transport_message(prepared, exc))
+            prepared.reading_body = True
             try:
                 gunzip = prepared.accept_gzip and (
                     response.headers.get("content-encoding", "").strip().lower() == "gzip"
@@ -281,10 +315,13 @@ class HTTPExecutor:
                     namespace=namespace, name=header.secret.name, key=header.secret.key
                 )
                 if not _valid_header_value(value):
-                    raise _BadTemplate(
+                    raise _refused(
+                        format_url_error(
+                            prepared.method, prepared.url, _invalid_value(header.name)
+                        ),
                         f"secret '{header.secret.name}' key '{header.secret.key}' (for header "
-                        f"http.headers[{header.index}] {header.name!r}) contains CR, LF or "
-                        "another control character"
+                        f"http.headers[{header.index}]) contains CR, LF or another control "
+                        "character",
                     )
                 if header.name.lower() in _IGNORED_HEADERS:
                     continue
@@ -346,6 +383,10 @@ class HTTPExecutor:
             cause = f'unsupported protocol scheme "{url.scheme}"'
         else:
             cause = describe_transport_error(exc, url=url, reading_body=reading_body)
+        if reading_body:
+            # Argo's agent reads the body itself (io.ReadAll) and returns its error as is:
+            # no *url.Error around it (workflow/executor/agent.go executeHTTPTemplate).
+            return cause
         return format_url_error(prepared.method, url, cause)
 
     # -- the verdict --------------------------------------------------------------------
@@ -387,27 +428,79 @@ class HTTPExecutor:
         )
 
 
+def _refused(message: str, explanation: str) -> _BadTemplate:
+    """A request Go's client refuses: the node gets Go's text, the log the explanation."""
+    log.info("http template refused: %s (%s)", explanation, message)
+    return _BadTemplate(message)
+
+
+def _invalid_value(name: str) -> str:
+    # transport.go validateHeaders: the value is not shown; the key is Header.Add's.
+    return f"net/http: invalid header field value for {go_quote(canonical_header_key(name))}"
+
+
+def go_quote(text: str) -> str:
+    """Go's ``strconv.Quote`` (``%q``): printable characters kept, the rest escaped."""
+    out = ['"']
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_url(raw: str) -> httpx.URL:
     # Cached per distinct string (httpx.URL is immutable): tasks calling the same endpoint
     # parse it once. Errors are not cached (an exception leaves no entry).
-    if not raw:
-        raise _BadTemplate("invalid template: http.url: required (an http:// or https:// URL)")
     if _CONTROL.search(raw):
-        raise _BadTemplate("invalid template: http.url: contains a control character")
+        # net/url/url.go parse -> stringContainsCTLByte; a bare *url.Error with Op "parse".
+        raise _refused(
+            f"parse {go_quote(raw)}: net/url: invalid control character in URL",
+            "http.url: contains a control character",
+        )
     _check_authority(raw)
     try:
         url = httpx.URL(raw)
     except (httpx.InvalidURL, ValueError) as exc:
         raise _BadTemplate(f"invalid template: http.url: cannot parse {raw!r}: {exc}") from None
     if url.scheme not in ("http", "https"):
-        raise _BadTemplate(
-            f'invalid template: http.url: unsupported protocol scheme "{url.scheme}" '
-            "(only http and https)"
-        )
+        # transport.go roundTrip: badStringError, after the header checks; Client.Do's Op
+        # is the method's, which is not known here: "Get" is patched in by the caller.
+        raise _BadScheme(url.scheme)
     if not url.host:
-        raise _BadTemplate(f"invalid template: http.url: no host in {raw!r}")
+        raise _BadScheme("", no_host=True)
     return url
+
+
+class _BadScheme(Exception):
+    """A URL Go parses but its transport refuses (no http(s) scheme, or no host)."""
+
+    def __init__(self, scheme: str, *, no_host: bool = False) -> None:
+        super().__init__(scheme)
+        self.scheme = scheme
+        self.no_host = no_host
 
 
 # Characters Go's url.Parse refuses in a host name (it would otherwise be percent-encoded
@@ -429,13 +522,15 @@ def _check_authority(raw: str) -> None:
         host, _, port = netloc.partition(":")
     for char in host:
         if char in _BAD_HOST_CHARS:
-            raise _BadTemplate(
-                f'invalid template: http.url: parse "{raw}": invalid character "{char}" '
-                "in host name"
+            # net/url/url.go parseHost: a bare *url.Error with Op "parse".
+            raise _refused(
+                f'parse {go_quote(raw)}: invalid character "{char}" in host name',
+                "http.url: the host name has a character URLs do not allow",
             )
     if port and (not port.isdigit() or not 0 < int(port) <= 65535):
-        raise _BadTemplate(
-            f'invalid template: http.url: parse "{raw}": invalid port ":{port}" after host'
+        raise _refused(
+            f'parse {go_quote(raw)}: invalid port ":{port}" after host',
+            "http.url: the port is not a number from 1 to 65535",
         )
 
 

@@ -1,0 +1,338 @@
+"""Transport failures give the node message Go's net/http client gives, text for text.
+
+``retryPolicy: OnTransientError`` is decided by the controller from the node's message
+alone (Argo util/errors/errors.go ``isTransientNetworkErr``, a substring search), so the
+texts are behaviour: ``dial tcp H:P: connect: connection refused`` is retried and
+``dial tcp H:P: connection refused`` is not. Each row cites the Go 1.26 source producing
+the text (paths under ``GOROOT/src``); Argo's agent (workflow/executor/agent.go
+``executeHTTPTemplate``) returns ``Client.Do``'s ``*url.Error`` (``<Op> "<url>": <cause>``,
+net/url/url.go ``(*Error).Error``) and the body read's error bare.
+
+Every server is a raw socket on 127.0.0.1 that misbehaves in one way; every test runs on
+both transports. DNS failures are not provoked here: this machine's resolver is not on
+loopback, so a lookup would leave the machine; their texts are unit-tested on the error
+objects getaddrinfo raises instead.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
+from agent.executor.errors import dns_error_text
+
+REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
+MakeExecutor = Callable[..., Executor]
+Handler = Callable[[socket.socket], None]
+
+
+@pytest.fixture(params=["aiohttp", "httpcore"])
+async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[MakeExecutor]:
+    made: list[Executor] = []
+
+    def make(**overrides: Any) -> Executor:
+        options: dict[str, Any] = {
+            "transport": request.param,
+            "ca_dir": None,
+            "default_timeout_seconds": 10.0,
+        }
+        options.update(overrides)
+        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver({}))
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        await executor.aclose()
+
+
+async def run(executor: Executor, **http: Any) -> dict[str, Any]:
+    return dump(await executor.run({"name": "t", "http": http}, ref=REF))
+
+
+@dataclass
+class RawServer:
+    """A loopback listener that hands each accepted socket to ``handler`` on a thread."""
+
+    handler: Handler
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "/x", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                self.handler(conn)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Handler], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(handler: Handler) -> RawServer:
+        server = RawServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+
+
+def _reset(conn: socket.socket) -> None:
+    # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def close_after_request(conn: socket.socket) -> None:
+    _read_request(conn)
+
+
+def reset_after_request(conn: socket.socket) -> None:
+    _read_request(conn)
+    _reset(conn)
+
+
+def short_body(conn: socket.socket) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+
+
+def short_body_then_reset(conn: socket.socket) -> None:
+    short_body(conn)
+    _reset(conn)
+
+
+def truncated_chunked_body(conn: socket.socket) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123")
+
+
+def silent(conn: socket.socket) -> None:
+    conn.settimeout(5)
+    try:
+        conn.recv(65536)
+        conn.recv(65536)
+    except TimeoutError:
+        pass
+
+
+def headers_then_silent(conn: socket.socket) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+    silent(conn)
+
+
+def _refused_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: the kernel refuses
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# (id, handler, Go source, the message with {url} and {hostport} placeholders)
+SERVER_CASES = [
+    (
+        "closed before any response",
+        close_after_request,
+        "net/http/transport.go (*persistConn).readLoop: io.EOF before a response -> url.Error",
+        'Get "{url}": EOF',
+    ),
+    (
+        "reset before any response",
+        reset_after_request,
+        "net/net.go (*OpError).Error; internal/poll read -> syscall.ECONNRESET",
+        'Get "{url}": read tcp {hostport}: read: connection reset by peer',
+    ),
+    (
+        "body shorter than Content-Length",
+        short_body,
+        "net/http/transfer.go (*body).readLocked: io.ErrUnexpectedEOF; agent.go io.ReadAll, bare",
+        "unexpected EOF",
+    ),
+    (
+        "truncated chunked body",
+        truncated_chunked_body,
+        "net/http/internal/chunked.go (*chunkedReader).Read: io.ErrUnexpectedEOF, bare",
+        "unexpected EOF",
+    ),
+    (
+        "reset mid-body",
+        short_body_then_reset,
+        "net/net.go (*OpError).Error from the body read; agent.go io.ReadAll, bare",
+        "read tcp {hostport}: read: connection reset by peer",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("handler", "src", "message"),
+    [case[1:] for case in SERVER_CASES],
+    ids=[case[0] for case in SERVER_CASES],
+)
+async def test_server_failures(
+    make_executor: MakeExecutor,
+    raw_server: Callable[[Handler], RawServer],
+    handler: Handler,
+    src: str,
+    message: str,
+) -> None:
+    server = raw_server(handler)
+    url = server.url()
+    result = await run(make_executor(), url=url)
+    want = message.format(url=url, hostport=f"127.0.0.1:{server.port}")
+    assert result == {"phase": "Failed", "message": want}, src
+
+
+async def test_refused(make_executor: MakeExecutor) -> None:
+    """src: net/net.go (*OpError).Error over os.NewSyscallError("connect", ECONNREFUSED)
+    (net/fd_unix.go (*netFD).connect); transient for OnTransientError."""
+    port = _refused_port()
+    url = f"http://127.0.0.1:{port}/x"
+    result = await run(make_executor(), url=url)
+    want = f'Get "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused'
+    assert result == {"phase": "Failed", "message": want}
+
+
+async def test_refused_names_the_resolved_address(make_executor: MakeExecutor) -> None:
+    """src: net/dial.go (*sysDialer).dialSerial: the OpError's Addr is the IP dialled."""
+    port = _refused_port()
+    url = f"http://localhost:{port}/x"
+    result = await run(make_executor(), url=url, method="POST")
+    assert result["message"] in (
+        f'Post "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused',
+        f'Post "{url}": dial tcp [::1]:{port}: connect: connection refused',
+    )
+
+
+async def test_deadline_before_the_response(
+    make_executor: MakeExecutor, raw_server: Callable[[Handler], RawServer]
+) -> None:
+    """src: net/http/transport.go (*Transport).roundTrip returns context.Cause(ctx) ->
+    context.DeadlineExceeded.Error() = "context deadline exceeded", in a url.Error."""
+    url = raw_server(silent).url()
+    result = await run(make_executor(default_timeout_seconds=0.3), url=url)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": context deadline exceeded'}
+
+
+async def test_deadline_while_reading_the_body(
+    make_executor: MakeExecutor, raw_server: Callable[[Handler], RawServer]
+) -> None:
+    """src: net/http/transport.go (*bodyEOFSignal).Read after cancellation; agent.go
+    io.ReadAll returns context.DeadlineExceeded bare."""
+    url = raw_server(headers_then_silent).url()
+    result = await run(make_executor(default_timeout_seconds=0.3), url=url)
+    assert result == {"phase": "Failed", "message": "context deadline exceeded"}
+
+
+# -- DNS: the text of getaddrinfo's errors, no lookup made --------------------------------
+
+DNS_CASES = [
+    (
+        "nxdomain names the server",
+        "nonexistent.invalid",
+        socket.EAI_NONAME,
+        "10.96.0.10:53",
+        "dial tcp: lookup nonexistent.invalid on 10.96.0.10:53: no such host",
+        "net/dnsclient_unix.go tryOneName: newDNSError(errNoSuchHost, name, server)",
+    ),
+    (
+        "not a domain name: no query, no server",
+        "bad_name!x",
+        socket.EAI_NONAME,
+        "10.96.0.10:53",
+        "dial tcp: lookup bad_name!x: no such host",
+        "net/dnsclient_unix.go goLookupIPCNAMEOrder: !isDomainName",
+    ),
+    (
+        "no answer is a read timeout",
+        "slow.example",
+        socket.EAI_AGAIN,
+        "10.96.0.10:53",
+        "dial tcp: lookup slow.example on 10.96.0.10:53: i/o timeout",
+        "net/dnsclient_unix.go exchange: the UDP read's deadline (net/net.go errTimeout)",
+    ),
+    (
+        "IPv6 nameserver",
+        "x.invalid",
+        socket.EAI_NONAME,
+        "[fd00::a]:53",
+        "dial tcp: lookup x.invalid on [fd00::a]:53: no such host",
+        "net/dnsconfig_unix.go dnsReadConfig: JoinHostPort(ns, 53)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("host", "code", "server", "message", "src"),
+    [case[1:] for case in DNS_CASES],
+    ids=[case[0] for case in DNS_CASES],
+)
+def test_dns_error_texts(host: str, code: int, server: str, message: str, src: str) -> None:
+    error = socket.gaierror(code, "lookup failed")
+    assert dns_error_text(host, error, nameserver=server) == message, src
+
+
+async def test_dns_failure_reaches_the_message(
+    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both transports resolve with socket.getaddrinfo (in a thread); failing it here keeps
+    the lookup on this machine."""
+    real = socket.getaddrinfo
+
+    def fake(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    monkeypatch.setattr("agent.executor.errors._first_nameserver", lambda: "10.96.0.10:53")
+    result = await run(make_executor(), url="http://no-such-host.invalid/x", method="POST")
+    assert result == {
+        "phase": "Failed",
+        "message": 'Post "http://no-such-host.invalid/x": dial tcp: lookup no-such-host.invalid '
+        "on 10.96.0.10:53: no such host",
+    }
