@@ -262,6 +262,23 @@ async def test_per_workflow_mode_exits_when_completed(
     assert lists and all(r.query.get("fieldSelector") == "metadata.name=mine" for r in lists)
 
 
+async def test_per_workflow_mode_selects_by_name_only(
+    sim: ApiSimulator, target: TargetServer
+) -> None:
+    """A controller with an instance ID labels the taskset but does not pass the ID to the
+    agent pod (workflow/controller/agent.go ``createAgentPod``: no ARGO_INSTANCE_ID), and
+    Argo's agent selects its taskset by name only (workflow/executor/agent.go ``Agent``:
+    ``FieldSelector: "metadata.name=" + name``, no label selector)."""
+    labels = {"workflows.argoproj.io/controller-instanceid": "team-a"}
+    task = {"n": http_task(target.url("/status/200"))}
+    sim.create_object(TS, taskset("labelled", task, labels=labels))
+    async with AgentProcess(sim, "--namespace", NS, "--workflow", "labelled"):
+        nodes = await wait_for_nodes(sim, "labelled", ["n"])
+    assert nodes["n"]["phase"] == "Succeeded"
+    lists = [r for r in sim.requests(verb="list") + sim.requests(verb="watch") if r.resource == TS]
+    assert lists and all("labelSelector" not in r.query for r in lists)
+
+
 async def test_per_workflow_mode_exits_when_deleted(
     sim: ApiSimulator, target: TargetServer
 ) -> None:

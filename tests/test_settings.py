@@ -83,6 +83,15 @@ def test_instance_id_selector_matches_the_controller() -> None:
     assert scope.field_selector == "metadata.name=wf"
 
 
+@pytest.mark.parametrize("instance_id", ["", "blue"])
+def test_per_workflow_mode_selects_by_name_only(instance_id: str) -> None:
+    # workflow/executor/agent.go ``Agent``: ``FieldSelector: "metadata.name=" + name``
+    # and no label selector, whatever instance ID labels the taskset.
+    [scope] = scopes(load_settings(namespaces=["argo"], workflow="wf", instance_id=instance_id))
+    assert scope.label_selector == ""
+    assert scope.field_selector == "metadata.name=wf"
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [
