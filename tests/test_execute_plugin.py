@@ -179,6 +179,25 @@ async def test_nobody_executes_the_template(
     assert await run(make_executor()) == expected
 
 
+async def test_no_plugins_configured_as_the_controller_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ARGO_PLUGIN_ADDRESSES=null (controller/agent.go ``createAgentPod``) means no plugins;
+    # a plugin template then fails as in Argo (workflow/executor/agent.go
+    # ``executePluginTemplate``: ``no plugin executed the template``).
+    from agent.service.agent import executor_settings
+    from agent.service.settings import load_settings
+
+    monkeypatch.setenv("ARGO_PLUGIN_ADDRESSES", "null")
+    monkeypatch.setenv("ARGO_PLUGIN_NAMES", "null")
+    settings = executor_settings(load_settings(), task_workers=4)
+    async with Executor(settings=settings, secrets=StaticSecretResolver()) as executor:
+        assert await run(executor) == {
+            "phase": "Failed",
+            "message": "no plugin executed the template",
+        }
+
+
 async def test_unreadable_token_file(
     make_executor: MakeExecutor, plugin: Callable[..., PluginServer], tmp_path: Path
 ) -> None:
