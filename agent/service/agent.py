@@ -129,6 +129,9 @@ class Agent:
         if closed:
             detail = "; ".join(w.last_error for w in closed if w.last_error)
             return Health(ok=False, reason=f"{len(closed)} watch(es) not established: {detail}")
+        refused = self.patcher.refused
+        if refused:
+            return Health(ok=False, reason=refused)
         return Health(ok=True)
 
     def stop(self) -> None:
