@@ -101,3 +101,33 @@ async def test_the_header_carries_the_secrets_raw_bytes(api: client.ApiClient) -
         await server.wait_closed()
     assert str(result.phase) == "Succeeded", result.message
     assert b"\r\nX-Token: " + RAW + b"\r\n" in received[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/executor/transport.py _multidict decodes header bytes as latin-1 and "
+    "aiohttp writes header text as UTF-8, so a non-ASCII value is encoded twice; raw "
+    "non-UTF-8 bytes cannot pass aiohttp at all (owned by transport.py, issue 12 point 2)",
+)
+async def test_the_default_transport_sends_non_ascii_header_bytes(api: client.ApiClient) -> None:
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    template = {"http": {"url": f"http://127.0.0.1:{port}/", "headers": [
+        {"name": "X-Name", "value": "café"}]}}  # fmt: skip
+    settings = ExecutorSettings(ca_dir=None, deny_networks=(), transport="aiohttp")
+    ref = TaskRef(namespace=NS, taskset="wf", node_id="n", workflow_uid="u")
+    try:
+        async with Executor(settings=settings, secrets=resolver(api)) as executor:
+            await executor.run(template, ref=ref)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert b"\r\nX-Name: caf\xc3\xa9\r\n" in received[0]
