@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 
 from agent.core.model import dump
-from agent.core.refs import TaskRef
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.scheduler import Engine
 from agent.executor import Executor, ExecutorSettings, PluginEndpoint, StaticSecretResolver
 from tests.servers import PluginReply, PluginServer
+from tests.test_engine import ListSink
 
 REF = TaskRef(namespace="argo", taskset="my-wf", node_id="my-wf-123", workflow_uid="uid-42")
 TEMPLATE = {"name": "hello", "inputs": {}, "plugin": {"hello": {"greeting": "hi"}}}
@@ -361,3 +364,36 @@ async def test_top_level_null_passes_to_the_next_plugin(
     first = plugin(PluginReply(text="null"))
     second = plugin(PluginReply(json=SUCCEEDED))
     assert await run(make_executor(first, second)) == SUCCEEDED["node"]
+
+
+async def test_intermediate_replies_are_reported_then_replaced(
+    plugin: Callable[..., PluginServer], token_file: str
+) -> None:
+    # agent.go ``taskWorker``: every result with a phase goes to the patcher, and a
+    # non-Succeeded one with ``requeue`` is asked again; so the workflow shows the plugin's
+    # Running phase, message and progress until the final result replaces them.
+    running = {"node": {"phase": "Running", "message": "working", "progress": "1/2"}}
+    server = plugin(PluginReply(json={**running, "requeue": "10ms"}), PluginReply(json=SUCCEEDED))
+    sink = ListSink()
+    endpoint = PluginEndpoint(name="hello", address=server.base_url, token_path=token_file)
+    settings = ExecutorSettings(plugins=(endpoint,), ca_dir=None)
+    engine: Engine | None = None
+
+    def on_progress(ref: TaskRef, result: Any) -> None:
+        assert engine is not None
+        engine.progress(ref, result)
+
+    async with Executor(
+        settings=settings, secrets=StaticSecretResolver(), on_progress=on_progress
+    ) as executor:
+        engine = Engine(runner=executor, sink=sink, max_in_flight=4)
+        loop = asyncio.create_task(engine.run())
+        key = TaskSetKey("argo", "my-wf")
+        engine.observe(TaskSetSnapshot(key=key, tasks={"n": TEMPLATE}, nodes={}))
+        await asyncio.sleep(0)  # let the engine dispatch the node
+        await engine.wait_idle()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert [dump(result) for _, result in sink.results] == [running["node"], SUCCEEDED["node"]]
+    # The final result replaces the intermediate entry field by field (no stale progress).
+    assert sink.overwritten == ["n"]

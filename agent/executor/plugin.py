@@ -19,14 +19,15 @@ Replies are decoded as Go's encoding/json decodes them into Argo's types
 (:func:`decode_reply`): parameter values are ``AnyString``, fields Argo does not know are
 dropped, ``requeue`` must be a duration string, an empty body fails the node.
 
-**Requeue (a deliberate difference).** Argo's agent patches a not-yet-fulfilled node (e.g.
-``Running``) and asks the plugin again after ``requeue``, even after ``Failed`` or
-``Error``. This executor instead waits for ``requeue`` and asks again itself, returning
-only the final result, so the engine sees one result per task and a fulfilled phase ends
-the loop (the controller would take the first fulfilled result it reads anyway). A node
-without a phase is never reported (as in Argo): with ``requeue`` it is asked again,
-without one it fails naming ``node.phase`` (Argo's node would stay ``Pending``). The
-engine's cancellation stops the loop.
+**Requeue.** As in Argo's agent, a reply that is not ``Succeeded`` with a ``requeue``
+is reported (``progress``: phase, message, outputs and progress, so the workflow shows
+them) and the plugin is asked again after ``requeue``. One difference: a fulfilled phase
+(``Failed``, ``Error`` ...) ends the loop and is the result, where Argo asks again after
+``requeue`` even then; the controller takes the first fulfilled result it reads anyway,
+and the engine keeps one final result per node. A node without a phase is never reported
+(as in Argo): with ``requeue`` it is asked again, without one it fails naming
+``node.phase`` (Argo's node would stay ``Pending``). The engine's cancellation stops the
+loop.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -82,6 +83,7 @@ class PluginExecutor:
         namespace: str,
         workflow_name: str,
         workflow_uid: str,
+        progress: Callable[[NodeResult], None] | None = None,
     ) -> NodeResult:
         payload = json.dumps(
             {
@@ -105,6 +107,10 @@ class PluginExecutor:
                 return NodeResult(phase=NodePhase.FAILED, message=NO_PLUGIN_MESSAGE)
             if node.fulfilled or requeue <= 0:
                 return node
+            if progress is not None and node.phase:
+                # Reported as Argo's agent reports it (agent.go ``taskWorker``: every
+                # result with a phase goes to the patcher), so the workflow shows it.
+                progress(node)
             log.debug("plugin answered %s; asking again in %.3fs", node.phase, requeue)
             await asyncio.sleep(requeue)
 

@@ -81,6 +81,7 @@ class Agent:
                 ttl=settings.secret_cache_seconds,
                 request_timeout=settings.api_request_timeout,
             ),
+            on_progress=self._on_progress,
         )
         self.patcher = StatusPatcher(
             api=api,
@@ -195,6 +196,9 @@ class Agent:
         for key in self.engine.known():
             if key not in keys and (scope.namespace is None or key.namespace == scope.namespace):
                 self._on_deleted(key)
+
+    def _on_progress(self, ref: TaskRef, result: NodeResult) -> None:
+        self.engine.progress(ref, result)
 
     def _is_current(self, key: TaskSetKey, node_id: str) -> bool:
         return self.engine.is_current(key, node_id)
