@@ -239,9 +239,11 @@ class TaskPlan:
             message = f"received non-2xx response code: {self.code}"
             return {"phase": "Failed", "message": message, "outputs": {"result": body}}
         causes: dict[Mode, str] = {
-            "hang": f"context deadline exceeded (timeout {self.timeout}s)",
-            "reset": f"connection reset by peer ({peer})",
-            "close": f"EOF: the server at {peer} closed the connection without a response",
+            # Go's texts (net/http transport.go, net/net.go OpError): the controller's
+            # retryPolicy OnTransientError matches on them.
+            "hang": "context deadline exceeded",
+            "reset": f"read tcp {peer}: read: connection reset by peer",
+            "close": "EOF",
             "garbage": "net/http: HTTP/1.x transport connection broken: malformed HTTP "
             f'response "{_GARBAGE_STATUS_LINE.decode()}"',
             "badchunk": "invalid byte in chunk length",

@@ -260,6 +260,46 @@ async def test_secret_headers_allowed_and_forbidden(
     assert "'get secrets' permission" in nodes["ok"]["message"]
 
 
+async def test_forbidden_status_patch_is_never_silent(
+    sim: ApiSimulator, target: TargetServer
+) -> None:
+    """Argo's agent turns a non-transient patch error (a 403) into Error for the whole batch
+    (workflow/executor/agent.go ``patchWorker``; util/errors/errors.go ``IsTransientErr``
+    is false for a 403 without "exceeded quota"). Here the results are kept and retried
+    until RBAC is fixed, but never silently: /readyz fails naming the refusal, the error is
+    logged (once a minute at most) and counted."""
+    token = "no-status-patch"
+    sim.add_token(token, [Rule.of("get list watch", "workflowtasksets")])
+    async with AgentProcess(sim, "--namespace", NS, token=token) as agent:
+        sim.create_object(TS, taskset("denied", {"n": http_task(target.url("/status/200"))}))
+        for _ in range(600):
+            ready = await agent.get("/readyz")
+            if ready.status_code == 503:
+                break
+            await asyncio.sleep(0.05)
+        assert ready.status_code == 503, agent.logs()
+        reason = ready.json()["reason"]
+        assert reason.startswith(
+            "status patches forbidden (403) for 1 taskset(s), e.g. argo/denied"
+        )
+        assert "results are kept and retried" in reason
+        scraped = (await agent.get("/metrics")).text
+        assert 'argo_agent_patch_forbidden_total{code="403"}' in scraped
+        # Permission granted: the kept result lands and the agent is ready again.
+        sim.add_token(
+            token,
+            [
+                Rule.of("get list watch", "workflowtasksets"),
+                Rule.of("patch", "workflowtasksets/status"),
+            ],
+        )
+        nodes = await wait_for_nodes(sim, "denied", ["n"])
+        await agent.wait_ready()
+        logs = agent.logs()
+    assert nodes["n"]["phase"] == "Succeeded"
+    assert logs.count("status patch refused (403)") == 1, logs
+
+
 async def test_per_workflow_mode_exits_when_completed(
     sim: ApiSimulator, target: TargetServer
 ) -> None:
@@ -280,6 +320,23 @@ async def test_per_workflow_mode_exits_when_completed(
     assert "status" not in other or not other["status"].get("nodes"), "served a taskset not its own"
     lists = [r for r in sim.requests(verb="list") + sim.requests(verb="watch") if r.resource == TS]
     assert lists and all(r.query.get("fieldSelector") == "metadata.name=mine" for r in lists)
+
+
+async def test_per_workflow_mode_selects_by_name_only(
+    sim: ApiSimulator, target: TargetServer
+) -> None:
+    """A controller with an instance ID labels the taskset but does not pass the ID to the
+    agent pod (workflow/controller/agent.go ``createAgentPod``: no ARGO_INSTANCE_ID), and
+    Argo's agent selects its taskset by name only (workflow/executor/agent.go ``Agent``:
+    ``FieldSelector: "metadata.name=" + name``, no label selector)."""
+    labels = {"workflows.argoproj.io/controller-instanceid": "team-a"}
+    task = {"n": http_task(target.url("/status/200"))}
+    sim.create_object(TS, taskset("labelled", task, labels=labels))
+    async with AgentProcess(sim, "--namespace", NS, "--workflow", "labelled"):
+        nodes = await wait_for_nodes(sim, "labelled", ["n"])
+    assert nodes["n"]["phase"] == "Succeeded"
+    lists = [r for r in sim.requests(verb="list") + sim.requests(verb="watch") if r.resource == TS]
+    assert lists and all("labelSelector" not in r.query for r in lists)
 
 
 async def test_per_workflow_mode_exits_when_deleted(

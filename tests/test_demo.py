@@ -29,3 +29,7 @@ def test_demo_runs_the_agent_and_prints_every_result() -> None:
     assert "context deadline exceeded" in rows["too-slow"]
     assert "create-order was first claimed" in done.stdout
     assert "agent stopped (exit code 0)" in done.stdout
+    # The controller's fixed requeue (controller.go newWorkflowTaskSetInformer,
+    # rate_limiters.go DEFAULT_REQUEUE_TIME) comes on top of the agent's time.
+    assert "results in the tasksets' status after" in done.stdout
+    assert "DEFAULT_REQUEUE_TIME (10s by default)" in done.stdout

@@ -642,6 +642,10 @@ def test_notes_explain_the_controller_setting_and_the_rbac(chart: Any) -> None:
     assert "workflowtasksets/status  patch" in notes
     assert "No leases" in notes
     assert "WARNING" not in notes
+    # The controller's fixed requeue delay (controller.go newWorkflowTaskSetInformer:
+    # AddRateLimited; rate_limiters.go: DEFAULT_REQUEUE_TIME) bounds what a workflow sees.
+    assert "DEFAULT_REQUEUE_TIME=2s" in notes
+    assert "up to that long" in notes
 
     _, restricted = render(chart, VALUE_SETS["secrets-restricted"])
     assert "(only orders-api, hooks-key)" in restricted

@@ -27,8 +27,10 @@ import pytest
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
-from agent.executor import Executor, ExecutorSettings, StaticSecretResolver
 from agent.executor.errors import dns_error_text
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
 MakeExecutor = Callable[..., Executor]

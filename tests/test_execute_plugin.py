@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -10,11 +11,13 @@ from typing import Any
 import pytest
 
 from agent.core.model import dump
-from agent.core.refs import TaskRef
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.scheduler import Engine
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from tests.servers import PluginReply, PluginServer
+from tests.test_engine import ListSink
 
 REF = TaskRef(namespace="argo", taskset="my-wf", node_id="my-wf-123", workflow_uid="uid-42")
 TEMPLATE = {"name": "hello", "inputs": {}, "plugin": {"hello": {"greeting": "hi"}}}
@@ -181,6 +184,25 @@ async def test_nobody_executes_the_template(
     assert await run(make_executor()) == expected
 
 
+async def test_no_plugins_configured_as_the_controller_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ARGO_PLUGIN_ADDRESSES=null (controller/agent.go ``createAgentPod``) means no plugins;
+    # a plugin template then fails as in Argo (workflow/executor/agent.go
+    # ``executePluginTemplate``: ``no plugin executed the template``).
+    from agent.service.agent import executor_settings
+    from agent.service.settings import load_settings
+
+    monkeypatch.setenv("ARGO_PLUGIN_ADDRESSES", "null")
+    monkeypatch.setenv("ARGO_PLUGIN_NAMES", "null")
+    settings = executor_settings(load_settings(), task_workers=4)
+    async with Executor(settings=settings, secrets=StaticSecretResolver()) as executor:
+        assert await run(executor) == {
+            "phase": "Failed",
+            "message": "no plugin executed the template",
+        }
+
+
 async def test_unreadable_token_file(
     make_executor: MakeExecutor, plugin: Callable[..., PluginServer], tmp_path: Path
 ) -> None:
@@ -218,3 +240,162 @@ async def test_plugin_field_must_name_exactly_one_plugin(make_executor: MakeExec
         "phase": "Failed",
         "message": "invalid template: plugin: must name exactly one plugin, got 2 (a, b)",
     }
+
+
+# -- reply decoding as Go's encoding/json does it -----------------------------------------
+# Argo's agent decodes a reply with ``json.NewDecoder(resp.Body).Decode(reply)``
+# (workflow/util/plugin/plugin.go ``Client.Call``) into ``ExecuteTemplateReply``
+# (pkg/plugins/executor/template_executor_plugin.go), whose ``node`` is a ``NodeResult``
+# (pkg/apis/workflow/v1alpha1/task_set_types.go).
+
+
+async def test_parameter_values_are_any_strings(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    # pkg/apis/workflow/v1alpha1/anystring.go ``AnyString.UnmarshalJSON``: numbers as
+    # strconv.FormatFloat(v, 'f', -1, 64), booleans as FormatBool, objects/arrays as "".
+    values = ["1.5", "true", "null", '{"x":1}', "12345678901234567890", "1e21", "1.0",
+              "-0", "[1]", '"text"', "5", "0.0000001"]  # fmt: skip
+    params = ",".join(f'{{"name":"p{i}","value":{v}}}' for i, v in enumerate(values))
+    body = f'{{"node":{{"phase":"Succeeded","outputs":{{"parameters":[{params}]}}}}}}'
+    server = plugin(PluginReply(text=body))
+    result = await run(make_executor(server))
+    got = [p.get("value") for p in result["outputs"]["parameters"]]
+    # Go writes a non-nil empty *AnyString as "value":""; dump leaves "" out (omitempty).
+    assert got == ["1.5", "true", None, None, "12345678901234567000",
+                   "1000000000000000000000", "1", "-0", None, "text", "5",
+                   "0.0000001"]  # fmt: skip
+
+
+async def test_unknown_node_fields_are_not_copied(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    # Go decodes into the NodeResult struct and marshals it again: unknown fields vanish.
+    body = (
+        '{"node":{"phase":"Succeeded","foo":1,"outputs":{"result":"r","bar":2,'
+        '"parameters":[{"name":"a","value":"v","junk":true}]}},"baz":3}'
+    )
+    server = plugin(PluginReply(text=body))
+    assert await run(make_executor(server)) == {
+        "phase": "Succeeded",
+        "outputs": {"result": "r", "parameters": [{"name": "a", "value": "v"}]},
+    }
+
+
+async def test_keys_match_case_insensitively_and_trailing_data_is_ignored(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    # encoding/json matches keys case-insensitively; Decoder.Decode reads one value only.
+    server = plugin(PluginReply(text='{"Node":{"PHASE":"Succeeded","Message":"m"}} trailing'))
+    assert await run(make_executor(server)) == {"phase": "Succeeded", "message": "m"}
+
+
+@pytest.mark.parametrize("body", ["", "  \n"])
+async def test_empty_body_fails_the_node(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer], body: str
+) -> None:
+    # Decode of an empty body returns io.EOF: not transient, the node fails.
+    server = plugin(PluginReply(text=body))
+    assert await run(make_executor(server)) == {
+        "phase": "Failed",
+        "message": "plugin 'p0' replied with an empty body: EOF",
+    }
+    assert len(server.calls) == 1
+
+
+async def test_truncated_reply_is_retried(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    # A cut-short body is io.ErrUnexpectedEOF, transient for Argo's client (retried).
+    server = plugin(PluginReply(text='{"node":'), PluginReply(json=SUCCEEDED))
+    assert await run(make_executor(server)) == SUCCEEDED["node"]
+    assert len(server.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("requeue", "problem"),
+    [
+        ("10", 'requeue: must be a Go duration string such as "30s", got a number'),
+        ("true", 'requeue: must be a Go duration string such as "30s", got a boolean'),
+        ('""', "requeue: invalid duration ''"),
+        ('"10"', "requeue: missing or unknown unit in duration '10'"),
+    ],
+)
+async def test_requeue_must_be_a_duration_string_even_when_succeeded(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer], requeue: str, problem: str
+) -> None:
+    # metav1.Duration.UnmarshalJSON accepts a JSON string only, then time.ParseDuration;
+    # the decode error fails the node whatever its phase.
+    server = plugin(PluginReply(text=f'{{"node":{{"phase":"Succeeded"}},"requeue":{requeue}}}'))
+    assert await run(make_executor(server)) == {
+        "phase": "Failed",
+        "message": f"plugin 'p0' replied with an invalid {problem}",
+    }
+
+
+async def test_wrong_field_type_names_the_field(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    # Go: json: cannot unmarshal number into Go struct field NodeResult.node.phase ...
+    server = plugin(PluginReply(text='{"node":{"phase":1}}'))
+    assert await run(make_executor(server)) == {
+        "phase": "Failed",
+        "message": "plugin 'p0' replied with an invalid node.phase: must be a string, got a number",
+    }
+
+
+async def test_node_without_a_phase(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    # agent.go ``taskWorker`` reports a result only ``if result.Phase != ""`` and asks
+    # again after ``requeue``: with a requeue the plugin is asked again.
+    server = plugin(PluginReply(json={"node": {}, "requeue": "10ms"}), PluginReply(json=SUCCEEDED))
+    assert await run(make_executor(server)) == SUCCEEDED["node"]
+    assert len(server.calls) == 2
+    # Without one, Argo's node would stay Pending for ever; here it fails, naming the field.
+    lone = plugin(PluginReply(json={"node": {"message": "thinking"}}))
+    assert await run(make_executor(lone)) == {
+        "phase": "Failed",
+        "message": "plugin 'p0' replied with a node without a phase (node.phase) and no requeue",
+    }
+
+
+async def test_top_level_null_passes_to_the_next_plugin(
+    make_executor: MakeExecutor, plugin: Callable[..., PluginServer]
+) -> None:
+    first = plugin(PluginReply(text="null"))
+    second = plugin(PluginReply(json=SUCCEEDED))
+    assert await run(make_executor(first, second)) == SUCCEEDED["node"]
+
+
+async def test_intermediate_replies_are_reported_then_replaced(
+    plugin: Callable[..., PluginServer], token_file: str
+) -> None:
+    # agent.go ``taskWorker``: every result with a phase goes to the patcher, and a
+    # non-Succeeded one with ``requeue`` is asked again; so the workflow shows the plugin's
+    # Running phase, message and progress until the final result replaces them.
+    running = {"node": {"phase": "Running", "message": "working", "progress": "1/2"}}
+    server = plugin(PluginReply(json={**running, "requeue": "10ms"}), PluginReply(json=SUCCEEDED))
+    sink = ListSink()
+    endpoint = PluginEndpoint(name="hello", address=server.base_url, token_path=token_file)
+    settings = ExecutorSettings(plugins=(endpoint,), ca_dir=None)
+    engine: Engine | None = None
+
+    def on_progress(ref: TaskRef, result: Any) -> None:
+        assert engine is not None
+        engine.progress(ref, result)
+
+    async with Executor(
+        settings=settings, secrets=StaticSecretResolver(), on_progress=on_progress
+    ) as executor:
+        engine = Engine(runner=executor, sink=sink, max_in_flight=4)
+        loop = asyncio.create_task(engine.run())
+        key = TaskSetKey("argo", "my-wf")
+        engine.observe(TaskSetSnapshot(key=key, tasks={"n": TEMPLATE}, nodes={}))
+        await asyncio.sleep(0)  # let the engine dispatch the node
+        await engine.wait_idle()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert [dump(result) for _, result in sink.results] == [running["node"], SUCCEEDED["node"]]
+    # The final result replaces the intermediate entry field by field (no stale progress).
+    assert sink.overwritten == ["n"]

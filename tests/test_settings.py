@@ -68,6 +68,34 @@ def test_invalid_environment_names_the_variable(
     assert str(info.value).startswith("invalid configuration: ")
 
 
+@pytest.mark.parametrize("value", ["null", " null ", "", "[]"])
+def test_no_plugins_when_the_controller_writes_null(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # With no plugins the controller sets both variables to the JSON value null
+    # (workflow/controller/agent.go ``createAgentPod``, ``MustMarshallJSON`` of a nil
+    # slice); Argo's agent unmarshals that to no plugins (cmd/argoexec/commands/agent.go
+    # ``getPluginAddresses`` / ``getPluginNames``).
+    monkeypatch.setenv("ARGO_PLUGIN_ADDRESSES", value)
+    monkeypatch.setenv("ARGO_PLUGIN_NAMES", value)
+    settings = load_settings()
+    assert settings.plugin_addresses == [] and settings.plugin_names == []
+    from agent.service.agent import executor_settings
+
+    assert executor_settings(settings).plugins == ()
+
+
+def test_plugin_list_that_is_not_strings_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARGO_PLUGIN_NAMES", "[1]")
+    with pytest.raises(SettingsError, match="ARGO_PLUGIN_NAMES: must be a JSON array of strings"):
+        load_settings()
+    monkeypatch.setenv("ARGO_PLUGIN_NAMES", '["a"')
+    with pytest.raises(SettingsError, match="ARGO_PLUGIN_NAMES: not a JSON array of strings"):
+        load_settings()
+
+
 def test_invalid_flag_names_the_flag() -> None:
     with pytest.raises(SettingsError, match="--patch-rate: invalid duration 'fast'"):
         load_settings(patch_rate="fast")
@@ -85,6 +113,15 @@ def test_instance_id_selector_matches_the_controller() -> None:
     [scope] = scopes(load_settings(namespaces=["argo"]))
     assert scope.label_selector == "!workflows.argoproj.io/controller-instanceid"
     [scope] = scopes(load_settings(namespaces=["argo"], workflow="wf"))
+    assert scope.field_selector == "metadata.name=wf"
+
+
+@pytest.mark.parametrize("instance_id", ["", "blue"])
+def test_per_workflow_mode_selects_by_name_only(instance_id: str) -> None:
+    # workflow/executor/agent.go ``Agent``: ``FieldSelector: "metadata.name=" + name``
+    # and no label selector, whatever instance ID labels the taskset.
+    [scope] = scopes(load_settings(namespaces=["argo"], workflow="wf", instance_id=instance_id))
+    assert scope.label_selector == ""
     assert scope.field_selector == "metadata.name=wf"
 
 

@@ -18,10 +18,12 @@ __all__ = [
     "HTTP_REQUEST_SECONDS",
     "PATCH_BATCHES",
     "PATCH_ERRORS",
+    "PATCH_FORBIDDEN",
     "PATCH_NODES",
     "PATCH_SECONDS",
     "RESULTS_DROPPED",
     "SECRET_CACHE",
+    "SECRET_READ_RETRIES",
     "TASKSETS_LISTED",
     "TASKSETS_WATCHED",
     "TASKS_FINISHED",
@@ -72,6 +74,11 @@ PATCH_SECONDS = Histogram(
 PATCH_ERRORS = Counter(
     f"{_PREFIX}_patch_errors_total", "Failed status patch requests, by HTTP code", ["code"]
 )
+PATCH_FORBIDDEN = Counter(
+    f"{_PREFIX}_patch_forbidden_total",
+    "Status patches refused as unauthorised (401) or forbidden (403), by code",
+    ["code"],
+)
 RESULTS_DROPPED = Counter(
     f"{_PREFIX}_results_dropped_total",
     "Results not delivered, by reason (taskset_deleted, node_removed)",
@@ -91,6 +98,10 @@ TASKSETS_WATCHED = Gauge(f"{_PREFIX}_tasksets_watched", "Tasksets the engine cur
 
 SECRET_CACHE = Counter(
     f"{_PREFIX}_secret_cache_total", "Secret look-ups, by result (hit, miss)", ["result"]
+)
+SECRET_READ_RETRIES = Counter(
+    f"{_PREFIX}_secret_read_retries_total",
+    "Secret reads tried again after a transient API error (as Argo's GetSecrets)",
 )
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})

@@ -17,12 +17,19 @@ from collections.abc import Mapping
 from typing import Protocol
 
 __all__ = [
+    "SECRET_TEXT_ERRORS",
     "SecretError",
     "SecretResolver",
     "decode_secret_data",
     "missing_key_message",
     "not_found_message",
 ]
+
+
+# A Secret's value is bytes, sent as they are (Argo: ``string(secret)``). Decoded with this
+# error handler, any bytes read as text and ``text.encode("utf-8", SECRET_TEXT_ERRORS)``
+# gives them back exactly; valid UTF-8 reads as itself.
+SECRET_TEXT_ERRORS = "surrogateescape"
 
 
 class SecretError(Exception):
@@ -38,8 +45,9 @@ class SecretError(Exception):
 
 class SecretResolver(Protocol):
     async def get_secret_value(self, *, namespace: str, name: str, key: str) -> str:
-        """The value of ``key`` in Secret ``namespace/name``; :class:`SecretError`
-        otherwise."""
+        """The value of ``key`` in Secret ``namespace/name``, its bytes decoded as UTF-8
+        with :data:`SECRET_TEXT_ERRORS` (encode it the same way to send the raw bytes);
+        :class:`SecretError` otherwise."""
         ...
 
 

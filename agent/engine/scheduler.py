@@ -167,6 +167,18 @@ class Engine:
             self._idle.clear()  # wait_idle() right after observe() waits for this work
             self._wakeup.set()
 
+    def progress(self, ref: TaskRef, result: NodeResult) -> None:
+        """A running node's intermediate result (a plugin's ``Running`` reply before it
+        asks again after ``requeue``): reported now, as Argo's agent reports it, so the
+        workflow shows its phase and message; the final result later replaces it field by
+        field. Ignored once the node is not running any more."""
+        state = self._states.get(ref.key)
+        if state is None or ref.node_id not in state.running or ref.node_id not in state.seen:
+            return
+        overwrite = ref.node_id in state.overwrite
+        state.overwrite.add(ref.node_id)
+        self._sink.submit(ref, result, overwrite=overwrite)
+
     def forget(self, key: TaskSetKey) -> None:
         """The taskset is gone (deleted, completed, or no longer ours): drop everything."""
         state = self._states.pop(key, None)

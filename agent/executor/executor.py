@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -69,8 +70,16 @@ def _cannot_execute(reason: str) -> NodeResult:
 class Executor:
     """Turns templates into results; one per process, shared by every task."""
 
-    def __init__(self, *, settings: ExecutorSettings, secrets: SecretResolver) -> None:
+    def __init__(
+        self,
+        *,
+        settings: ExecutorSettings,
+        secrets: SecretResolver,
+        on_progress: Callable[[TaskRef, NodeResult], None] | None = None,
+    ) -> None:
         self.settings = settings
+        # Where a plugin's intermediate replies go (the engine, in the cluster agent).
+        self._on_progress = on_progress
         tls = build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle)
         self.policy = OutboundPolicy(settings.deny_networks)
         self._client = build_client(settings, policy=self.policy, tls=tls)
@@ -129,11 +138,13 @@ class Executor:
                     message="invalid template: plugin: must name exactly one plugin, got "
                     f"{len(parsed.plugin)} ({names})",
                 )
+            on_progress = self._on_progress
             return await self._plugins.run(
                 raw if raw is not None else dump(parsed),
                 namespace=ref.namespace,
                 workflow_name=ref.taskset,
                 workflow_uid=ref.workflow_uid,
+                progress=None if on_progress is None else functools.partial(on_progress, ref),
             )
         return _cannot_execute(f"unknown task type: {template_type(parsed)}")
 

@@ -53,7 +53,7 @@ import httpx
 
 from agent.core import metrics
 from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
-from agent.core.secrets import SecretError, SecretResolver
+from agent.core.secrets import SECRET_TEXT_ERRORS, SecretError, SecretResolver
 from agent.executor.errors import describe_transport_error, format_url_error
 from agent.executor.settings import ExecutorSettings
 from agent.executor.transport import INSECURE_EXTENSION, AgentClient
@@ -330,9 +330,9 @@ class HTTPExecutor:
                 host = value  # the last Host wins, as in Argo
                 continue
             has_user_agent = has_user_agent or lowered == "user-agent"
-            out.append((header.name.encode("ascii"), value.encode("utf-8")))
+            out.append((header.name.encode("ascii"), value.encode("utf-8", SECRET_TEXT_ERRORS)))
         if host:
-            out.insert(0, (b"Host", host.encode("utf-8")))
+            out.insert(0, (b"Host", host.encode("utf-8", SECRET_TEXT_ERRORS)))
         if not has_user_agent:
             out.append((b"User-Agent", self._settings.user_agent.encode("ascii", "replace")))
         if prepared.accept_gzip:

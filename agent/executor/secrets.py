@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.core.secrets import (
+    SECRET_TEXT_ERRORS,
     SecretError,
     decode_secret_data,
     missing_key_message,
@@ -56,7 +57,9 @@ class StaticSecretResolver:
                 decoded = decode_secret_data(name, data)
             except SecretError as exc:
                 raise ValueError(str(exc)) from None
-            values = {key: value.decode("utf-8", "replace") for key, value in decoded.items()}
+            values = {
+                key: value.decode("utf-8", SECRET_TEXT_ERRORS) for key, value in decoded.items()
+            }
             string_data = manifest.get("stringData") or {}
             if not isinstance(string_data, Mapping):
                 raise ValueError(f"secret {name!r}: stringData must be a mapping of key to string")

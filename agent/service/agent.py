@@ -95,6 +95,7 @@ class Agent:
                 ttl=settings.secret_cache_seconds,
                 request_timeout=settings.api_request_timeout,
             ),
+            on_progress=self._on_progress,
         )
         self.patcher = StatusPatcher(
             api=api,
@@ -143,6 +144,9 @@ class Agent:
         if closed:
             detail = "; ".join(w.last_error for w in closed if w.last_error)
             return Health(ok=False, reason=f"{len(closed)} watch(es) not established: {detail}")
+        refused = self.patcher.refused
+        if refused:
+            return Health(ok=False, reason=refused)
         return Health(ok=True)
 
     def stop(self) -> None:
@@ -220,6 +224,9 @@ class Agent:
         for key in self.engine.known():
             if key not in keys and (scope.namespace is None or key.namespace == scope.namespace):
                 self._on_deleted(key)
+
+    def _on_progress(self, ref: TaskRef, result: NodeResult) -> None:
+        self.engine.progress(ref, result)
 
     def _is_current(self, key: TaskSetKey, node_id: str) -> bool:
         return self.engine.is_current(key, node_id)

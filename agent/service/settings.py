@@ -142,11 +142,24 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _list(cls, value: object) -> object:
-        # Argo passes JSON arrays (ARGO_PLUGIN_NAMES='["a"]'); people type "a,b".
+        # Argo passes JSON arrays (ARGO_PLUGIN_NAMES='["a"]'); people type "a,b". With no
+        # plugins the controller writes the JSON value ``null`` (controller/agent.go
+        # ``createAgentPod``: ``MustMarshallJSON`` of a nil slice), which Argo's agent
+        # unmarshals to no plugins (argoexec commands/agent.go ``getPluginAddresses``).
+        if value is None:
+            return []
         if isinstance(value, str):
             text = value.strip()
+            if text in ("", "null"):
+                return []
             if text.startswith("["):
-                return json.loads(text)
+                try:
+                    items = json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"not a JSON array of strings: {exc}") from None
+                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                    raise ValueError("must be a JSON array of strings")
+                return items
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 

@@ -16,6 +16,13 @@ What differs is *when* and *how hard*:
 * **Never lost.** Transient failures (429 honouring ``Retry-After``, 5xx, connection
   errors, and 401/403, which an RBAC fix cures) are retried with capped exponential backoff
   until the patch lands or its nodes leave ``spec.tasks``.
+* **Never silent.** Argo's agent turns a non-transient patch error (403 among them) into
+  ``Error`` for the whole batch (agent.go ``patchWorker``); here a 401/403 keeps the
+  results and retries, and says so: :attr:`StatusPatcher.refused` names the refusal (so
+  ``/readyz`` fails with it until a patch of that taskset lands), it is logged at error
+  level at most once per :data:`REFUSED_LOG_SECONDS`, and counted in
+  ``argo_agent_patch_forbidden_total{code}``. A 403 for an exceeded quota is not an RBAC
+  refusal (Argo counts it transient) and is retried like a 429.
 * **Isolated.** A 413/422/400 (a result too large, a value the API rejects) splits the
   batch in halves until the offending node is alone; only it becomes ``Error`` with
   Argo's message, its neighbours are delivered (Argo errors the whole batch).
@@ -50,6 +57,8 @@ PATCH_ERROR_PREFIX = (
     "HTTP request completed successfully but an error occurred when patching its result: "
 )
 _SPLITTABLE = frozenset({400, 413, 422})
+_REFUSED = frozenset({401, 403})
+REFUSED_LOG_SECONDS = 60.0
 _NODE_FIELDS = ("phase", "message", "outputs", "progress")
 
 
@@ -100,6 +109,21 @@ class StatusPatcher:
         self._drained = asyncio.Event()
         self._drained.set()
         self._flush_now = asyncio.Event()
+        # Tasksets whose last patch was refused (401/403): code and the API's text.
+        self._refused: dict[TaskSetKey, tuple[int, str]] = {}
+        self._refused_logged_at: float | None = None
+
+    @property
+    def refused(self) -> str:
+        """Why patches are being refused (401/403), or ``""``: a readiness reason."""
+        if not self._refused:
+            return ""
+        key, (code, text) = next(iter(self._refused.items()))
+        what = "unauthorised" if code == 401 else "forbidden"
+        return (
+            f"status patches {what} ({code}) for {len(self._refused)} taskset(s), e.g. "
+            f"{key.namespace}/{key.name}: {text}; results are kept and retried"
+        )
 
     # -- ResultSink ------------------------------------------------------------------
 
@@ -113,6 +137,8 @@ class StatusPatcher:
         return future
 
     def discard(self, key: TaskSetKey, node_ids: frozenset[str] | None = None) -> None:
+        if node_ids is None:
+            self._refused.pop(key, None)  # nothing of it left to deliver
         batch = self._pending.get(key)
         if not batch:
             return
@@ -206,6 +232,7 @@ class StatusPatcher:
         try:
             await self._patch_with_retry(key, batch)
         except _TasksetGone:
+            self._refused.pop(key, None)
             log.warning(
                 "taskset deleted; dropping %d result(s)", len(batch), extra=key.log_context()
             )
@@ -258,6 +285,7 @@ class StatusPatcher:
                     _settle(batch.pop(node_id), dropped=True)
                     metrics.RESULTS_DROPPED.labels(reason="node_removed").inc()
                 if not batch:
+                    self._refused.pop(key, None)  # nothing of it left to deliver
                     return
                 await self._patch_once(key, batch)
 
@@ -266,6 +294,8 @@ class StatusPatcher:
         hinted = exc.retry_after if isinstance(exc, _Transient) else None
         backoff = min(self._retry_cap, self._retry_base * 2 ** (state.attempt_number - 1))
         delay = hinted if hinted is not None else backoff
+        if isinstance(exc, _Transient) and exc.refused:
+            return delay  # logged by _note_refused, rate-limited
         log.warning(
             "status patch failed (attempt %d), retrying in %.2fs: %s",
             state.attempt_number,
@@ -273,6 +303,23 @@ class StatusPatcher:
             exc,
         )
         return delay
+
+    def _note_refused(self, key: TaskSetKey, status: int, text: str) -> None:
+        self._refused[key] = (status, text)
+        metrics.PATCH_FORBIDDEN.labels(code=str(status)).inc()
+        now = asyncio.get_running_loop().time()
+        last = self._refused_logged_at
+        if last is None or now - last >= REFUSED_LOG_SECONDS:
+            self._refused_logged_at = now
+            log.error(
+                "status patch refused (%d): %s; the results are kept and retried until the "
+                "agent's service account may patch workflowtasksets/status (logged at most "
+                "once a minute; see argo_agent_patch_forbidden_total and /readyz)",
+                status,
+                text,
+                extra=key.log_context(),
+            )
+        raise _Transient(status, text, refused=True)
 
     async def _patch_once(self, key: TaskSetKey, batch: dict[str, _Pending]) -> None:
         nodes: dict[str, Any] = {}
@@ -308,9 +355,12 @@ class StatusPatcher:
                     raise _TasksetGone(text)
                 if status in _SPLITTABLE:
                     raise _Rejected(status, text)
+                if status in _REFUSED and "exceeded quota" not in text:
+                    self._note_refused(key, status, text)
                 raise _Transient(status, text, retry_after=response.headers.get("Retry-After"))
         finally:
             response.release()
+        self._refused.pop(key, None)
         metrics.PATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
         metrics.PATCH_BATCHES.inc()
         metrics.PATCH_NODES.inc(len(nodes))
@@ -319,10 +369,13 @@ class StatusPatcher:
 class _Transient(Exception):
     """Worth retrying: the same patch may land later."""
 
-    def __init__(self, status: int, text: str, *, retry_after: str | None = None) -> None:
+    def __init__(
+        self, status: int, text: str, *, retry_after: str | None = None, refused: bool = False
+    ) -> None:
         super().__init__(f"{status} {text}" if status else text)
         self.status = status
         self.retry_after = _seconds(retry_after)
+        self.refused = refused
 
 
 def _seconds(value: str | None) -> float | None:

@@ -60,8 +60,14 @@ class WatchScope:
 
     @property
     def label_selector(self) -> str:
-        # As Argo's controller does: with an instance ID only its tasksets, without one
-        # only tasksets of controllers that have none.
+        # One taskset by name: Argo's agent selects it by name only (agent.go ``Agent``),
+        # and a controller with an instance ID labels the taskset without passing the ID
+        # to the agent pod (controller/agent.go ``createAgentPod``), so no label filter.
+        if self.name:
+            return ""
+        # Many tasksets: as Argo's controller does (controller.go
+        # ``newWorkflowTaskSetInformer``), with an instance ID only its tasksets, without
+        # one only tasksets of controllers that have none.
         if self.instance_id:
             return f"{INSTANCE_ID_LABEL}={self.instance_id}"
         return f"!{INSTANCE_ID_LABEL}"
@@ -161,11 +167,9 @@ class TaskSetWatcher:
         token: str | None = None
         version = ""
         while True:
-            kwargs: dict[str, Any] = {
-                "label_selector": self._scope.label_selector,
-                "_request_timeout": self._request_timeout,
-                "limit": 500,
-            }
+            kwargs: dict[str, Any] = {"_request_timeout": self._request_timeout, "limit": 500}
+            if self._scope.label_selector:
+                kwargs["label_selector"] = self._scope.label_selector
             if self._scope.field_selector:
                 kwargs["field_selector"] = self._scope.field_selector
             if token:
@@ -206,7 +210,6 @@ class TaskSetWatcher:
 
     async def _watch(self) -> None:
         kwargs: dict[str, Any] = {
-            "label_selector": self._scope.label_selector,
             "watch": True,
             "allow_watch_bookmarks": True,
             "resource_version": self._version,
@@ -216,6 +219,8 @@ class TaskSetWatcher:
             # plus a margin is a dead connection.
             "_request_timeout": (self._request_timeout, self._watch_timeout + 15.0),
         }
+        if self._scope.label_selector:
+            kwargs["label_selector"] = self._scope.label_selector
         if self._scope.field_selector:
             kwargs["field_selector"] = self._scope.field_selector
         if self._scope.namespace is None:
