@@ -43,6 +43,7 @@ from .resources import (
 from .selectors import FieldSelector, LabelSelector, SelectorError
 from .state import SimState
 from .store import ListResult
+from .tables import TableRequest, negotiate_table, table_for, table_watch_line
 
 __all__ = ["KubeApi"]
 
@@ -145,6 +146,16 @@ def _list_body(kind: ResourceKind, result: ListResult) -> bytes:
             meta["remainingItemCount"] = result.remaining
     head = encode({"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": meta})
     return head[:-1] + b',"items":[' + b",".join(s.raw for s in result.items) + b"]}"
+
+
+def _table_body(kind: ResourceKind, result: ListResult, table: TableRequest) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
+    if result.continue_token:
+        meta["continue"] = result.continue_token
+        if result.remaining is not None:
+            meta["remainingItemCount"] = result.remaining
+    objects = [s.obj for s in result.items]
+    return encode(table_for(kind, objects, table, list_meta=meta))
 
 
 def _decode_body(body: bytes, content_type: str) -> Any:
@@ -283,8 +294,15 @@ class KubeApi:
         store = self._state.store
         ns = info.namespace
         content_type = request.headers.get("Content-Type", "")
+        table = None
+        if info.verb in ("get", "list", "watch"):
+            table = negotiate_table(request.headers.get("Accept", ""), query.get("includeObject"))
         if info.verb == "get":
-            return _json_response(store.get(kind, ns, info.name).raw)
+            stored = store.get(kind, ns, info.name)
+            if table is not None:
+                meta = {"resourceVersion": str(stored.rv)}
+                return _json_response(encode(table_for(kind, [stored.obj], table, list_meta=meta)))
+            return _json_response(stored.raw)
         if info.verb in ("list", "watch", "deletecollection"):
             try:
                 labels = LabelSelector.parse(query.get("labelSelector"))
@@ -304,7 +322,7 @@ class KubeApi:
                 )
                 # A watch is answered 200 as soon as it starts streaming.
                 self._state.log.complete(record, 200)
-                return await self._stream(request, kind, watcher, query)
+                return await self._stream(request, kind, watcher, query, table)
             if info.verb == "deletecollection":
                 removed = store.delete_collection(
                     kind, namespace=namespace, labels=labels, fields=fields
@@ -319,6 +337,8 @@ class KubeApi:
                 limit=_int_param(query, "limit", minimum=0) or None,  # 0: no limit
                 continue_token=query.get("continue"),
             )
+            if table is not None:
+                return _json_response(_table_body(kind, result, table))
             return _json_response(_list_body(kind, result))
         if info.verb == "create":
             stored = store.create(kind, ns, _decode_body(body, content_type))
@@ -375,6 +395,7 @@ class KubeApi:
         kind: ResourceKind,
         watcher: Watcher,
         query: dict[str, str],
+        table: TableRequest | None,
     ) -> web.StreamResponse:
         store = self._state.store
         options = self._state.options
@@ -393,10 +414,17 @@ class KubeApi:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         next_bookmark = loop.time() + options.bookmark_interval
+        headers_sent = False
         try:
             await response.prepare(request)
             while True:
                 chunk = watcher.drain()
+                if chunk and table is not None:
+                    lines = []
+                    for line in chunk.splitlines():
+                        lines.append(table_watch_line(kind, line, table, headers=not headers_sent))
+                        headers_sent = True
+                    chunk = b"".join(lines)
                 if chunk:
                     await response.write(chunk)
                     continue

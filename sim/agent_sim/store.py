@@ -38,6 +38,7 @@ import yaml
 
 from . import errors
 from .events import Event, EventHistory, Stored, Watcher, WatcherIndex, encode, selectable
+from .leases import decode_lease, validate_lease
 from .patching import (
     MAX_JSON_PATCH_OPERATIONS,
     JsonPatchError,
@@ -295,6 +296,8 @@ class ObjectStore:
         obj = dict(_object(body))
         meta = dict(_metadata(kind, obj))
         _check_type_meta(kind, obj)
+        if kind.plural == "leases":
+            decode_lease(obj)
         if meta.get("namespace") not in (None, "", namespace):
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on "
@@ -339,6 +342,8 @@ class ObjectStore:
         new_obj = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta, **rest}
         if kind.plural == "secrets":
             _normalize_secret(new_obj)
+        if kind.plural == "leases":
+            validate_lease(name, new_obj)
         # Only now, with every check passed: each version number belongs to one event.
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
@@ -354,6 +359,9 @@ class ObjectStore:
         obj = _object(body)
         meta = _metadata(kind, obj)
         _check_type_meta(kind, obj)
+        if kind.plural == "leases":
+            obj = dict(obj)
+            decode_lease(obj)  # a body that cannot be decoded is 400 before any 409
         self._check_identity(meta, namespace, name)
         current = self.get(kind, namespace, name)
         rv_text = meta.get("resourceVersion") or ""
@@ -409,6 +417,9 @@ class ObjectStore:
             raise errors.bad_request("Invalid JSON Patch")
         meta = _metadata(kind, patched)
         _check_type_meta(kind, patched)
+        if kind.plural == "leases":
+            patched = dict(patched)
+            decode_lease(patched)
         self._check_identity(meta, namespace, name)
         rv_text = meta.get("resourceVersion") or ""
         if rv_text and _parse_rv(rv_text, "metadata.resourceVersion") != current.rv:
@@ -522,6 +533,8 @@ class ObjectStore:
         result = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta, **rest}
         if kind.plural == "secrets":
             _normalize_secret(result)
+        if kind.plural == "leases":
+            validate_lease(old_meta["name"], result)
         if kind.tracks_generation and _without(result, "metadata") != _without(old, "metadata"):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return result
