@@ -8,8 +8,10 @@ newest bundled one. The ServiceMonitor is a custom resource those schemas do not
 is checked against the Service it must select instead.
 
 The rendered objects are then held to what the agent needs: least-privilege RBAC (a Role
-per namespace or one ClusterRole), probes on /healthz and /readyz, a locked-down pod, and an
-environment the agent's own settings loader accepts with the intended values.
+per namespace or one ClusterRole, plus a Role for the members' Leases in the lease namespace
+only), active-active replicas (a PodDisruptionBudget and topology spread once there are
+several), probes on /healthz and /readyz, a locked-down pod, and an environment the agent's
+own settings loader accepts with the intended values.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ TASKSET_RULES = [
     {"apiGroups": ["argoproj.io"], "resources": ["workflowtasksets/status"], "verbs": ["patch"]},
 ]
 SECRETS_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+# What a member does with Leases: its own (create, update, delete) and the others' (watch).
+LEASE_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "list", "watch", "create", "update", "delete"],
+    }
+]
+LEASE_ROLE = f"{FULLNAME}-leases"
 
 # The value sets the chart is rendered, linted and validated with.
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -55,6 +66,18 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "monitor-and-pdb": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "podDisruptionBudget": {"enabled": True},
+    },
+    "one-replica": {"replicaCount": 1},
+    "three-replicas": {"replicaCount": 3},
+    "single-agent": {"replicaCount": 1, "membership": "none"},
+    "leases-elsewhere": {
+        "replicaCount": 3,
+        "leaseNamespace": "argo-agents",
+        "leaseDuration": "30s",
+        "group": "shared-agents",
+        "allNamespaces": True,
+        "podDisruptionBudget": {"minAvailable": 2},
+        "topologySpread": {"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 2},
     },
     "everything": {
         "image": {
@@ -183,6 +206,16 @@ def of_kind(objects: Manifests, kind: str) -> Manifests:
     return [o for o in objects if o["kind"] == kind]
 
 
+def named(objects: Manifests, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def taskset_roles(objects: Manifests, kind: str = "Role") -> Manifests:
+    """The Roles (or bindings) granting tasksets and Secrets: all but the Leases' one."""
+    return [o for o in of_kind(objects, kind) if o["metadata"]["name"] != LEASE_ROLE]
+
+
 def agent_container(objects: Manifests) -> dict[str, Any]:
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
     (container,) = [c for c in pod["containers"] if c["name"] == "agent"]
@@ -305,12 +338,15 @@ def test_every_object_is_labelled_and_namespaced_consistently(
 ) -> None:
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
     served = VALUE_SETS[value_set].get("namespaces") or [NAMESPACE]
+    lease_namespace = VALUE_SETS[value_set].get("leaseNamespace") or NAMESPACE
     for obj in rendered[value_set]:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/name"] == "argo-http-agent"
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"]
+        elif obj["kind"] in ("Role", "RoleBinding") and obj["metadata"]["name"] == LEASE_ROLE:
+            assert obj["metadata"]["namespace"] == lease_namespace
         elif obj["kind"] in ("Role", "RoleBinding"):
             assert obj["metadata"]["namespace"] in served
         else:
@@ -326,15 +362,18 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
     objects = rendered["defaults"]
     assert sorted(o["kind"] for o in objects) == [
         "Deployment",
+        "PodDisruptionBudget",
         "Role",
+        "Role",
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
-    role = only(objects, "Role")
+    role = named(objects, "Role", FULLNAME)
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [*TASKSET_RULES, SECRETS_RULE]
-    binding = only(objects, "RoleBinding")
+    binding = named(objects, "RoleBinding", FULLNAME)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
@@ -351,7 +390,7 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
 
 def test_all_namespaces_grants_a_cluster_role_and_no_roles(rendered: dict[str, Manifests]) -> None:
     objects = rendered["all-namespaces"]
-    assert of_kind(objects, "Role") == [] and of_kind(objects, "RoleBinding") == []
+    assert taskset_roles(objects) == [] and taskset_roles(objects, "RoleBinding") == []
     assert only(objects, "ClusterRole")["rules"] == [*TASKSET_RULES, SECRETS_RULE]
     binding = only(objects, "ClusterRoleBinding")
     assert binding["roleRef"]["kind"] == "ClusterRole"
@@ -375,8 +414,8 @@ def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
     rendered: dict[str, Manifests],
 ) -> None:
     objects = rendered["per-namespace"]
-    roles = {r["metadata"]["namespace"]: r for r in of_kind(objects, "Role")}
-    bindings = {b["metadata"]["namespace"]: b for b in of_kind(objects, "RoleBinding")}
+    roles = {r["metadata"]["namespace"]: r for r in taskset_roles(objects)}
+    bindings = {b["metadata"]["namespace"]: b for b in taskset_roles(objects, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
     for namespace, binding in bindings.items():
         assert roles[namespace]["rules"] == [*TASKSET_RULES, SECRETS_RULE]
@@ -390,19 +429,19 @@ def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
 
 
 def test_secrets_can_be_restricted_by_name_or_not_granted(rendered: dict[str, Manifests]) -> None:
-    restricted = only(rendered["secrets-restricted"], "Role")["rules"]
+    restricted = named(rendered["secrets-restricted"], "Role", FULLNAME)["rules"]
     assert restricted == [
         *TASKSET_RULES,
         {**SECRETS_RULE, "resourceNames": ["orders-api", "hooks-key"]},
     ]
-    assert only(rendered["secrets-disabled"], "Role")["rules"] == TASKSET_RULES
+    assert named(rendered["secrets-disabled"], "Role", FULLNAME)["rules"] == TASKSET_RULES
 
 
 def test_rbac_and_service_account_can_be_brought_by_the_operator(
     rendered: dict[str, Manifests],
 ) -> None:
     objects = rendered["own-service-account"]
-    assert sorted(o["kind"] for o in objects) == ["Deployment", "Service"]
+    assert sorted(o["kind"] for o in objects) == ["Deployment", "PodDisruptionBudget", "Service"]
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "argo-agent"
 
@@ -412,13 +451,15 @@ def test_no_value_set_grants_more_than_the_agent_uses(rendered: dict[str, Manife
         ("argoproj.io", "workflowtasksets"): {"get", "list", "watch"},
         ("argoproj.io", "workflowtasksets/status"): {"patch"},
         ("", "secrets"): {"get"},
+        ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "delete"},
     }
     for value_set, objects in rendered.items():
         for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
             for rule in role["rules"]:
                 for group in rule["apiGroups"]:
                     for resource in rule["resources"]:
-                        # No leases (no leader election), no wildcards, no writes to spec.
+                        # No wildcards, no writes to a taskset's spec, no patch of a Lease
+                        # (renewals are conditional PUTs), nothing cluster-wide for Leases.
                         assert set(rule["verbs"]) <= allowed[(group, resource)], value_set
 
 
@@ -465,9 +506,12 @@ def test_agent_runs_the_run_command_with_requests_and_limits(
     assert set(container["resources"]) == {"requests", "limits"}
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     assert "memory" in container["resources"]["limits"]
-    # No leader election: one replica, and never two agents side by side during an upgrade.
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Two members by default; an upgrade adds the new pod before an old one leaves.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
 
 
 def test_termination_grace_exceeds_the_agents_shutdown_grace(
@@ -528,7 +572,7 @@ def test_everything_set_reaches_the_pod(rendered: dict[str, Manifests]) -> None:
 def test_rendered_environment_loads_into_the_agents_settings(
     rendered: dict[str, Manifests], value_set: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.service.settings import load_settings
+    from agent.service.settings import Settings, load_settings
 
     values = VALUE_SETS[value_set]
     env = plain_env(agent_container(rendered[value_set]))
@@ -565,6 +609,8 @@ def test_rendered_environment_loads_into_the_agents_settings(
     if values.get("extraCACertificates", {}).get("enabled"):
         assert settings.ca_dir == "/etc/ssl/certs/ca-certificates"
     assert settings.plugin_names == (["hello"] if value_set == "everything" else [])
+    if "membership" in Settings.model_fields:  # the agent's side of replicas (issue 13)
+        assert settings.membership == values.get("membership", "lease")
 
 
 # --- Service, ServiceMonitor, PodDisruptionBudget -------------------------------------------
@@ -627,8 +673,188 @@ def test_pod_disruption_budget_covers_the_pod_and_never_blocks_a_drain_by_defaul
     assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
     custom = only(rendered["everything"], "PodDisruptionBudget")["spec"]
     assert custom["minAvailable"] == "50%" and "maxUnavailable" not in custom
-    assert not of_kind(rendered["defaults"], "PodDisruptionBudget")
     assert not of_kind(rendered["defaults"], "ServiceMonitor")
+
+
+# --- replicas: membership, Leases, disruption budget, spread -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value_set", "replicas"), [("one-replica", 1), ("defaults", 2), ("three-replicas", 3)]
+)
+def test_replica_count_sets_replicas_budget_and_spread(
+    rendered: dict[str, Manifests], value_set: str, replicas: int
+) -> None:
+    objects = rendered[value_set]
+    deployment = only(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == replicas
+    pod = deployment["spec"]["template"]["spec"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    budgets = of_kind(objects, "PodDisruptionBudget")
+    if replicas == 1:
+        # One replica: any budget would block drains or allow everything; nothing to spread.
+        assert budgets == []
+        assert "topologySpreadConstraints" not in pod
+        return
+    (budget,) = budgets
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    assert pod["topologySpreadConstraints"] == [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }
+    ]
+    # The spread and the budget count exactly this release's pods.
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert _selects(selector, pod_labels)
+
+
+def test_budget_and_spread_follow_their_values(rendered: dict[str, Manifests]) -> None:
+    objects = rendered["leases-elsewhere"]
+    assert only(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    assert "maxUnavailable" not in only(objects, "PodDisruptionBudget")["spec"]
+    (spread,) = only(objects, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["maxSkew"]) == ("topology.kubernetes.io/zone", 2)
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def _lease_role_and_binding(objects: Manifests) -> tuple[dict[str, Any], dict[str, Any]]:
+    return named(objects, "Role", LEASE_ROLE), named(objects, "RoleBinding", LEASE_ROLE)
+
+
+@pytest.mark.parametrize(
+    ("value_set", "lease_namespace"),
+    [("defaults", NAMESPACE), ("three-replicas", NAMESPACE), ("leases-elsewhere", "argo-agents")],
+)
+def test_members_may_use_leases_in_the_lease_namespace_only(
+    rendered: dict[str, Manifests], value_set: str, lease_namespace: str
+) -> None:
+    objects = rendered[value_set]
+    role, binding = _lease_role_and_binding(objects)
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == lease_namespace
+    assert role["rules"] == LEASE_RULES
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": LEASE_ROLE,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+    ]
+    # No other role mentions Leases (not even the cluster-wide one).
+    for other in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
+        if other is not role:
+            assert all("leases" not in rule["resources"] for rule in other["rules"])
+
+
+def test_without_membership_or_rbac_no_lease_role(rendered: dict[str, Manifests]) -> None:
+    for value_set in ("single-agent", "own-service-account"):
+        roles = of_kind(rendered[value_set], "Role") + of_kind(rendered[value_set], "RoleBinding")
+        assert [r for r in roles if r["metadata"]["name"] == LEASE_ROLE] == [], value_set
+
+
+@pytest.mark.parametrize(
+    ("value_set", "expected"),
+    [
+        (
+            "defaults",
+            {
+                "ARGO_AGENT_MEMBERSHIP": "lease",
+                "ARGO_AGENT_LEASE_NAMESPACE": NAMESPACE,
+                "ARGO_AGENT_LEASE_DURATION": "15s",
+                "ARGO_AGENT_GROUP": FULLNAME,  # two releases in one namespace never mix
+            },
+        ),
+        (
+            "leases-elsewhere",
+            {
+                "ARGO_AGENT_MEMBERSHIP": "lease",
+                "ARGO_AGENT_LEASE_NAMESPACE": "argo-agents",
+                "ARGO_AGENT_LEASE_DURATION": "30s",
+                "ARGO_AGENT_GROUP": "shared-agents",
+            },
+        ),
+        ("single-agent", {"ARGO_AGENT_MEMBERSHIP": "none"}),
+    ],
+)
+def test_membership_values_reach_the_agent(
+    rendered: dict[str, Manifests], value_set: str, expected: dict[str, str]
+) -> None:
+    env = plain_env(agent_container(rendered[value_set]))
+    membership = {k: v for k, v in env.items() if k in _MEMBERSHIP_ENV}
+    assert membership == expected
+
+
+_MEMBERSHIP_ENV = {
+    "ARGO_AGENT_MEMBERSHIP",
+    "ARGO_AGENT_LEASE_NAMESPACE",
+    "ARGO_AGENT_LEASE_DURATION",
+    "ARGO_AGENT_GROUP",
+}
+
+
+def test_a_single_agent_is_recreated_never_rolled(rendered: dict[str, Manifests]) -> None:
+    objects = rendered["single-agent"]
+    assert only(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert of_kind(objects, "PodDisruptionBudget") == []
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_pod_knows_its_name_and_namespace_from_the_downward_api(
+    rendered: dict[str, Manifests], value_set: str
+) -> None:
+    """A member's identity is POD_NAME (plus a per-start suffix); the chart never runs the
+    per-workflow mode (no ARGO_WORKFLOW_NAME), so every pod is a shared agent."""
+    container = agent_container(rendered[value_set])
+    fields = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container["env"]
+        if "valueFrom" in e
+    }
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    assert "ARGO_WORKFLOW_NAME" not in plain_env(container)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"membership": "none"}, "replicaCount 2 needs membership: lease"),
+        ({"membership": "none", "replicaCount": 3}, "replicaCount 3 needs membership: lease"),
+        ({"replicas": 1}, "replicas was renamed replicaCount"),
+        (
+            {"membership": "none", "replicaCount": 1, "strategy": {"type": "RollingUpdate"}},
+            "strategy RollingUpdate needs membership: lease",
+        ),
+    ],
+)
+def test_replica_values_that_would_duplicate_tasks_fail(
+    helm: ModuleType, chart: Any, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render(chart, values)
+
+
+@pytest.mark.parametrize(
+    ("values", "named_path"),
+    [
+        ({"replicaCount": 0}, "/replicaCount"),
+        ({"replicaCount": "2"}, "/replicaCount"),
+        ({"membership": "raft"}, "/membership"),
+        ({"leaseDuration": "15"}, "/leaseDuration"),
+        ({"group": "-agents"}, "/group"),
+        ({"leaseNamespace": "Argo_Agents"}, "/leaseNamespace"),
+        ({"topologySpread": {"whenUnsatisfiable": "Maybe"}}, "/topologySpread/whenUnsatisfiable"),
+        ({"topologySpread": {"maxSkew": 0}}, "/topologySpread/maxSkew"),
+    ],
+)
+def test_replica_values_are_checked_by_the_schema(
+    helm: ModuleType, chart: Any, values: dict[str, Any], named_path: str
+) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        chart.validate_schema(values)
+    assert named_path in str(caught.value)
 
 
 # --- NOTES ---------------------------------------------------------------------------------
@@ -640,7 +866,8 @@ def test_notes_explain_the_controller_setting_and_the_rbac(chart: Any) -> None:
     assert "workflow-controller-configmap" in notes
     assert '{"data":{"disableAgentPodCreation":"true"}}' in notes
     assert "workflowtasksets/status  patch" in notes
-    assert "No leases" in notes
+    assert "leases                   get, list, watch, create, update, delete" in notes
+    assert f"kubectl -n {NAMESPACE} get leases -l argo-http-agent.io/group={FULLNAME}" in notes
     assert "WARNING" not in notes
     # The controller's fixed requeue delay (controller.go newWorkflowTaskSetInformer:
     # AddRateLimited; rate_limiters.go: DEFAULT_REQUEUE_TIME) bounds what a workflow sees.
@@ -649,6 +876,7 @@ def test_notes_explain_the_controller_setting_and_the_rbac(chart: Any) -> None:
 
     _, restricted = render(chart, VALUE_SETS["secrets-restricted"])
     assert "(only orders-api, hooks-key)" in restricted
-    _, cluster_wide = render(chart, {"allNamespaces": True, "replicas": 2})
+    _, cluster_wide = render(chart, {"allNamespaces": True})
     assert "every namespace (ClusterRole" in cluster_wide
-    assert "WARNING: replicas=2" in cluster_wide
+    _, single = render(chart, VALUE_SETS["single-agent"])
+    assert "has no Lease" in single and "leases " not in single

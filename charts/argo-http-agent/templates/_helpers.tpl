@@ -62,7 +62,7 @@ app.kubernetes.io/component: agent
 {{- end }}
 {{- end }}
 
-{{/* The RBAC rules: exactly what the agent calls, nothing more (no leases: no leader election). */}}
+{{/* The RBAC rules for tasksets and Secrets: exactly what the agent calls, nothing more. */}}
 {{- define "argo-http-agent.rules" -}}
 - apiGroups: ["argoproj.io"]
   resources: ["workflowtasksets"]
@@ -81,8 +81,48 @@ app.kubernetes.io/component: agent
 {{- end }}
 {{- end }}
 
+{{/* The member group: `group`, or the release's full name (releases never mix members). */}}
+{{- define "argo-http-agent.group" -}}
+{{- default (include "argo-http-agent.fullname" .) .Values.group }}
+{{- end }}
+
+{{/* The namespace of the members' Leases: `leaseNamespace`, or the release's. */}}
+{{- define "argo-http-agent.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaseNamespace }}
+{{- end }}
+
+{{/* The membership RBAC rule: what a member does with Leases (its own and the others'). */}}
+{{- define "argo-http-agent.leaseRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch", "create", "update", "delete"]
+{{- end }}
+
+{{/* The update strategy: `strategy`, or the one `membership` calls for. */}}
+{{- define "argo-http-agent.strategy" -}}
+{{- if .Values.strategy }}
+{{- toYaml .Values.strategy }}
+{{- else if eq .Values.membership "lease" }}
+type: RollingUpdate
+rollingUpdate:
+  maxSurge: 1
+  maxUnavailable: 0
+{{- else }}
+type: Recreate
+{{- end }}
+{{- end }}
+
 {{/* Refuse value combinations the schema cannot express. */}}
 {{- define "argo-http-agent.validate" -}}
+{{- if hasKey .Values "replicas" }}
+{{- fail "replicas was renamed replicaCount (replicas now coordinate through Leases: see membership)" }}
+{{- end }}
+{{- if and (ne .Values.membership "lease") (gt (int .Values.replicaCount) 1) }}
+{{- fail (printf "replicaCount %v needs membership: lease; with membership: %s every replica would execute every task" .Values.replicaCount .Values.membership) }}
+{{- end }}
+{{- if and (ne .Values.membership "lease") (eq (toString .Values.strategy.type) "RollingUpdate") }}
+{{- fail "strategy RollingUpdate needs membership: lease; without it the old and the new agent would both execute new tasks (use Recreate)" }}
+{{- end }}
 {{- if and .Values.allNamespaces .Values.namespaces }}
 {{- fail "allNamespaces and namespaces exclude each other: set one of them" }}
 {{- end }}
