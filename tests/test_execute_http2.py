@@ -155,16 +155,24 @@ async def test_http2_off_speaks_http1(
     assert echo["http_version"] == "1.1"
 
 
-async def test_verification_and_insecure_skip_verify_apply_on_http2(
-    make_executor: Callable[..., Executor], h2_target: Http2Target
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_insecure_skip_verify_speaks_http1_as_argos_insecure_client(
+    make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
 ) -> None:
-    executor = make_executor(ca_bundle=None)  # the test CA is not trusted
+    """Argo's insecure client (workflow/executor/agent.go ``httpClientSkip``) is a bare
+    ``http.Transport`` with a ``TLSClientConfig``: net/http/transport.go
+    ``(*Transport).protocols`` enables no HTTP/2 for it ("don't automatically enable http2
+    if they've specified a custom TLS config"). The verified client negotiates HTTP/2."""
+    executor = make_executor(ca_bundle=None, transport=transport)  # the test CA is untrusted
     url = h2_target.url("/")
     failed = await run(executor, {"url": url})
     assert failed["phase"] == "Failed"
     assert failed["message"].startswith(f'Get "{url}": tls: failed to verify certificate: ')
-    echo = served(await run(executor, {"url": url, "insecureSkipVerify": True}))
-    assert echo["http_version"] == "2"
+    for _ in range(2):  # the first request and one on a kept-alive connection
+        echo = served(await run(executor, {"url": url, "insecureSkipVerify": True}))
+        assert echo["http_version"] == "1.1"
+    trusted = make_executor(transport=transport)
+    assert served(await run(trusted, {"url": url}))["http_version"] == "2"
 
 
 async def test_deny_list_applies_on_http2(
