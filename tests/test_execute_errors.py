@@ -338,3 +338,84 @@ async def test_dns_failure_reaches_the_message(
         "message": 'Post "http://no-such-host.invalid/x": dial tcp: lookup no-such-host.invalid '
         "on 10.96.0.10:53: no such host",
     }
+
+
+# -- Go's default-transport limits: dial timeout and TLS handshake timeout ----------------
+#
+# This machine runs a real Linux kernel (a Firecracker VM, not gVisor): a listener created
+# with listen(0) queues one connection; further SYNs are dropped while nobody accepts, so a
+# connect to it stays pending, as one to a host that never answers.
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A 127.0.0.1 port whose accept queue is full: connecting to it never completes."""
+    listener = socket.socket()
+    filler: socket.socket | None = None
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+        yield port
+    finally:
+        if filler is not None:
+            filler.close()
+        listener.close()
+
+
+def never_speaks(conn: socket.socket) -> None:
+    """Accepts TCP and never answers: the client's TLS handshake waits for a ServerHello."""
+    conn.settimeout(10)
+    while conn.recv(65536):
+        pass
+
+
+async def test_connect_timeout_is_gos_dial_timeout(
+    make_executor: MakeExecutor, full_backlog: int
+) -> None:
+    """src: net/http/transport.go DefaultTransport (net.Dialer{Timeout: 30 * time.Second});
+    net/dial.go (*Dialer).DialContext: the deadline ends the dial with
+    mapErr(context.DeadlineExceeded) = errTimeout, "i/o timeout" (net/net.go), in the dial's
+    *OpError naming the IP dialled. Transient for OnTransientError ("i/o timeout")."""
+    url = f"http://127.0.0.1:{full_backlog}/x"
+    result = await run(make_executor(connect_timeout_seconds=0.3), url=url)
+    want = f'Get "{url}": dial tcp 127.0.0.1:{full_backlog}: i/o timeout'
+    assert result == {"phase": "Failed", "message": want}
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["http2-on", "http2-off"])
+async def test_tls_handshake_timeout_is_gos(
+    make_executor: MakeExecutor, raw_server: Callable[[Handler], RawServer], http2: bool
+) -> None:
+    """src: net/http/transport.go DefaultTransport (TLSHandshakeTimeout: 10 * time.Second);
+    (*persistConn).addTLS returns tlsHandshakeTimeoutError{} ("net/http: TLS handshake
+    timeout"), bare from dialConn, in Client.Do's *url.Error. Transient for
+    OnTransientError. ``http2-off`` makes the aiohttp transport do the handshake itself."""
+    url = raw_server(never_speaks).url(scheme="https")
+    executor = make_executor(tls_handshake_timeout_seconds=0.3, http2=http2)
+    result = await run(executor, url=url)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": net/http: TLS handshake timeout'}
+
+
+async def test_insecure_skip_verify_has_no_dial_timeout(
+    make_executor: MakeExecutor, full_backlog: int
+) -> None:
+    """Argo's insecure client (workflow/executor/agent.go ``httpClientSkip``) is a bare
+    http.Transport: no dial timeout (Transport.dial falls back to a zero net.Dialer), so the
+    template's deadline ends the wait: transport.go getConn returns context.Cause(ctx)."""
+    url = f"http://127.0.0.1:{full_backlog}/x"
+    executor = make_executor(connect_timeout_seconds=0.1, default_timeout_seconds=0.6)
+    result = await run(executor, url=url, insecureSkipVerify=True)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": context deadline exceeded'}
+
+
+async def test_insecure_skip_verify_has_no_tls_handshake_timeout(
+    make_executor: MakeExecutor, raw_server: Callable[[Handler], RawServer]
+) -> None:
+    """Argo's insecure client sets no TLSHandshakeTimeout: the template's deadline ends the
+    handshake (the Go run in the research notes gave the same text)."""
+    url = raw_server(never_speaks).url(scheme="https")
+    executor = make_executor(tls_handshake_timeout_seconds=0.1, default_timeout_seconds=0.6)
+    result = await run(executor, url=url, insecureSkipVerify=True)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": context deadline exceeded'}

@@ -46,6 +46,7 @@ async def _app(
             "method": scope["method"],
             "path": scope["path"],
             "host": headers.get("host") or headers.get(":authority", ""),
+            "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
         }
     ).encode()
     await send(
@@ -146,6 +147,24 @@ async def test_host_header_becomes_the_http2_authority(
         {"url": h2_target.url("/"), "headers": [{"name": "Host", "value": "elsewhere.example"}]},
     )
     assert served(result)["host"] == "elsewhere.example"
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_header_names_are_lower_case_on_http2_as_gos(
+    make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
+) -> None:
+    """HTTP/2 carries names in lower case (RFC 9113 8.2.2): Go's client lowercases them
+    (net/http/internal/httpcommon EncodeHeaders: LowerHeader), so Header.Add's canonical
+    spelling never reaches an HTTP/2 server. Values are trimmed here as on HTTP/1.1; Go's
+    HTTP/2 writer sends the surrounding whitespace, which RFC 9113 8.2.1 makes the request
+    malformed for (python-h2 refuses to send it): README.md lists the difference."""
+    headers = [{"name": "x-API-key", "value": "k"}, {"name": "X-Tabs", "value": "\tv\t"}]
+    result = await run(
+        make_executor(transport=transport), {"url": h2_target.url("/"), "headers": headers}
+    )
+    echo = served(result)
+    assert echo["http_version"] == "2"
+    assert ["x-api-key", "k"] in echo["headers"] and ["x-tabs", "v"] in echo["headers"]
 
 
 async def test_http2_off_speaks_http1(
