@@ -16,7 +16,9 @@ objects getaddrinfo raises instead.
 
 from __future__ import annotations
 
+import datetime
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import trustme
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
@@ -31,6 +34,7 @@ from agent.executor.errors import dns_error_text
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings
+from tests.servers import TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
 MakeExecutor = Callable[..., Executor]
@@ -419,3 +423,98 @@ async def test_insecure_skip_verify_has_no_tls_handshake_timeout(
     executor = make_executor(tls_handshake_timeout_seconds=0.1, default_timeout_seconds=0.6)
     result = await run(executor, url=url, insecureSkipVerify=True)
     assert result == {"phase": "Failed", "message": f'Get "{url}": context deadline exceeded'}
+
+
+# -- TLS verification: Go's x509 texts where Python can produce them ----------------------
+#
+# All come as ``Get "https://...": tls: failed to verify certificate: <x509 text>``
+# (crypto/tls/common.go (*CertificateVerificationError).Error). OpenSSL reports which check
+# failed, not the certificate's names or dates, so where Go prints those the agent's text is
+# pinned as it is and README.md ("Differences from Argo's agent") lists the difference.
+
+_TRUSTED = TestCA()
+_STRANGER = TestCA()  # a CA the client does not trust
+_PAST = (
+    datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+    datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC),
+)
+
+
+def _tls_handler(leaf: trustme.LeafCert) -> Handler:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(10)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                _read_request(tls)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (ssl.SSLError, OSError):
+            pass  # the client refused the certificate
+
+    return handle
+
+
+TLS_CASES = [
+    (
+        "unknown authority",
+        lambda: _STRANGER.ca.issue_cert("127.0.0.1"),
+        "127.0.0.1",
+        "x509: certificate signed by unknown authority",
+        "crypto/x509/verify.go UnknownAuthorityError.Error: exact",
+    ),
+    (
+        "name mismatch",
+        lambda: _TRUSTED.ca.issue_cert("example.com"),
+        "localhost",
+        "x509: certificate is not valid for localhost",
+        "Go (HostnameError.Error): x509: certificate is valid for example.com, not localhost",
+    ),
+    (
+        "IP without IP SANs",
+        lambda: _TRUSTED.ca.issue_cert("example.com"),
+        "127.0.0.1",
+        "x509: certificate is not valid for 127.0.0.1",
+        "Go (HostnameError.Error): x509: cannot validate certificate for 127.0.0.1 because it "
+        "doesn't contain any IP SANs",
+    ),
+    (
+        "expired",
+        lambda: _TRUSTED.ca.issue_cert("127.0.0.1", not_before=_PAST[0], not_after=_PAST[1]),
+        "127.0.0.1",
+        "x509: certificate has expired or is not yet valid: certificate has expired",
+        "Go (CertificateInvalidError.Error): x509: certificate has expired or is not yet "
+        "valid: current time <now, RFC 3339> is after 2021-01-01T00:00:00Z",
+    ),
+    (
+        "expired and untrusted",
+        lambda: _STRANGER.ca.issue_cert("127.0.0.1", not_before=_PAST[0], not_after=_PAST[1]),
+        "127.0.0.1",
+        "x509: certificate signed by unknown authority",
+        "Go checks the leaf's dates first ((*Certificate).Verify): it reports the expiry",
+    ),
+]
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["http2-on", "http2-off"])
+@pytest.mark.parametrize(
+    ("leaf", "host", "x509", "src"),
+    [case[1:] for case in TLS_CASES],
+    ids=[case[0] for case in TLS_CASES],
+)
+async def test_tls_verification_texts(
+    make_executor: MakeExecutor,
+    raw_server: Callable[[Handler], RawServer],
+    leaf: Callable[[], trustme.LeafCert],
+    host: str,
+    x509: str,
+    src: str,
+    http2: bool,
+) -> None:
+    server = raw_server(_tls_handler(leaf()))
+    url = f"https://{host}:{server.port}/x"
+    executor = make_executor(ca_bundle=_TRUSTED.pem_path, http2=http2)
+    result = await run(executor, url=url)
+    want = f'Get "{url}": tls: failed to verify certificate: {x509}'
+    assert result == {"phase": "Failed", "message": want}, src

@@ -93,6 +93,7 @@ def is_token(text: str) -> bool:
     return bool(text) and all(char in _TOKEN_CHARS for char in text)
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_header_key(name: str) -> str:
     """Go's ``textproto.CanonicalMIMEHeaderKey``: ``content-type`` -> ``Content-Type``.
 
