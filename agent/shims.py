@@ -4,11 +4,13 @@ Some of the agent's speed and some of its promises rest on names its dependencie
 publish: httpx's connection pool slot (the pool that applies the outbound policy), its
 cookie store and redirect hooks (Go's redirect rule, a lean send), and aiohttp's
 ``trust_env`` and connection-retry switches (no netrc/proxy lookup per request; no request
-sent twice). A new release may rename any of them, and most would then fail silently
-(an attribute set that nobody reads). So every such use goes through a named function
-here, and :func:`check` verifies at start-up, on the installed versions, that each name
-still exists: a missing one stops the agent with a message naming the package, its
-version and the attribute, instead of a quietly slower or less careful agent.
+sent twice) and its connection hook ``TCPConnector._wrap_create_connection`` (Go's TLS
+handshake timeout: aiohttp has no public one). A new release may rename any of them, and
+most would then fail silently (an attribute set that nobody reads). So every such use goes
+through a named function or override here, and :func:`check` verifies at start-up, on the
+installed versions, that each name still exists: a missing one stops the agent with a
+message naming the package, its version and the attribute, instead of a quietly slower or
+less careful agent.
 ``constraints.txt`` pins the tested versions; ``pyproject.toml`` allows their minor series.
 
 kubernetes_asyncio is reached through public names only (``ApiClient.rest_client``, its
@@ -138,6 +140,16 @@ _NEEDS = (
     ),
     _Need("aiohttp", "aiohttp.ClientSession", "client_session", "_trust_env", "field"),
     _Need("aiohttp", "aiohttp.ClientSession", "client_session", "_retry_connection", "field"),
+    # overridden by agent.executor.transport._AgentConnector, which adds asyncio's
+    # ssl_handshake_timeout to the keywords aiohttp passes on to loop.create_connection
+    _Need(
+        "aiohttp",
+        "aiohttp.TCPConnector",
+        "tcp_connector",
+        "_wrap_create_connection",
+        "method",
+        ("args", "addr_infos", "req", "timeout", "client_error", "kwargs"),
+    ),
 )
 
 
@@ -146,32 +158,37 @@ def check(
     async_client: type[Any] | None = None,
     http_transport: type[Any] | None = None,
     client_session: type[Any] | None = None,
+    tcp_connector: type[Any] | None = None,
 ) -> None:
     """Raise :class:`ShimError` naming the first private attribute that is gone.
 
-    The classes default to the installed ``httpx.AsyncClient``, ``httpx.AsyncHTTPTransport``
-    and ``aiohttp.ClientSession``; fields are looked up on a freshly built instance (they are
-    set in ``__init__``), methods on the class. Call it outside a running event loop: the
-    aiohttp session is built and closed on a loop of its own.
+    The classes default to the installed ``httpx.AsyncClient``, ``httpx.AsyncHTTPTransport``,
+    ``aiohttp.ClientSession`` and ``aiohttp.TCPConnector``; fields are looked up on a
+    freshly built instance (they are set in ``__init__``), methods on the class. Call it
+    outside a running event loop: the aiohttp session is built and closed on a loop of its
+    own.
     """
     if async_client is None or http_transport is None:
         import httpx
 
         async_client = async_client or httpx.AsyncClient
         http_transport = http_transport or httpx.AsyncHTTPTransport
-    if client_session is None:
+    if client_session is None or tcp_connector is None:
         import aiohttp
 
-        client_session = aiohttp.ClientSession
+        client_session = client_session or aiohttp.ClientSession
+        tcp_connector = tcp_connector or aiohttp.TCPConnector
     classes = {
         "async_client": async_client,
         "http_transport": http_transport,
         "client_session": client_session,
+        "tcp_connector": tcp_connector,
     }
     fields = {
         "async_client": _fields_of(async_client()),
         "http_transport": _fields_of(http_transport()),
         "client_session": asyncio.run(_session_fields(client_session)),
+        "tcp_connector": frozenset[str](),  # only a method is needed
     }
     for need in _NEEDS:
         if need.kind == "field":

@@ -80,13 +80,19 @@ async def test_decompressed_response_hides_the_encoding_headers(
 async def test_request_scope_is_the_template_as_argo_passes_it(
     executor: Executor, target: TargetServer
 ) -> None:
+    """src: workflow/executor/agent.go executeHTTPTemplate builds ``request`` from the
+    template; ``headers`` is pkg/apis/workflow/v1alpha1/http_types.go
+    ``HTTPHeaders.ToHeader``: ``outHeader[header.Name] = []string{header.Value}`` (the name
+    as written, not canonical; the last value of a repeated name) for every header whose
+    ``ValueFrom`` is nil (``valueFrom: {}`` is not nil: left out, yet sent with its value)."""
     url = target.url("/echo")
     condition = (
         f'request.method == "" && request.url == "{url}" && request.body == "text"'
         " && request.bodyBytes == nil"
         ' && request.headers["X-A"] == ["3"] && request.headers["x-a"] == ["4"]'
         ' && request.headers["X-B"] == ["2"] && !("X-S" in request.headers)'
-        " && len(request.headers) == 3"
+        ' && !("X-E" in request.headers) && len(request.headers) == 3'
+        ' && response.body contains "sent"'
     )
     result = await check(
         executor,
@@ -99,6 +105,7 @@ async def test_request_scope_is_the_template_as_argo_passes_it(
             {"name": "X-A", "value": "3"},
             {"name": "x-a", "value": "4"},
             {"name": "X-S", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            {"name": "X-E", "value": "sent", "valueFrom": {}},
         ],
     )
     assert result["phase"] == "Succeeded", result

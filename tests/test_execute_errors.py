@@ -16,7 +16,9 @@ objects getaddrinfo raises instead.
 
 from __future__ import annotations
 
+import datetime
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import trustme
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
@@ -31,6 +34,7 @@ from agent.executor.errors import dns_error_text
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings
+from tests.servers import TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
 MakeExecutor = Callable[..., Executor]
@@ -338,3 +342,179 @@ async def test_dns_failure_reaches_the_message(
         "message": 'Post "http://no-such-host.invalid/x": dial tcp: lookup no-such-host.invalid '
         "on 10.96.0.10:53: no such host",
     }
+
+
+# -- Go's default-transport limits: dial timeout and TLS handshake timeout ----------------
+#
+# This machine runs a real Linux kernel (a Firecracker VM, not gVisor): a listener created
+# with listen(0) queues one connection; further SYNs are dropped while nobody accepts, so a
+# connect to it stays pending, as one to a host that never answers.
+
+
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A 127.0.0.1 port whose accept queue is full: connecting to it never completes."""
+    listener = socket.socket()
+    filler: socket.socket | None = None
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+        yield port
+    finally:
+        if filler is not None:
+            filler.close()
+        listener.close()
+
+
+def never_speaks(conn: socket.socket) -> None:
+    """Accepts TCP and never answers: the client's TLS handshake waits for a ServerHello."""
+    conn.settimeout(10)
+    while conn.recv(65536):
+        pass
+
+
+async def test_connect_timeout_is_gos_dial_timeout(
+    make_executor: MakeExecutor, full_backlog: int
+) -> None:
+    """src: net/http/transport.go DefaultTransport (net.Dialer{Timeout: 30 * time.Second});
+    net/dial.go (*Dialer).DialContext: the deadline ends the dial with
+    mapErr(context.DeadlineExceeded) = errTimeout, "i/o timeout" (net/net.go), in the dial's
+    *OpError naming the IP dialled. Transient for OnTransientError ("i/o timeout")."""
+    url = f"http://127.0.0.1:{full_backlog}/x"
+    result = await run(make_executor(connect_timeout_seconds=0.3), url=url)
+    want = f'Get "{url}": dial tcp 127.0.0.1:{full_backlog}: i/o timeout'
+    assert result == {"phase": "Failed", "message": want}
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["http2-on", "http2-off"])
+async def test_tls_handshake_timeout_is_gos(
+    make_executor: MakeExecutor, raw_server: Callable[[Handler], RawServer], http2: bool
+) -> None:
+    """src: net/http/transport.go DefaultTransport (TLSHandshakeTimeout: 10 * time.Second);
+    (*persistConn).addTLS returns tlsHandshakeTimeoutError{} ("net/http: TLS handshake
+    timeout"), bare from dialConn, in Client.Do's *url.Error. Transient for
+    OnTransientError. ``http2-off`` makes the aiohttp transport do the handshake itself."""
+    url = raw_server(never_speaks).url(scheme="https")
+    executor = make_executor(tls_handshake_timeout_seconds=0.3, http2=http2)
+    result = await run(executor, url=url)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": net/http: TLS handshake timeout'}
+
+
+async def test_insecure_skip_verify_has_no_dial_timeout(
+    make_executor: MakeExecutor, full_backlog: int
+) -> None:
+    """Argo's insecure client (workflow/executor/agent.go ``httpClientSkip``) is a bare
+    http.Transport: no dial timeout (Transport.dial falls back to a zero net.Dialer), so the
+    template's deadline ends the wait: transport.go getConn returns context.Cause(ctx)."""
+    url = f"http://127.0.0.1:{full_backlog}/x"
+    executor = make_executor(connect_timeout_seconds=0.1, default_timeout_seconds=0.6)
+    result = await run(executor, url=url, insecureSkipVerify=True)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": context deadline exceeded'}
+
+
+async def test_insecure_skip_verify_has_no_tls_handshake_timeout(
+    make_executor: MakeExecutor, raw_server: Callable[[Handler], RawServer]
+) -> None:
+    """Argo's insecure client sets no TLSHandshakeTimeout: the template's deadline ends the
+    handshake (the Go run in the research notes gave the same text)."""
+    url = raw_server(never_speaks).url(scheme="https")
+    executor = make_executor(tls_handshake_timeout_seconds=0.1, default_timeout_seconds=0.6)
+    result = await run(executor, url=url, insecureSkipVerify=True)
+    assert result == {"phase": "Failed", "message": f'Get "{url}": context deadline exceeded'}
+
+
+# -- TLS verification: Go's x509 texts where Python can produce them ----------------------
+#
+# All come as ``Get "https://...": tls: failed to verify certificate: <x509 text>``
+# (crypto/tls/common.go (*CertificateVerificationError).Error). OpenSSL reports which check
+# failed, not the certificate's names or dates, so where Go prints those the agent's text is
+# pinned as it is and README.md ("Differences from Argo's agent") lists the difference.
+
+_TRUSTED = TestCA()
+_STRANGER = TestCA()  # a CA the client does not trust
+_PAST = (
+    datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+    datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC),
+)
+
+
+def _tls_handler(leaf: trustme.LeafCert) -> Handler:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(10)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                _read_request(tls)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (ssl.SSLError, OSError):
+            pass  # the client refused the certificate
+
+    return handle
+
+
+TLS_CASES = [
+    (
+        "unknown authority",
+        lambda: _STRANGER.ca.issue_cert("127.0.0.1"),
+        "127.0.0.1",
+        "x509: certificate signed by unknown authority",
+        "crypto/x509/verify.go UnknownAuthorityError.Error: exact",
+    ),
+    (
+        "name mismatch",
+        lambda: _TRUSTED.ca.issue_cert("example.com"),
+        "localhost",
+        "x509: certificate is not valid for localhost",
+        "Go (HostnameError.Error): x509: certificate is valid for example.com, not localhost",
+    ),
+    (
+        "IP without IP SANs",
+        lambda: _TRUSTED.ca.issue_cert("example.com"),
+        "127.0.0.1",
+        "x509: certificate is not valid for 127.0.0.1",
+        "Go (HostnameError.Error): x509: cannot validate certificate for 127.0.0.1 because it "
+        "doesn't contain any IP SANs",
+    ),
+    (
+        "expired",
+        lambda: _TRUSTED.ca.issue_cert("127.0.0.1", not_before=_PAST[0], not_after=_PAST[1]),
+        "127.0.0.1",
+        "x509: certificate has expired or is not yet valid: certificate has expired",
+        "Go (CertificateInvalidError.Error): x509: certificate has expired or is not yet "
+        "valid: current time <now, RFC 3339> is after 2021-01-01T00:00:00Z",
+    ),
+    (
+        "expired and untrusted",
+        lambda: _STRANGER.ca.issue_cert("127.0.0.1", not_before=_PAST[0], not_after=_PAST[1]),
+        "127.0.0.1",
+        "x509: certificate signed by unknown authority",
+        "Go checks the leaf's dates first ((*Certificate).Verify): it reports the expiry",
+    ),
+]
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["http2-on", "http2-off"])
+@pytest.mark.parametrize(
+    ("leaf", "host", "x509", "src"),
+    [case[1:] for case in TLS_CASES],
+    ids=[case[0] for case in TLS_CASES],
+)
+async def test_tls_verification_texts(
+    make_executor: MakeExecutor,
+    raw_server: Callable[[Handler], RawServer],
+    leaf: Callable[[], trustme.LeafCert],
+    host: str,
+    x509: str,
+    src: str,
+    http2: bool,
+) -> None:
+    server = raw_server(_tls_handler(leaf()))
+    url = f"https://{host}:{server.port}/x"
+    executor = make_executor(ca_bundle=_TRUSTED.pem_path, http2=http2)
+    result = await run(executor, url=url)
+    want = f'Get "{url}": tls: failed to verify certificate: {x509}'
+    assert result == {"phase": "Failed", "message": want}, src

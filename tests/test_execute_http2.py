@@ -46,6 +46,7 @@ async def _app(
             "method": scope["method"],
             "path": scope["path"],
             "host": headers.get("host") or headers.get(":authority", ""),
+            "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
         }
     ).encode()
     await send(
@@ -148,6 +149,24 @@ async def test_host_header_becomes_the_http2_authority(
     assert served(result)["host"] == "elsewhere.example"
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_header_names_are_lower_case_on_http2_as_gos(
+    make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
+) -> None:
+    """HTTP/2 carries names in lower case (RFC 9113 8.2.2): Go's client lowercases them
+    (net/http/internal/httpcommon EncodeHeaders: LowerHeader), so Header.Add's canonical
+    spelling never reaches an HTTP/2 server. Values are trimmed here as on HTTP/1.1; Go's
+    HTTP/2 writer sends the surrounding whitespace, which RFC 9113 8.2.1 makes the request
+    malformed for (python-h2 refuses to send it): README.md lists the difference."""
+    headers = [{"name": "x-API-key", "value": "k"}, {"name": "X-Tabs", "value": "\tv\t"}]
+    result = await run(
+        make_executor(transport=transport), {"url": h2_target.url("/"), "headers": headers}
+    )
+    echo = served(result)
+    assert echo["http_version"] == "2"
+    assert ["x-api-key", "k"] in echo["headers"] and ["x-tabs", "v"] in echo["headers"]
+
+
 async def test_http2_off_speaks_http1(
     make_executor: Callable[..., Executor], h2_target: Http2Target
 ) -> None:
@@ -155,16 +174,24 @@ async def test_http2_off_speaks_http1(
     assert echo["http_version"] == "1.1"
 
 
-async def test_verification_and_insecure_skip_verify_apply_on_http2(
-    make_executor: Callable[..., Executor], h2_target: Http2Target
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_insecure_skip_verify_speaks_http1_as_argos_insecure_client(
+    make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
 ) -> None:
-    executor = make_executor(ca_bundle=None)  # the test CA is not trusted
+    """Argo's insecure client (workflow/executor/agent.go ``httpClientSkip``) is a bare
+    ``http.Transport`` with a ``TLSClientConfig``: net/http/transport.go
+    ``(*Transport).protocols`` enables no HTTP/2 for it ("don't automatically enable http2
+    if they've specified a custom TLS config"). The verified client negotiates HTTP/2."""
+    executor = make_executor(ca_bundle=None, transport=transport)  # the test CA is untrusted
     url = h2_target.url("/")
     failed = await run(executor, {"url": url})
     assert failed["phase"] == "Failed"
     assert failed["message"].startswith(f'Get "{url}": tls: failed to verify certificate: ')
-    echo = served(await run(executor, {"url": url, "insecureSkipVerify": True}))
-    assert echo["http_version"] == "2"
+    for _ in range(2):  # the first request and one on a kept-alive connection
+        echo = served(await run(executor, {"url": url, "insecureSkipVerify": True}))
+        assert echo["http_version"] == "1.1"
+    trusted = make_executor(transport=transport)
+    assert served(await run(trusted, {"url": url}))["http_version"] == "2"
 
 
 async def test_deny_list_applies_on_http2(

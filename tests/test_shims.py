@@ -98,6 +98,15 @@ class SessionWithoutTrustEnv:
         return None
 
 
+class ConnectorWithoutConnectionHook:
+    pass
+
+
+class ConnectorWithAnotherConnectionHook:
+    async def _wrap_create_connection(self, *args: Any, addr_infos: Any, req: Any) -> None:
+        return None
+
+
 # --- check ---------------------------------------------------------------------------------
 
 
@@ -142,6 +151,18 @@ def test_check_passes_in_a_child_process() -> None:
             "aiohttp",
             "aiohttp.ClientSession._trust_env",
             "is gone",
+        ),
+        (
+            {"tcp_connector": ConnectorWithoutConnectionHook},
+            "aiohttp",
+            "aiohttp.TCPConnector._wrap_create_connection",
+            "is gone",
+        ),
+        (
+            {"tcp_connector": ConnectorWithAnotherConnectionHook},
+            "aiohttp",
+            "aiohttp.TCPConnector._wrap_create_connection",
+            "no longer takes (args, addr_infos, req, timeout, client_error, kwargs)",
         ),
     ],
 )

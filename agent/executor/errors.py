@@ -22,6 +22,8 @@ import httpx
 from agent.executor.policy import PolicyDenied
 
 __all__ = [
+    "DialTimeout",
+    "TLSHandshakeTimeout",
     "describe_transport_error",
     "dns_error_text",
     "format_url_error",
@@ -38,6 +40,27 @@ _ERRNO_TEXT = {
     errno.ETIMEDOUT: "connection timed out",
     errno.EPIPE: "broken pipe",
 }
+
+
+class DialTimeout(Exception):
+    """The cause the transports attach when Go's dial timeout ran out for ``address``.
+
+    Go's ``net.Dialer.Timeout`` ends the dial with ``mapErr(context.DeadlineExceeded)`` =
+    ``errTimeout``, whose text is ``i/o timeout`` (net/net.go), in the dial's ``*OpError``
+    naming the IP dialled: ``dial tcp 10.0.0.1:80: i/o timeout``.
+    """
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.address = address
+
+
+class TLSHandshakeTimeout(Exception):
+    """The cause the transports attach when Go's TLS handshake timeout ran out.
+
+    net/http/transport.go ``(*persistConn).addTLS``: ``tlsHandshakeTimeoutError``, returned
+    bare by ``dialConn``: ``Get "https://...": net/http: TLS handshake timeout``.
+    """
 
 
 def url_error_op(method: str) -> str:
@@ -65,6 +88,10 @@ def describe_transport_error(
     for item in chain:
         if isinstance(item, PolicyDenied):
             return str(item)
+        if isinstance(item, DialTimeout):
+            return f"dial tcp {item.address}: i/o timeout"
+        if isinstance(item, TLSHandshakeTimeout):
+            return "net/http: TLS handshake timeout"
     # aiohttp's wrappers subclass the ssl errors; only the ssl module's own carry details.
     ssl_errors = [e for e in chain if isinstance(e, ssl.SSLError) and _from_ssl_module(e)]
     for item in ssl_errors:

@@ -12,10 +12,18 @@ It reproduces ``executeHTTPTemplate`` of Argo's agent field by field, with Argo'
 * the body becomes ``outputs.result`` whenever a response was read (success and failed
   status/condition); transport errors fail the node with Go-shaped text and no outputs.
 
+Header names are sent as Go's ``Header.Add`` stores them (``textproto.CanonicalMIMEHeaderKey``:
+``x-api-key`` -> ``X-Api-Key``; HTTP/2 lowercases every name on the wire, in Go too), and
+values as Go's HTTP/1 writer sends them: leading and trailing spaces and tabs trimmed
+(net/http/header.go ``writeSubset``: ``textproto.TrimString``), the bytes of the text as
+they are (template text as UTF-8, a Secret's raw bytes unchanged).
+
 Like Go's client it sends ``Accept-Encoding: gzip`` when the template does not choose an
-encoding, and then transparently decompresses a gzip body and hides ``Content-Encoding`` /
-``Content-Length`` from ``response.headers``. It drops template ``Content-Length``,
-``Transfer-Encoding`` and ``Trailer`` headers, which Go's client ignores too.
+encoding, sets no ``Range`` and the method is not HEAD (transport.go
+``(*persistConn).roundTrip``: only when it can decode the answer), and then transparently
+decompresses a gzip body and hides ``Content-Encoding`` / ``Content-Length`` from
+``response.headers``. It drops template ``Content-Length``, ``Transfer-Encoding`` and
+``Trailer`` headers, which Go's client ignores too.
 
 Where Argo is unsafe we improve, and say so in the message: a default timeout when the
 template sets none, a cap on the body kept as ``outputs.result`` (a larger body fails the
@@ -74,6 +82,9 @@ _INFLATE_STEP = 64 * 1024
 _NO_PHASE_TIMEOUTS: dict[str, float | None] = dict.fromkeys(("connect", "read", "write", "pool"))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
+# textproto.TrimString: what Go's HTTP/1 writer trims off both ends of a header value (CR
+# and LF never get this far: validateHeaders refused them).
+_GO_TRIMMED = " \t\r\n"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -82,6 +93,7 @@ def is_token(text: str) -> bool:
     return bool(text) and all(char in _TOKEN_CHARS for char in text)
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_header_key(name: str) -> str:
     """Go's ``textproto.CanonicalMIMEHeaderKey``: ``content-type`` -> ``Content-Type``.
 
@@ -241,8 +253,11 @@ class HTTPExecutor:
         else:
             timeout = self._settings.default_timeout_seconds
         names = {h.name.lower() for h in headers}
-        accept_gzip = "accept-encoding" not in names and "range" not in names
-        return _Prepared(method.upper(), url, headers, body, timeout, accept_gzip)
+        sent_method = method.upper()
+        accept_gzip = (
+            "accept-encoding" not in names and "range" not in names and sent_method != "HEAD"
+        )
+        return _Prepared(sent_method, url, headers, body, timeout, accept_gzip)
 
     # -- the request --------------------------------------------------------------------
 
@@ -330,7 +345,12 @@ class HTTPExecutor:
                 host = value  # the last Host wins, as in Argo
                 continue
             has_user_agent = has_user_agent or lowered == "user-agent"
-            out.append((header.name.encode("ascii"), value.encode("utf-8", SECRET_TEXT_ERRORS)))
+            out.append(
+                (
+                    canonical_header_key(header.name).encode("ascii"),
+                    value.strip(_GO_TRIMMED).encode("utf-8", SECRET_TEXT_ERRORS),
+                )
+            )
         if host:
             out.insert(0, (b"Host", host.encode("utf-8", SECRET_TEXT_ERRORS)))
         if not has_user_agent:

@@ -16,10 +16,12 @@ from agent.executor.policy import InvalidNetwork, parse_networks
 
 __all__ = [
     "DEFAULT_CA_DIR",
+    "DEFAULT_CONNECT_TIMEOUT_SECONDS",
     "DEFAULT_DENY_NETWORKS",
     "DEFAULT_HTTP2",
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
+    "DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS",
     "DEFAULT_TRANSPORT",
     "ExecutorSettings",
     "PluginEndpoint",
@@ -35,6 +37,10 @@ DEFAULT_CA_DIR: str = "/etc/ssl/certs/ca-certificates"
 DEFAULT_DENY_NETWORKS: tuple[str, ...] = ("169.254.169.254/32", "fd00:ec2::254/128")
 DEFAULT_TRANSPORT: TransportKind = "aiohttp"
 DEFAULT_HTTP2: bool = True
+# Go's http.DefaultTransport, which Argo's agent uses for verified requests
+# (net/http/transport.go: net.Dialer{Timeout: 30 * time.Second}, TLSHandshakeTimeout: 10 s).
+DEFAULT_CONNECT_TIMEOUT_SECONDS: float = 30.0
+DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,14 @@ class ExecutorSettings:
             kept for comparison and as a fallback). Behaviour is identical.
         http2: speak HTTP/2 with HTTPS targets that offer it (ALPN), as Go's client does;
             HTTP/1.1 targets keep the aiohttp pool (see ``AiohttpTransport``).
+        connect_timeout_seconds: how long opening a TCP connection may take before the node
+            fails with Go's ``dial tcp IP:PORT: i/o timeout`` (Go's default transport: 30 s,
+            spread over the addresses a name resolves to, as Go's ``dialSerial`` does).
+            Not applied with ``insecureSkipVerify``: Argo's insecure client is a bare
+            ``http.Transport`` without a dial timeout (only the kernel's SYN retries end it).
+        tls_handshake_timeout_seconds: how long the TLS handshake may take before the node
+            fails with Go's ``net/http: TLS handshake timeout`` (Go's default transport:
+            10 s); not applied with ``insecureSkipVerify``, as in Argo.
         user_agent: ``User-Agent`` sent when a template sets none.
         max_redirects: Go's limit: the request fails with ``stopped after 10 redirects``
             when the 10th response is still a redirect (9 redirects are followed).
@@ -106,6 +120,8 @@ class ExecutorSettings:
     deny_networks: tuple[str, ...] = DEFAULT_DENY_NETWORKS
     transport: TransportKind = DEFAULT_TRANSPORT
     http2: bool = DEFAULT_HTTP2
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    tls_handshake_timeout_seconds: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS
     user_agent: str = f"argo-http-agent/{__version__}"
     max_redirects: int = 10
     plugins: tuple[PluginEndpoint, ...] = field(default_factory=tuple)
@@ -127,8 +143,13 @@ class ExecutorSettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("keepalive_seconds", "plugin_timeout_seconds"):
-            if getattr(self, name) <= 0:
+        for name in (
+            "keepalive_seconds",
+            "plugin_timeout_seconds",
+            "connect_timeout_seconds",
+            "tls_handshake_timeout_seconds",
+        ):
+            if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"{name} must be positive")
         if self.plugin_retry_base_seconds < 0 or self.dns_cache_seconds < 0:
             raise ValueError("plugin_retry_base_seconds and dns_cache_seconds must not be negative")

@@ -13,6 +13,24 @@ Both transports apply the :class:`~agent.executor.policy.OutboundPolicy` at conn
 the resolved addresses (a resolver for aiohttp, a network backend for httpcore), and to
 literal IP hosts, on every hop of a redirect chain.
 
+Argo's agent has two Go clients (workflow/executor/agent.go ``httpClients``), and so does
+this transport, chosen per request by :data:`INSECURE_EXTENSION`:
+
+* verified requests get ``http.DefaultTransport``'s limits: a connect timeout (Go's dial
+  timeout, 30 s: ``dial tcp IP:PORT: i/o timeout``) and a separate TLS handshake timeout
+  (10 s: ``net/http: TLS handshake timeout``), and HTTP/2 by ALPN;
+* ``insecureSkipVerify`` requests get what Argo's ``httpClientSkip`` (a bare
+  ``http.Transport`` with only a ``TLSClientConfig``) has: HTTP/1.1 only (transport.go
+  ``protocols``: no automatic HTTP/2 with a custom TLS config), no dial or handshake
+  timeout (the template's ``timeoutSeconds`` or the agent's default bounds them).
+
+Neither reads proxy variables: Argo's insecure client has no ``Proxy``; its default
+client does (``ProxyFromEnvironment``), a difference README.md lists.
+
+Header bytes are sent as given (the executor encodes Go's bytes): aiohttp writes header
+text as UTF-8, so a request whose header bytes are not UTF-8 (a Secret holding binary)
+goes to httpx's own HTTP/1.1 pool, which writes bytes as they are.
+
 Deliberate client settings: no cookie jar (one agent serves many workflows and must not
 carry one author's cookies into another's requests; Go's default client has none either),
 no proxy from the environment, redirects handled like Go's ``net/http`` (301/302/303 turn
@@ -21,6 +39,7 @@ any method but HEAD into GET; at most ``max_redirects`` requests in a chain).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.cookiejar
 import logging
@@ -28,7 +47,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +57,11 @@ import httpcore
 import httpx
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 from agent import shims
+from agent.executor.errors import DialTimeout, TLSHandshakeTimeout
 from agent.executor.policy import OutboundPolicy, PolicyDenied, is_ip_literal
 from agent.executor.settings import ExecutorSettings
 
@@ -60,6 +81,9 @@ log = logging.getLogger(__name__)
 INSECURE_EXTENSION = "argo_http_agent.insecure_skip_verify"
 _ALPN_TTL = 600.0  # seconds an HTTP/1.1-only origin stays on aiohttp before it is asked again
 _ALPN_ORIGINS = 4096
+# asyncio applies a 60 s handshake limit when given none; Argo's insecure client has none.
+_NO_HANDSHAKE_LIMIT = 365 * 24 * 3600.0
+_TLS_HANDSHAKE_TIMEOUT_TEXT = "net/http: TLS handshake timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +149,8 @@ class _PolicyResolver(AbstractResolver):
     def __init__(self, policy: OutboundPolicy) -> None:
         self._policy = policy
         self._inner = aiohttp.DefaultResolver()
+        #: host -> the first address it resolved to: the one a dial timeout names
+        self.first_address: dict[str, str] = {}
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -132,10 +158,60 @@ class _PolicyResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         for result in results:
             self._policy.check(result["host"], host=host)
+        if results:
+            if len(self.first_address) >= _ALPN_ORIGINS:
+                self.first_address.clear()
+            self.first_address[host] = results[0]["host"]
         return results
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class _TLSHandshakeTimeoutError(aiohttp.ClientConnectionError):
+    """Go's TLS handshake timeout on aiohttp's pool (not a ``ClientConnectorError``, so
+    aiohttp does not go on to the host's next address: Go's dial was already done)."""
+
+
+class _AgentConnector(aiohttp.TCPConnector):
+    """aiohttp's connector with Go's TLS handshake timeout on verified connections.
+
+    aiohttp runs the TCP connect and the TLS handshake under one ``sock_connect`` timeout
+    (Go's dial timeout here) and has no public handshake limit; asyncio's
+    ``create_connection`` has one (``ssl_handshake_timeout``). This override of aiohttp's
+    private ``_wrap_create_connection`` (checked by :func:`agent.shims.check`) passes it:
+    the handshake gets Go's limit, inside the connect timeout (so it is Go's 10 s unless
+    the TCP connect itself took more than 20 of Go's 30 s, where the connect timeout
+    speaks first). ``insecure`` connections get no limit, as Argo's insecure client.
+    """
+
+    def __init__(
+        self, *, tls_handshake_timeout: float, insecure: ssl.SSLContext, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._insecure_context = insecure
+
+    async def _wrap_create_connection(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[asyncio.Transport, ResponseHandler]:
+        context = kwargs.get("ssl")
+        limited = isinstance(context, ssl.SSLContext) and context is not self._insecure_context
+        if isinstance(context, ssl.SSLContext):
+            kwargs["ssl_handshake_timeout"] = (
+                self._tls_handshake_timeout if limited else _NO_HANDSHAKE_LIMIT
+            )
+        try:
+            return await super()._wrap_create_connection(*args, **kwargs)
+        except aiohttp.ClientConnectorError as exc:
+            # asyncio's sslproto ends a handshake that ran out of time with a
+            # ConnectionAbortedError of its own (no errno: no socket said so).
+            error = exc.os_error
+            if limited and isinstance(error, ConnectionAbortedError) and error.errno is None:
+                raise _TLSHandshakeTimeoutError(_TLS_HANDSHAKE_TIMEOUT_TEXT) from (
+                    TLSHandshakeTimeout()
+                )
+            raise
 
 
 class _AiohttpStream(httpx.AsyncByteStream):
@@ -170,11 +246,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_connections_per_host: int,
         keepalive_seconds: float,
         dns_cache_seconds: int,
+        connect_timeout: float,
+        tls_handshake_timeout: float,
         http2: httpx.AsyncBaseTransport | None = None,
+        fallback: Callable[[], httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self._tls = tls
         self._policy = policy
         self._http2 = http2
+        self._connect_timeout = connect_timeout
+        self._tls_handshake_timeout = tls_handshake_timeout
+        # Built on first use: the pool for requests whose header bytes aiohttp cannot write.
+        self._make_fallback = fallback
+        self._fallback: httpx.AsyncBaseTransport | None = None
+        self._resolver: _PolicyResolver | None = None
         # HTTPS origin -> (speaks HTTP/2, when learned). Unknown and HTTP/2 origins go to
         # the HTTP/2 pool; HTTP/1.1 ones to aiohttp's, re-asked every _ALPN_TTL seconds.
         self._alpn: dict[tuple[str, int | None, bool], tuple[bool, float]] = {}
@@ -185,13 +270,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
+            self._resolver = _PolicyResolver(self._policy)
+            connector = _AgentConnector(
+                tls_handshake_timeout=self._tls_handshake_timeout,
+                insecure=self._tls.insecure,
                 limit=self._limits[0],
                 limit_per_host=self._limits[1],
                 keepalive_timeout=self._keepalive,
                 ttl_dns_cache=self._dns_cache or None,
                 use_dns_cache=self._dns_cache > 0,
-                resolver=_PolicyResolver(self._policy),
+                resolver=self._resolver,
                 ssl=self._tls.verify,
             )
             self._session = aiohttp.ClientSession(
@@ -210,10 +298,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._http2 is not None and request.url.scheme == "https":
+        insecure = bool(request.extensions.get(INSECURE_EXTENSION))
+        if self._http2 is not None and request.url.scheme == "https" and not insecure:
             negotiated = await self._via_http2(request)
             if negotiated is not None:
                 return negotiated
+        try:
+            headers = _multidict(request.headers.raw)
+        except UnicodeDecodeError:
+            return await self._fallback_transport().handle_async_request(request)
         host = request.url.host
         if is_ip_literal(host):
             # The resolver is not consulted for literal addresses.
@@ -223,8 +316,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise httpx.ConnectError(str(exc), request=request) from exc
         session = self._get_session()
         timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
+        connect = timeouts.get("connect")
+        if not insecure:
+            connect = _smaller(connect, self._connect_timeout)
         body = await request.aread()
-        headers = _multidict(request.headers.raw)
         ssl_choice: ssl.SSLContext | bool = (
             self._tls.for_request(request) if request.url.scheme == "https" else True
         )
@@ -242,7 +337,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 ssl=ssl_choice,
-                timeout=_client_timeout(timeouts.get("connect"), timeouts.get("read")),
+                timeout=_client_timeout(connect, timeouts.get("read")),
+            )
+        except aiohttp.ConnectionTimeoutError as exc:
+            if connect != self._connect_timeout:
+                raise _map_aiohttp_error(exc, request) from exc
+            # Go's dial timeout, naming the address dialled (the first one a name resolved
+            # to: Go's dialSerial reports the first address's error).
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            address = host if is_ip_literal(host) else self._first_address(host)
+            dialed = DialTimeout(_join_host_port(address.strip("[]"), port))
+            raise httpx.ConnectTimeout(f"dial timeout: {dialed.address}", request=request) from (
+                dialed
             )
         except aiohttp.ClientError as exc:
             raise _map_aiohttp_error(exc, request) from exc
@@ -258,6 +364,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
             },
         )
+
+    def _first_address(self, host: str) -> str:
+        resolver = self._resolver
+        return (resolver.first_address.get(host) if resolver else None) or host
+
+    def _fallback_transport(self) -> httpx.AsyncBaseTransport:
+        if self._fallback is None:
+            if self._make_fallback is None:
+                raise httpx.LocalProtocolError("header bytes are not UTF-8 text")
+            self._fallback = self._make_fallback()
+        return self._fallback
 
     async def _via_http2(self, request: httpx.Request) -> httpx.Response | None:
         """The request on the HTTP/2 pool, unless its origin is known to speak HTTP/1.1.
@@ -287,8 +404,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 await self._session.close()
                 self._session = None
         finally:
-            if self._http2 is not None:
-                await self._http2.aclose()
+            try:
+                if self._http2 is not None:
+                    await self._http2.aclose()
+            finally:
+                if self._fallback is not None:
+                    await self._fallback.aclose()
 
 
 @functools.lru_cache(maxsize=256)
@@ -298,15 +419,25 @@ def _client_timeout(connect: float | None, read: float | None) -> aiohttp.Client
 
 
 def _multidict(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """The request's header bytes as the text aiohttp writes back as the same bytes.
+
+    aiohttp encodes header text as UTF-8, so the bytes are decoded as UTF-8 (raising
+    ``UnicodeDecodeError`` for bytes it could not write; the caller sends those elsewhere).
+    """
     # aiohttp replaces (instead of repeating) a header whose name differs only in case
     # from an earlier one; spell every repeat like its first occurrence.
     spelling: dict[str, str] = {}
     out: CIMultiDict[str] = CIMultiDict()
     for raw_name, raw_value in raw:
-        name = raw_name.decode("latin-1")
+        name = raw_name.decode("utf-8")
         name = spelling.setdefault(name.lower(), name)
-        out.add(name, raw_value.decode("latin-1"))
+        out.add(name, raw_value.decode("utf-8"))
     return out
+
+
+def _join_host_port(host: str, port: int) -> str:
+    """Go's ``net.JoinHostPort``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _map_aiohttp_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
@@ -334,11 +465,27 @@ def _map_aiohttp_error(exc: aiohttp.ClientError, request: httpx.Request) -> http
 
 
 class _PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Resolves first, checks every address, then connects to the allowed ones in order."""
+    """Resolves first, checks every address, then dials the allowed ones in order.
 
-    def __init__(self, policy: OutboundPolicy) -> None:
+    With ``connect_timeout`` it dials as Go's ``net.Dialer`` with a ``Timeout`` does
+    (net/dial.go ``dialSerial`` + ``partialDeadline``): the addresses are tried one after
+    the other, each with its share of the time left (at least 2 s while there is that
+    much), and the first address's error is the one reported; a timeout is Go's
+    ``i/o timeout``. With ``tls_handshake_timeout`` the stream's TLS handshake gets that
+    limit of its own (Go's ``TLSHandshakeTimeout``).
+    """
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        connect_timeout: float | None = None,
+        tls_handshake_timeout: float | None = None,
+    ) -> None:
         self._policy = policy
         self._inner = httpcore.AnyIOBackend()
+        self._connect_timeout = connect_timeout
+        self._tls_handshake_timeout = tls_handshake_timeout
 
     async def connect_tcp(
         self,
@@ -348,28 +495,41 @@ class _PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        if not self._policy:
-            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         try:
             if is_ip_literal(host):
                 addresses = [host.strip("[]")]
             else:
                 infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
                 addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-            for address in addresses:
-                self._policy.check(address, host=host)
+            if self._policy:
+                for address in addresses:
+                    self._policy.check(address, host=host)
         except (OSError, PolicyDenied) as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        last: httpcore.ConnectError | None = None
-        for address in addresses:
+        limit = _smaller(timeout, self._connect_timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        first: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for index, address in enumerate(addresses):
+            budget = _partial_timeout(deadline, len(addresses) - index)
             try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
+                if budget is not None and budget <= 0:
+                    raise httpcore.ConnectTimeout("dial deadline passed")
+                stream = await self._inner.connect_tcp(
+                    address, port, budget, local_address, socket_options
                 )
+            except httpcore.ConnectTimeout as exc:
+                if limit != self._connect_timeout:
+                    first = first or exc  # the caller's own timeout, not Go's dial timeout
+                    continue
+                first = first or _HttpcoreDialTimeout(_join_host_port(address, port))
             except httpcore.ConnectError as exc:
-                last = exc
-        assert last is not None
-        raise last
+                first = first or exc
+            else:
+                if self._tls_handshake_timeout is None:
+                    return stream
+                return _HandshakeLimitedStream(stream, self._tls_handshake_timeout)
+        assert first is not None
+        raise first
 
     async def connect_unix_socket(
         self,
@@ -383,12 +543,79 @@ class _PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+# httpcore's pool re-raises a connection's error ``from None``, so the Go cause travels in
+# the exception's class (httpx then keeps it as the ``__cause__`` of its own exception).
+class _HttpcoreDialTimeout(httpcore.ConnectTimeout, DialTimeout):
+    pass
+
+
+class _HttpcoreTLSHandshakeTimeout(httpcore.ConnectTimeout, TLSHandshakeTimeout):
+    pass
+
+
+def _smaller(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _partial_timeout(deadline: float | None, remaining: int) -> float | None:
+    """Go's ``partialDeadline`` (net/dial.go): this address's share of the time left."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return 0.0
+    share = left / remaining
+    sane_minimum = 2.0
+    if share < sane_minimum:
+        share = min(left, sane_minimum)
+    return share
+
+
+class _HandshakeLimitedStream(httpcore.AsyncNetworkStream):
+    """A plain TCP stream whose TLS handshake has a time limit of its own."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, limit: float) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        limit = _smaller(timeout, self._limit)
+        try:
+            # The TLS stream replaces this one: nothing is left in between once it is up.
+            return await self._inner.start_tls(ssl_context, server_hostname, limit)
+        except httpcore.ConnectTimeout:
+            if limit != self._limit:
+                raise  # the caller's own, shorter timeout
+            raise _HttpcoreTLSHandshakeTimeout(_TLS_HANDSHAKE_TIMEOUT_TEXT) from None
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class HttpcoreTransport(httpx.AsyncBaseTransport):
     """httpx's own transport, one pool per TLS choice, with the policy backend.
 
-    With ``http2`` it offers HTTP/2 by ALPN to TLS targets. httpcore sets the ALPN list on
-    the SSL context it is given, so the contexts must not be shared with aiohttp's pool
-    (which speaks HTTP/1.1 only): :func:`build_client` builds separate ones.
+    The verified pool has Go's default-transport limits (``connect_timeout``,
+    ``tls_handshake_timeout``) and, with ``http2``, offers HTTP/2 by ALPN to TLS targets;
+    the ``insecureSkipVerify`` pool is Argo's insecure client: HTTP/1.1 only, no limits.
+    httpcore sets the ALPN list on the SSL context it is given, so the contexts must not be
+    shared with aiohttp's pool: :func:`build_client` builds separate ones.
     """
 
     def __init__(
@@ -398,17 +625,28 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
         policy: OutboundPolicy,
         max_connections: int,
         keepalive_seconds: float,
+        connect_timeout: float | None,
+        tls_handshake_timeout: float | None,
         http2: bool = False,
     ) -> None:
-        limits = (max_connections, keepalive_seconds, http2)
-        self._verify = self._make(tls.verify, policy, *limits)
-        self._insecure = self._make(tls.insecure, policy, *limits)
+        self._verify = self._make(
+            tls.verify,
+            _PolicyNetworkBackend(
+                policy, connect_timeout=connect_timeout, tls_handshake_timeout=tls_handshake_timeout
+            ),
+            max_connections,
+            keepalive_seconds,
+            http2,
+        )
+        self._insecure = self._make(
+            tls.insecure, _PolicyNetworkBackend(policy), max_connections, keepalive_seconds, False
+        )
         self._tls = tls
 
     @staticmethod
     def _make(
         context: ssl.SSLContext,
-        policy: OutboundPolicy,
+        backend: _PolicyNetworkBackend,
         max_connections: int,
         keepalive: float,
         http2: bool,
@@ -422,14 +660,15 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
             keepalive_expiry=keepalive,
             http1=True,
             http2=http2,
-            network_backend=_PolicyNetworkBackend(policy),
+            network_backend=backend,
         )
         shims.set_pool(transport, pool)
         return transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        insecure = request.extensions.get(INSECURE_EXTENSION) and request.url.scheme == "https"
-        transport = self._insecure if insecure else self._verify
+        # Argo picks its client by the flag alone (httpClients[InsecureSkipVerify]), for
+        # http:// URLs too: those get the insecure client's (absent) dial timeout.
+        transport = self._insecure if request.extensions.get(INSECURE_EXTENSION) else self._verify
         return await transport.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -518,24 +757,23 @@ def build_client(
     pools that must offer HTTP/1.1 only (aiohttp's, the plugins' client).
     """
     transport: httpx.AsyncBaseTransport
+    pool_options: dict[str, Any] = {
+        "policy": policy,
+        "max_connections": settings.max_connections,
+        "keepalive_seconds": settings.keepalive_seconds,
+        "connect_timeout": settings.connect_timeout_seconds,
+        "tls_handshake_timeout": settings.tls_handshake_timeout_seconds,
+    }
     if settings.transport == "httpcore":
         transport = HttpcoreTransport(
             tls=_own_contexts(settings) if settings.http2 else tls,
-            policy=policy,
-            max_connections=settings.max_connections,
-            keepalive_seconds=settings.keepalive_seconds,
             http2=settings.http2,
+            **pool_options,
         )
     else:
         http2: HttpcoreTransport | None = None
         if settings.http2:
-            http2 = HttpcoreTransport(
-                tls=_own_contexts(settings),
-                policy=policy,
-                max_connections=settings.max_connections,
-                keepalive_seconds=settings.keepalive_seconds,
-                http2=True,
-            )
+            http2 = HttpcoreTransport(tls=_own_contexts(settings), http2=True, **pool_options)
         transport = AiohttpTransport(
             tls=tls,
             policy=policy,
@@ -543,7 +781,10 @@ def build_client(
             max_connections_per_host=settings.max_connections_per_host,
             keepalive_seconds=settings.keepalive_seconds,
             dns_cache_seconds=settings.dns_cache_seconds,
+            connect_timeout=settings.connect_timeout_seconds,
+            tls_handshake_timeout=settings.tls_handshake_timeout_seconds,
             http2=http2,
+            fallback=lambda: HttpcoreTransport(tls=_own_contexts(settings), **pool_options),
         )
     client = AgentClient(
         transport=transport,
