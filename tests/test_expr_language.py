@@ -998,8 +998,8 @@ SAFETY = [
     ),
     Err(BIG + "s" + " + s" * 21, "memory budget exceeded", "run", SAFE),
     Err("map(0..999, 0..999)", "memory budget exceeded", "run", SAFE),
-    Err("(" * 200 + "1" + ")" * 200, "nesting exceeds", "compile", SAFE),
-    Err("1" + " + 1" * 200, "nesting exceeds", "compile", SAFE),
+    Err("(" * 2000 + "1" + ")" * 2000, "nesting exceeds", "compile", SAFE),
+    Err("1" + " + 1" * 2000, "nesting exceeds", "compile", SAFE),
 ]
 
 ALL = (

@@ -38,7 +38,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .builtins import from_json, to_float, to_go_int
-from .errors import ExprError, Panic
+from .errors import ExprError
+from .jsonpath import query as _query
 from .sprig import sprig_map
 from .values import GoFunc, go_sprint_s, json_marshal
 
@@ -82,115 +83,14 @@ def expand(env: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def jsonpath(document: str, path: str) -> Any:
-    """Argo's ``jsonpath(jsonString, path)``: one value for a definite path, else a list.
+    """Argo's ``jsonpath(jsonString, path)`` (``util/expr/env.jsonPath``).
 
-    A definite path (only names and indexes) that does not exist is an error, as with
-    evilmonkeyinc/jsonpath which Argo uses; wildcards, slices, unions, filters and
-    recursive descent return the list of matches.
+    The document is decoded with ``json.Unmarshal`` (numbers are float64, a number out of
+    float64's range is an error), then queried with evilmonkeyinc/jsonpath v0.8.1's
+    ``Query`` (:mod:`agent.expr.jsonpath`): a definite path gives the value, wildcards,
+    ranges, unions, filters and recursive descent give lists, a missing key is an error.
     """
-    data = _unmarshal(document)
-    steps = _definite_steps(path)
-    if steps is not None:
-        return _walk(data, steps)
-    try:
-        from jsonpath_ng.ext.parser import parse as parse_path
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise Panic(f"jsonpath unavailable: {exc}") from None
-    try:
-        expression = parse_path(path)
-    except Exception as exc:
-        raise Panic(f"invalid JSONPath query '{path}': {exc}") from None
-    return [match.value for match in expression.find(data)]
-
-
-def _unmarshal(document: str) -> Any:
-    try:
-        return from_json(document)
-    except Panic as exc:
-        raise Panic(exc.message) from None
-
-
-_STEP_KEY, _STEP_INDEX = "key", "index"
-
-
-def _definite_steps(path: str) -> list[tuple[str, Any]] | None:
-    """Parse ``$.a.b[0]['c']`` into steps; None if the path is not definite."""
-    text = path.strip()
-    if not text.startswith("$"):
-        return None
-    i = 1
-    steps: list[tuple[str, Any]] = []
-    while i < len(text):
-        char = text[i]
-        if char == ".":
-            if text.startswith("..", i):
-                return None
-            j = i + 1
-            while j < len(text) and text[j] not in ".[":
-                j += 1
-            name = text[i + 1 : j]
-            if not name or name == "*":
-                return None
-            steps.append((_STEP_KEY, name))
-            i = j
-        elif char == "[":
-            end = text.find("]", i)
-            if end < 0:
-                return None
-            inner = text[i + 1 : end].strip()
-            if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\"":
-                body = inner[1:-1]
-                if inner[0] in body:
-                    return None
-                steps.append((_STEP_KEY, body))
-            else:
-                try:
-                    steps.append((_STEP_INDEX, int(inner)))
-                except ValueError:
-                    return None
-            i = end + 1
-        else:
-            return None
-    return steps
-
-
-def _walk(data: Any, steps: list[tuple[str, Any]]) -> Any:
-    current = data
-    for kind, value in steps:
-        if kind == _STEP_KEY:
-            if current is None:
-                raise Panic("key: invalid token target. expected [map] got [nil]")
-            if not isinstance(current, dict):
-                raise Panic(f"key: invalid token target. expected [map] got [{_kind(current)}]")
-            if value not in current:
-                raise Panic(f"key: invalid token key '{value}' not found")
-            current = current[value]
-        else:
-            if current is None:
-                raise Panic("index: invalid token target. expected [array slice] got [nil]")
-            if not isinstance(current, list):
-                raise Panic(
-                    f"index: invalid token target. expected [array slice] got [{_kind(current)}]"
-                )
-            index = value + len(current) if value < 0 else value
-            if not 0 <= index < len(current):
-                raise Panic("index: invalid token out of range")
-            current = current[index]
-    return current
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "slice"
-    if isinstance(value, dict):
-        return "map"
-    return "invalid"
+    return _query(path, from_json(document))
 
 
 def _to_json(value: Any) -> str:

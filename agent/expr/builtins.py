@@ -772,9 +772,24 @@ def _reject_constant(name: str) -> Any:
 
 
 def from_json(text: str) -> Any:
-    """``json.Unmarshal`` into ``any``: numbers become float64."""
+    """``json.Unmarshal`` into ``any``: numbers become float64.
+
+    A number beyond float64's range is Go's ``UnmarshalTypeError`` (``convertNumber``),
+    which ``Unmarshal`` reports only once the whole text proved syntactically valid, so the
+    first such number is remembered and raised after a successful parse.
+    """
+    overflow: list[str] = []
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if value in (_INF, -_INF) and not overflow:
+            overflow.append(literal)
+        return value
+
     try:
-        return json.loads(text, parse_int=float, parse_constant=_reject_constant)
+        result = json.loads(
+            text, parse_int=number, parse_float=number, parse_constant=_reject_constant
+        )
     except ValueError as exc:
         message = str(exc)
         if isinstance(exc, json.JSONDecodeError):
@@ -782,6 +797,12 @@ def from_json(text: str) -> Any:
         raise Panic(message) from None
     except RecursionError:
         raise Panic("exceeded max depth") from None
+    if overflow:
+        raise Panic(f"json: cannot unmarshal number {overflow[0]} into Go value of type float64")
+    return result
+
+
+_INF = float("inf")
 
 
 def _go_json_error(text: str, exc: json.JSONDecodeError) -> str:

@@ -479,7 +479,14 @@ class _Checker:
             return first
         if first.nil and second.nil:
             return NIL
-        return first if assignable(first, second) else UNKNOWN
+        if not assignable(first, second):
+            return UNKNOWN
+        if first.is_array and second.is_array:
+            # conditionalNode: arrays whose element types differ type as a plain []any.
+            e1, e2 = first.element(), second.element()
+            if not (assignable(e1, e2) and assignable(e2, e1)):
+                return ARRAY
+        return first
 
     def visit_Array(self, node: ast.Array) -> Nature:
         natures = [self.visit(item) for item in node.nodes]

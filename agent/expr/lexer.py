@@ -73,6 +73,21 @@ class _Lexer:
         index = self.pos + ahead
         return self.src[index] if index < len(self.src) else ""
 
+    def raw_string(self, start: int) -> None:
+        # scanRawString: inside backticks a doubled backtick is one literal backtick;
+        # a single one closes the string.
+        src = self.src
+        end = src.find("`", start + 1)
+        escaped = False
+        while end >= 0 and src.startswith("``", end):
+            escaped = True
+            end = src.find("`", end + 2)
+        if end < 0:
+            raise self.error("literal not terminated", len(src))
+        text = src[start + 1 : end]
+        self.tokens.append(Token(STRING, text.replace("``", "`") if escaped else text, start))
+        self.pos = end + 1
+
     def run(self) -> list[Token]:
         src = self.src
         while self.pos < len(src):
@@ -83,11 +98,7 @@ class _Lexer:
             elif char in "'\"":
                 self.string(char)
             elif char == "`":
-                end = src.find("`", start + 1)
-                if end < 0:
-                    raise self.error("literal not terminated", len(src))
-                self.tokens.append(Token(STRING, src[start + 1 : end], start))
-                self.pos = end + 1
+                self.raw_string(start)
             elif char.isdigit() and char.isascii():
                 self.number()
             elif char == "?":

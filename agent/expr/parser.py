@@ -7,21 +7,35 @@ mixing rule, ternary/elvis at precedence 0, ``let``/``if``/``;`` statements, pre
 (closures) for the collection builtins, pipes and optional chains.
 
 Two bounds make hostile input harmless: the node count (expr's default 10,000) and the
-nesting depth of the tree (ours), both reported as ordinary :class:`ExprError`.
+nesting depth of the tree (ours), both reported as ordinary :class:`ExprError`. expr caps
+only the node count, and its own tests nest deeply within it (vm_test.go TestVM_Limits: a
+100-deep parenthesised sum and map; parser_test.go TestNodeBudgetDisabled: a 1,000-term
+sum), so the depth bound sits above those, at :data:`MAX_DEPTH` levels. Parsing, checking,
+compiling and running are recursive, a few Python frames per level; importing this module
+therefore makes sure the interpreter's recursion limit covers :data:`MAX_DEPTH` levels
+(:data:`RECURSION_FLOOR`). Python 3.11+ runs Python-to-Python calls without growing the C
+stack, so the higher limit costs no native stack; a tree that still exhausts it (a deeper
+caller) is reported as a clean "too deeply nested" error, never a crash.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 from . import ast
 from .errors import ExprError
 from .lexer import BRACKET, EOF, IDENT, NUMBER, OPERATOR, STRING, Token, tokenize
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "PREDICATES", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "PREDICATES", "RECURSION_FLOOR", "parse"]
 
 MAX_NODES = 10_000
-MAX_DEPTH = 100
+MAX_DEPTH = 1_100
+# Measured worst case: a level of nested calls or predicates costs ~7 frames across the
+# parser, checker, compiler and closures; 10 per level plus room for the caller's stack.
+RECURSION_FLOOR = 10 * MAX_DEPTH + 3_000
+if sys.getrecursionlimit() < RECURSION_FLOOR:
+    sys.setrecursionlimit(RECURSION_FLOOR)
 
 _LEFT, _RIGHT = 1, 2
 _UNARY = {"not": 50, "!": 50, "-": 90, "+": 90}

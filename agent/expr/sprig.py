@@ -15,9 +15,10 @@ of it with Sprig's semantics, which surprise people:
 Left out on purpose (documented in the README): ``env``/``expandenv`` (secrets),
 ``getHostByName`` (network), random and time-dependent functions (``rand*``,
 ``uuidv4``, ``shuffle``, ``now``, ``date*``, ``ago``), cryptography (``genCA``,
-``encryptAES``, ...), mutating dict functions (``set``, ``unset``, ``merge*``), semver,
-and the text-wrapping/case-conversion helpers whose rules are intricate (``wrap``,
-``wrapWith``, ``snakecase``, ``camelcase``, ``kebabcase``, ``swapcase``).
+``encryptAES``, ...), mutating dict functions (``set``, ``unset``, ``merge*``) and semver.
+The text-wrapping and case-conversion helpers (``wrap``, ``wrapWith``, ``snakecase``,
+``camelcase``, ``kebabcase``, ``swapcase``) come from :mod:`.textcase`, which follows the
+libraries Sprig delegates them to.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from . import textcase
 from .errors import Panic
 from .values import (
     MAX_TEXT,
@@ -487,19 +489,22 @@ def _until_step(start: int, stop: int, step: int) -> list[Any]:
 
 
 def _seq(*params: int) -> str:
-    if len(params) == 0:
-        return ""
+    # numeric.go seq: the end is inclusive, so it moves one further in the direction of
+    # travel, which is decided by end < start alone (a step against it yields nothing).
     if len(params) == 1:
-        start, stop, step = 1, params[0], 1
+        start, end = 1, params[0]
+        step = increment = -1 if end < start else 1
     elif len(params) == 2:
-        start, stop = params
-        step = 1 if stop >= start else -1
+        start, end = params
+        step = increment = -1 if end < start else 1
     elif len(params) == 3:
-        start, step, stop = params
+        start, step, end = params
+        increment = -1 if end < start else 1
+        if end < start and step > 0:
+            return ""
     else:
         return ""
-    end = stop + (1 if step > 0 else -1)
-    return " ".join(str(n) for n in _until_step(start, end, step))
+    return " ".join(str(n) for n in _until_step(start, end + increment, step))
 
 
 def _dict(*items: Any) -> dict[str, Any]:
@@ -559,14 +564,13 @@ def _last(items: Any) -> Any:
     return values[-1] if values else None
 
 
-def _rest(items: Any) -> Any:
-    values = _list(items, "find rest")
-    return values[1:] if values else None
+def _rest(items: Any) -> list[Any]:
+    # Go returns a nil []interface{} for an empty list: still a list, of length 0.
+    return _list(items, "find rest")[1:]
 
 
-def _initial(items: Any) -> Any:
-    values = _list(items, "find initial")
-    return values[:-1] if values else None
+def _initial(items: Any) -> list[Any]:
+    return _list(items, "find initial")[:-1]
 
 
 def _uniq(items: Any) -> list[Any]:
@@ -757,6 +761,18 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
         ),
     ),
     "title": _f("string", "string", _title),
+    "snakecase": _f("string", "string", textcase.snake_case),
+    "kebabcase": _f("string", "string", lambda s: textcase.snake_case(s, "-")),
+    "camelcase": _f("string", "string", textcase.pascal_case),
+    "swapcase": _f("string", "string", textcase.swap_case),
+    "wrap": _f(
+        "int,string", "string", lambda n, s: textcase.wrap_custom(s, n, "", long_words=False)
+    ),
+    "wrapWith": _f(
+        "int,string,string",
+        "string",
+        lambda n, sep, s: textcase.wrap_custom(s, n, sep, long_words=True),
+    ),
     "untitle": _f("string", "string", _untitle),
     "substr": _f("int,int,string", "string", _substr),
     "repeat": _f("int,string", "string", _repeat),
@@ -872,10 +888,11 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
     "seq": _f("int", "string", _seq, variadic=True),
     # lists
     "list": _f("any", "[]any", lambda *v: list(v), variadic=True),
+    "tuple": _f("any", "[]any", lambda *v: list(v), variadic=True),
     "first": _f("any", "any", _first),
-    "rest": _f("any", "any", _rest),
+    "rest": _f("any", "[]any", _rest),
     "last": _f("any", "any", _last),
-    "initial": _f("any", "any", _initial),
+    "initial": _f("any", "[]any", _initial),
     "append": _f("any,any", "[]any", lambda items, v: [*_list(items, "push"), v]),
     "push": _f("any,any", "[]any", lambda items, v: [*_list(items, "push"), v]),
     "prepend": _f("any,any", "[]any", lambda items, v: [v, *_list(items, "prepend")]),
@@ -969,6 +986,8 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
     "typeOf": _f("any", "string", go_type),
     "kindOf": _f("any", "string", _kind),
     "typeIs": _f("string,any", "bool", lambda t, v: go_type(v) == t),
+    # Pointers never reach an expression, so only the plain type name can match.
+    "typeIsLike": _f("string,any", "bool", lambda t, v: go_type(v) in (t, "*" + t)),
     "kindIs": _f("string,any", "bool", lambda k, v: _kind(v) == k),
     "deepEqual": _f("any,any", "bool", deep_equal),
 }
