@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench bench-expr faults loadtest lock clean
+.PHONY: demo test tools lint typecheck unit bench bench-expr faults loadtest lock clean
 
 # The install is pinned by constraints.txt (the versions tested), as is the image's.
 $(STAMP): pyproject.toml sim/pyproject.toml constraints.txt
@@ -37,7 +37,23 @@ lock:
 demo: $(STAMP)
 	$(BIN)/argo-http-agent demo
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) tools lint typecheck unit
+
+# promtool and prometheus (Debian's prometheus package) for tests/test_monitoring.py, installed
+# where missing and possible (root and apt-get; only the package registry is reached). Where
+# not, the reason is printed here and those tests are skipped with it. The package may try to
+# start its own service; the tests never use it (they start their own Prometheus).
+tools:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "tools: promtool/prometheus are missing and cannot be installed here (needs root and apt-get): the monitoring tests will be skipped"; \
+	else \
+	  echo "tools: installing Debian's prometheus package (promtool, prometheus)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -q prometheus >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; }; } \
+	  || echo "tools: apt-get could not install prometheus: the monitoring tests will be skipped"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent sim tests loadtest
