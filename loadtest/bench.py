@@ -441,7 +441,7 @@ class BenchConfig:
     keep_logs: bool = False
     profile: str | None = None
     agent_args: tuple[str, ...] = ()
-    repetitions: int = 3
+    repetitions: int = 5
     report_dir: str | None = str(DEFAULT_REPORT_DIR)
 
 
@@ -1105,8 +1105,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repetitions",
         type=_positive_int,
-        default=3,
-        help="baseline/agent pairs, interleaved; the report gives the median (default 3)",
+        default=5,
+        help="baseline/agent pairs, interleaved; the report gives the median (default 5)",
     )
     parser.add_argument(
         "--report-dir",
@@ -1360,7 +1360,8 @@ def _markdown(report: dict[str, Any], png: Path | None) -> str:
             f"cpu ratio {report['cpu_ratio']} (min {report['cpu_ratio_min']}, max "
             f"{report['cpu_ratio_max']})",
         ]
-    lines += [f"- latency (median repetition): {report['latency_ms']}", ""]
+    latency = ", ".join(f"{k} {v} ms" for k, v in report["latency_ms"].items())
+    lines += [f"- latency, creation -> result visible (median repetition): {latency}", ""]
     if png is not None:
         lines += [f"![throughput, latency and CPU per repetition]({png.name})", ""]
     header = [
