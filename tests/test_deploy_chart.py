@@ -4,8 +4,11 @@ Rendering and linting use the real Helm v4 library (``helm-python-sdk``), so tem
 ``values.schema.json`` and ``helm lint --strict`` behave exactly as ``helm install`` would.
 Every rendered manifest is validated against the official Kubernetes schemas
 (``kubernetes-validate --strict``) for the oldest Kubernetes the chart supports and the
-newest bundled one. The ServiceMonitor is a custom resource those schemas do not cover; it
-is checked against the Service it must select instead.
+newest bundled one. The ServiceMonitor and the PrometheusRule are custom resources those
+schemas do not cover: the ServiceMonitor is checked against the Service it must select, the
+PrometheusRule against the plain rules file it is made of (which ``tests/test_monitoring.py``
+checks with promtool and a real Prometheus); the dashboard's ConfigMap carries the dashboard
+JSON unchanged.
 
 The rendered objects are then held to what the agent needs: least-privilege RBAC (a Role
 per namespace or one ClusterRole, plus a Role for the members' Leases in the lease namespace
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +83,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "podDisruptionBudget": {"minAvailable": 2},
         "topologySpread": {"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 2},
     },
+    "dashboard-and-rules": {
+        "serviceMonitor": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+    },
     "everything": {
         "image": {
             "repository": "registry.example.com/argo-http-agent",
@@ -102,6 +111,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "rbac": {"secrets": {"resourceNames": ["orders-api"]}},
         "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"},
+        "grafanaDashboard": {
+            "enabled": True,
+            "labels": {"grafana_dashboard": "1", "team": "platform"},
+            "annotations": {"grafana_folder": "Argo"},
+        },
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus-stack"},
+            "runbookBaseURL": "https://git.example.com/argo-http-agent/blob/main/",
+        },
         "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
         "priorityClassName": "system-cluster-critical",
         "podAnnotations": {"example.com/owner": "platform"},
@@ -278,6 +297,10 @@ def test_values_schema_is_draft_07_and_accepts_the_defaults() -> None:
             "/securityContext/readOnlyRootFilesystem",
         ),
         ({"resources": {"limits": {"memory": ["1Gi"]}}}, "/resources/limits/memory"),
+        ({"grafanaDashboard": {"enabled": "yes"}}, "/grafanaDashboard/enabled"),
+        ({"grafanaDashboard": {"namespace": "Monitoring"}}, "/grafanaDashboard/namespace"),
+        ({"prometheusRule": {"runbookBaseURL": "docs/"}}, "/prometheusRule/runbookBaseURL"),
+        ({"prometheusRule": {"labels": {"release": 1}}}, "/prometheusRule/labels/release"),
     ],
 )
 def test_values_schema_rejects_bad_values_naming_them(
@@ -642,7 +665,7 @@ def _seconds(duration: str) -> float:
     )
 
 
-@pytest.mark.parametrize("value_set", ["monitor-and-pdb", "everything"])
+@pytest.mark.parametrize("value_set", ["monitor-and-pdb", "dashboard-and-rules", "everything"])
 def test_service_monitor_scrapes_the_metrics_service(
     rendered: dict[str, Manifests], value_set: str
 ) -> None:
@@ -650,7 +673,9 @@ def test_service_monitor_scrapes_the_metrics_service(
     monitor = only(objects, "ServiceMonitor")
     service = only(objects, "Service")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert set(monitor["spec"]) == {"namespaceSelector", "selector", "endpoints"}
+    assert set(monitor["spec"]) == {"jobLabel", "namespaceSelector", "selector", "endpoints"}
+    # The job label takes the Service's name label: the job the alert rules select.
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == RULES_JOB
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     assert set(monitor["spec"]["selector"]) == {"matchLabels"}
     assert _selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
@@ -661,6 +686,75 @@ def test_service_monitor_scrapes_the_metrics_service(
     assert _seconds(endpoint["scrapeTimeout"]) <= _seconds(endpoint["interval"])
     for key, value in VALUE_SETS[value_set]["serviceMonitor"].get("labels", {}).items():
         assert monitor["metadata"]["labels"][key] == value
+
+
+# --- the Grafana dashboard and the alert rules ----------------------------------------------
+
+DASHBOARD_FILE = CHART / "files" / "argo-http-agent-dashboard.json"
+RULES_FILE = CHART / "files" / "argo-http-agent.rules.yaml"
+RULES_JOB = "argo-http-agent"
+
+
+def test_dashboard_and_rules_are_off_by_default(rendered: dict[str, Manifests]) -> None:
+    for value_set in ("defaults", "monitor-and-pdb"):
+        assert not of_kind(rendered[value_set], "ConfigMap")
+        assert not of_kind(rendered[value_set], "PrometheusRule")
+
+
+@pytest.mark.parametrize("value_set", ["dashboard-and-rules", "everything"])
+def test_dashboard_config_map_carries_the_dashboard_for_grafanas_sidecar(
+    rendered: dict[str, Manifests], value_set: str
+) -> None:
+    config_map = only(rendered[value_set], "ConfigMap")
+    assert config_map["metadata"]["name"] == f"{FULLNAME}-dashboard"
+    wanted = VALUE_SETS[value_set]["grafanaDashboard"]
+    # The sidecar's default label unless replaced, and whatever the operator adds.
+    for key, value in wanted.get("labels", {"grafana_dashboard": "1"}).items():
+        assert config_map["metadata"]["labels"][key] == value
+    assert config_map["metadata"].get("annotations", {}) == wanted.get("annotations", {})
+    (name,) = config_map["data"]
+    assert name.endswith(".json")
+    assert json.loads(config_map["data"][name]) == json.loads(DASHBOARD_FILE.read_text())
+
+
+def test_dashboard_config_map_can_go_to_grafanas_namespace(chart: Any) -> None:
+    objects, _ = render(chart, {"grafanaDashboard": {"enabled": True, "namespace": "monitoring"}})
+    assert only(objects, "ConfigMap")["metadata"]["namespace"] == "monitoring"
+
+
+def test_dashboard_queries_select_the_rules_job_through_its_variables() -> None:
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"datasource", "job", "instance"}
+    assert variables["job"]["current"]["value"] == RULES_JOB
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert 'job="$job"' in target["expr"], (panel["title"], target["expr"])
+
+
+@pytest.mark.parametrize("value_set", ["dashboard-and-rules", "everything"])
+def test_prometheus_rule_holds_the_plain_rules_file(
+    rendered: dict[str, Manifests], value_set: str
+) -> None:
+    rule = only(rendered[value_set], "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(rule["spec"]) == {"groups"}
+    plain = yaml.safe_load(RULES_FILE.read_text())
+    base = VALUE_SETS[value_set]["prometheusRule"].get("runbookBaseURL", "")
+    for group in plain["groups"]:
+        for entry in group["rules"]:
+            entry["annotations"]["runbook_url"] = base + entry["annotations"]["runbook_url"]
+    assert rule["spec"] == plain
+    for key, value in VALUE_SETS[value_set]["prometheusRule"].get("labels", {}).items():
+        assert rule["metadata"]["labels"][key] == value
+    for group in rule["spec"]["groups"]:
+        for entry in group["rules"]:
+            assert f'job="{RULES_JOB}"' in entry["expr"], entry["alert"]
 
 
 def test_pod_disruption_budget_covers_the_pod_and_never_blocks_a_drain_by_default(

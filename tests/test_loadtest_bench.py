@@ -36,7 +36,17 @@ def _ordered(latency: dict[str, float]) -> None:
 
 def test_small_run_reports_every_field_consistently() -> None:
     done = _bench(
-        "--tasks", "200", "--tasksets", "4", "--concurrency", "20", "--light-iterations", "5"
+        "--tasks",
+        "200",
+        "--tasksets",
+        "4",
+        "--concurrency",
+        "20",
+        "--light-iterations",
+        "5",
+        "--repetitions",
+        "1",
+        "--no-report",
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -72,6 +82,68 @@ def test_small_run_reports_every_field_consistently() -> None:
     light = report["light"]
     assert light["iterations"] == 5
     _ordered(light["latency_ms"])
+    assert report["repetitions"] == 1 and "report" not in report
+
+
+def test_repetitions_interleave_and_report_the_median_with_spread_and_plots(
+    tmp_path: Path,
+) -> None:
+    done = _bench(
+        "--tasks",
+        "300",
+        "--tasksets",
+        "3",
+        "--concurrency",
+        "20",
+        "--light-iterations",
+        "0",
+        "--repetitions",
+        "3",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.strip().splitlines()
+    report: dict[str, Any] = json.loads(line)
+    reps = report["per_repetition"]
+    assert report["repetitions"] == 3 and [r["repetition"] for r in reps] == [1, 2, 3]
+    # Interleaved: a baseline before each agent run, in that order.
+    order = [m for m in done.stderr.splitlines() if "raw aiohttp loop:" in m or "] agent:" in m]
+    assert [("raw" in m) for m in order] == [True, False] * 3, order
+    # Every repetition ran every task once more (the tasksets are deleted in between).
+    assert report["fulfilled"] == 900 and report["results"] == {"Succeeded": 900}
+    assert report["patched_nodes"] == 900
+
+    ratios = sorted(r["ratio"] for r in reps)
+    assert (report["ratio_min"], report["ratio"], report["ratio_max"]) == tuple(ratios)
+    median = next(r for r in reps if r["ratio"] == report["ratio"])
+    for key in ("tasks_per_s", "raw_aiohttp_rps", "seconds", "latency_ms", "agent_cpu_s"):
+        assert report[key] == median[key], key
+    for rep in reps:
+        assert rep["ratio"] == pytest.approx(rep["tasks_per_s"] / rep["raw_aiohttp_rps"], rel=0.01)
+        assert rep["agent_cpu_us_per_task"] == pytest.approx(
+            rep["agent_cpu_s"] / 300 * 1e6, rel=0.01, abs=50
+        )
+        # The agent's CPU is read in /proc's 10 ms ticks: a tiny run may show none.
+        assert rep["raw_cpu_us_per_request"] > 0 and rep["agent_cpu_us_per_task"] >= 0
+        if rep["agent_cpu_us_per_task"] > 0:
+            assert rep["cpu_ratio"] == pytest.approx(
+                rep["raw_cpu_us_per_request"] / rep["agent_cpu_us_per_task"], rel=0.05
+            )
+        _ordered(rep["latency_ms"])
+    assert report["cpu_ratio_min"] <= report["cpu_ratio"] <= report["cpu_ratio_max"]
+    assert report["raw_cpu_us_per_request"] > 0
+    summary = f"ratio {report['ratio']} (median of 3; min {report['ratio_min']}, max"
+    assert summary in done.stderr and "cpu ratio" in done.stderr
+
+    # The report next to the JSON: the same JSON, a PNG, a page that shows it.
+    paths = report["report"]
+    assert {Path(p).parent for p in paths.values()} == {tmp_path}
+    written = json.loads(Path(paths["json"]).read_text())
+    assert written["ratio"] == report["ratio"] and written["per_repetition"] == reps
+    assert Path(paths["png"]).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    page = Path(paths["markdown"]).read_text()
+    assert f"**ratio {report['ratio']}**" in page and Path(paths["png"]).name in page
 
 
 def test_light_only_run_skips_the_throughput_phase() -> None:
@@ -91,6 +163,7 @@ def test_light_only_run_skips_the_throughput_phase() -> None:
         (("--tasks", "0"), "--tasks"),
         (("--delay", "-1"), "--delay"),
         (("--light", "--light-iterations", "0"), "--light"),
+        (("--repetitions", "0"), "--repetitions"),
         (("--serve",), "--serve"),
     ],
 )

@@ -21,7 +21,9 @@ __all__ = [
     "PATCH_FORBIDDEN",
     "PATCH_NODES",
     "PATCH_SECONDS",
+    "READY",
     "RESULTS_DROPPED",
+    "RESULT_LATENCY_SECONDS",
     "SECRET_CACHE",
     "SECRET_READ_RETRIES",
     "TASKSETS_LISTED",
@@ -35,6 +37,7 @@ __all__ = [
     "WATCH_EVENTS_UNCHANGED",
     "WATCH_RESTARTS",
     "child",
+    "initialise",
     "method_label",
     "status_class",
 ]
@@ -42,6 +45,12 @@ __all__ = [
 _PREFIX = "argo_agent"
 
 BUILD = Info(f"{_PREFIX}_build", "Version of the running agent")
+# Evaluated at scrape time (``set_function``) from the same check as /readyz, so an alert
+# sees what the kubelet's probe sees.
+READY = Gauge(
+    f"{_PREFIX}_ready",
+    "1 while /readyz answers ready (API server reachable, every watch open), else 0",
+)
 
 TASKS_RECEIVED = Counter(f"{_PREFIX}_tasks_received_total", "Tasks seen for the first time")
 TASKS_STARTED = Counter(f"{_PREFIX}_tasks_started_total", "Tasks whose execution started")
@@ -79,9 +88,14 @@ PATCH_FORBIDDEN = Counter(
     "Status patches refused as unauthorised (401) or forbidden (403), by code",
     ["code"],
 )
+RESULT_LATENCY_SECONDS = Histogram(
+    f"{_PREFIX}_result_latency_seconds",
+    "Time from a task's result being ready to the status patch that delivered it succeeding",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300),
+)
 RESULTS_DROPPED = Counter(
     f"{_PREFIX}_results_dropped_total",
-    "Results not delivered, by reason (taskset_deleted, node_removed)",
+    "Results not delivered, by reason (taskset_deleted, node_removed, rejected)",
     ["reason"],
 )
 
@@ -103,6 +117,29 @@ SECRET_READ_RETRIES = Counter(
     f"{_PREFIX}_secret_read_retries_total",
     "Secret reads tried again after a transient API error (as Argo's GetSecrets)",
 )
+
+# The label values known in advance, exported as 0 from the start: a series that appears
+# only at its first increment hides that increment from rate() and increase() (there is
+# no earlier sample to compare with), so an alert on "any drop" would miss the first one,
+# and a dashboard would show "no data" where the truth is 0.
+_KNOWN_LABELS: tuple[tuple[Any, tuple[str, ...]], ...] = (
+    (TASKS_FINISHED, ("Succeeded", "Failed", "Error")),
+    (CONDITION_EVALUATIONS, ("true", "false", "error")),
+    (PATCH_ERRORS, ("connection",)),
+    (PATCH_FORBIDDEN, ("401", "403")),
+    (RESULTS_DROPPED, ("taskset_deleted", "node_removed", "rejected")),
+    (WATCH_EVENTS, ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")),
+    (WATCH_RESTARTS, ("gone", "error")),
+    (SECRET_CACHE, ("hit", "miss")),
+)
+
+
+def initialise() -> None:
+    """Create every known label value at 0 (see ``_KNOWN_LABELS``); idempotent."""
+    for metric, values in _KNOWN_LABELS:
+        for value in values:
+            child(metric, value)
+
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 

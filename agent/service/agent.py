@@ -289,10 +289,12 @@ async def serve(
     supervisor relays a terminal's Ctrl-C), and runs ``companion`` beside the agent.
     """
     metrics.BUILD.info({"version": __version__})
+    metrics.initialise()
     api = await _connect(settings)
     if api is None:
         return _CONFIG_ERROR
     agent = Agent(settings=settings, api=api, shard=shard)
+    metrics.READY.set_function(lambda: 1.0 if agent.readiness().ok else 0.0)
     server = _api_server(agent, settings=settings) if shard is None else None
     remove_signal_handlers = _install_signals(agent, worker=shard is not None)
     try:

@@ -57,7 +57,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Info, Metric
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Info, Metric
 from prometheus_client.registry import Collector
 
 from agent import __version__
@@ -79,6 +79,8 @@ _METRICS_SECONDS = 1.0
 _SCRAPE_TIMEOUT = 0.5
 #: Gauges combined by their maximum (every worker sees every taskset); others are summed.
 _MAX_GAUGES = frozenset({"argo_agent_tasksets_listed", "argo_agent_tasksets_watched"})
+# Families the supervisor reports for the pod as a whole, never from its workers.
+_OWN_FAMILIES = frozenset({"argo_agent_build", "argo_agent_ready"})
 
 #: One metric family as a worker sends it: name, type, help, samples.
 _Family = tuple[str, str, str, list[tuple[str, tuple[tuple[str, str], ...], float]]]
@@ -177,6 +179,12 @@ class Supervisor:
         Info("argo_agent_build", "Version of the running agent", registry=self.registry).info(
             {"version": __version__, "processes": str(processes)}
         )
+        # The pod's readiness is the supervisor's (every worker ready), not a sum of workers'.
+        Gauge(
+            "argo_agent_ready",
+            "1 while /readyz answers ready (every worker running and ready), else 0",
+            registry=self.registry,
+        ).set_function(lambda: 1.0 if self.readiness().ok else 0.0)
         self._restarts = Counter(
             "argo_agent_worker_restarts_total",
             "Worker processes restarted after dying",
@@ -540,8 +548,8 @@ def _snapshot() -> list[_Family]:
     """This worker's metrics (the default registry) as plain, picklable tuples."""
     families: list[_Family] = []
     for metric in REGISTRY.collect():
-        if metric.type == "info" or metric.name == "argo_agent_build":
-            continue  # the supervisor reports the build itself
+        if metric.type == "info" or metric.name in _OWN_FAMILIES:
+            continue  # the supervisor reports these itself
         samples = [
             (sample.name, tuple(sorted(sample.labels.items())), sample.value)
             for sample in metric.samples

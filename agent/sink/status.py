@@ -79,6 +79,9 @@ class _Pending:
     # cleared with explicit nulls, or the merge patch would keep the claim's message.
     overwrite: bool = False
     delivered: list[asyncio.Future[None]] = field(default_factory=list)
+    # When the result was handed to the sink (the loop's clock): the start of its
+    # argo_agent_result_latency_seconds, which ends when a patch carrying it lands.
+    ready_at: float = 0.0
 
 
 class StatusPatcher:
@@ -185,7 +188,7 @@ class StatusPatcher:
         key = ref.key
         batch = self._pending.setdefault(key, {})
         previous = batch.get(ref.node_id)
-        pending = _Pending(result, overwrite=overwrite)
+        pending = _Pending(result, overwrite=overwrite, ready_at=asyncio.get_running_loop().time())
         if previous is not None:  # superseded before it was sent: the newer result wins
             pending.overwrite |= previous.overwrite
             pending.delivered.extend(previous.delivered)
@@ -266,7 +269,9 @@ class StatusPatcher:
                     extra={**key.log_context(), "node": node_id},
                 )
                 error = NodeResult(phase=NodePhase.ERROR, message=PATCH_ERROR_PREFIX + str(exc))
-                replacement = _Pending(error, overwrite=True, delivered=pending.delivered)
+                replacement = _Pending(
+                    error, overwrite=True, delivered=pending.delivered, ready_at=pending.ready_at
+                )
                 await self._deliver(key, {node_id: replacement})
             return
         for pending in batch.values():
@@ -361,9 +366,13 @@ class StatusPatcher:
         finally:
             response.release()
         self._refused.pop(key, None)
-        metrics.PATCH_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        now = asyncio.get_running_loop().time()
+        metrics.PATCH_SECONDS.observe(now - started)
         metrics.PATCH_BATCHES.inc()
         metrics.PATCH_NODES.inc(len(nodes))
+        for pending in batch.values():
+            if pending.result.fulfilled:  # results only: a claim is no result
+                metrics.RESULT_LATENCY_SECONDS.observe(now - pending.ready_at)
 
 
 class _Transient(Exception):
