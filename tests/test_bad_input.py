@@ -74,7 +74,7 @@ class Row:
     sent: bool = False  # whether its request may reach the target
 
 
-_NESTING = "compilation failed: expression nesting exceeds 100 levels"
+_NESTING = "compilation failed: expression nesting exceeds 1100 levels"
 _LONG_LITERAL = "y" * (1 << 20)
 
 # Go's *url.Error prefix for a request to the target (net/url/url.go (*Error).Error).
