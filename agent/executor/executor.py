@@ -174,7 +174,11 @@ class Executor:
     async def _run_http(self, parsed: Template, ref: TaskRef) -> NodeResult:
         assert parsed.http is not None
         policies = self._namespace_policies
-        rules = policies.rules_for(ref.namespace) if policies is not None else ()
+        rules: tuple[NamespaceRules, ...] = ()
+        if policies is not None:
+            if not policies.loaded:
+                await policies.wait_loaded()
+            rules = policies.rules_for(ref.namespace)
         if not rules:
             return await self._http.run(parsed.http, namespace=ref.namespace)
         scoped = self._scoped_for(rules)

@@ -27,6 +27,7 @@ different policies share a pool: each distinct set of namespace rules gets its o
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import functools
 import ipaddress
@@ -149,11 +150,24 @@ class NamespacePolicies:
         self._entries: tuple[tuple[tuple[str, ...], NamespaceRules], ...] = ()
         self._by_namespace: dict[str, tuple[NamespaceRules, ...]] = {}
         self.generation = 0
+        self._loaded: asyncio.Event | None = None
+        self.loaded = False
 
     def replace(self, entries: Iterable[tuple[tuple[str, ...], NamespaceRules]]) -> None:
         self._entries = tuple(entries)
         self._by_namespace = {}
         self.generation += 1
+        self.loaded = True
+        if self._loaded is not None:
+            self._loaded.set()
+
+    async def wait_loaded(self) -> None:
+        """Until the first :meth:`replace`: no request is sent before the rules are known."""
+        if self.loaded:
+            return
+        if self._loaded is None:
+            self._loaded = asyncio.Event()
+        await self._loaded.wait()
 
     def rules_for(self, namespace: str) -> tuple[NamespaceRules, ...]:
         try:
