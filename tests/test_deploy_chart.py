@@ -55,6 +55,8 @@ LEASE_RULES = [
     }
 ]
 LEASE_ROLE = f"{FULLNAME}-leases"
+POLICY_ROLE = f"{FULLNAME}-policies"
+POLICY_RULES = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch"]}]
 
 # The value sets the chart is rendered, linted and validated with.
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -72,6 +74,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "podDisruptionBudget": {"enabled": True},
     },
     "one-replica": {"replicaCount": 1},
+    "no-outbound-policies": {"outboundPolicies": False},
     "three-replicas": {"replicaCount": 3},
     "single-agent": {"replicaCount": 1, "membership": "none"},
     "leases-elsewhere": {
@@ -231,8 +234,10 @@ def named(objects: Manifests, kind: str, name: str) -> dict[str, Any]:
 
 
 def taskset_roles(objects: Manifests, kind: str = "Role") -> Manifests:
-    """The Roles (or bindings) granting tasksets and Secrets: all but the Leases' one."""
-    return [o for o in of_kind(objects, kind) if o["metadata"]["name"] != LEASE_ROLE]
+    """The Roles (or bindings) granting tasksets and Secrets: all but the Leases' and the
+    outbound policies' ones."""
+    others = (LEASE_ROLE, POLICY_ROLE)
+    return [o for o in of_kind(objects, kind) if o["metadata"]["name"] not in others]
 
 
 def agent_container(objects: Manifests) -> dict[str, Any]:
@@ -370,6 +375,8 @@ def test_every_object_is_labelled_and_namespaced_consistently(
             assert "namespace" not in obj["metadata"]
         elif obj["kind"] in ("Role", "RoleBinding") and obj["metadata"]["name"] == LEASE_ROLE:
             assert obj["metadata"]["namespace"] == lease_namespace
+        elif obj["kind"] in ("Role", "RoleBinding") and obj["metadata"]["name"] == POLICY_ROLE:
+            assert obj["metadata"]["namespace"] == NAMESPACE  # the policies live there
         elif obj["kind"] in ("Role", "RoleBinding"):
             assert obj["metadata"]["namespace"] in served
         else:
@@ -388,6 +395,8 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
         "PodDisruptionBudget",
         "Role",
         "Role",
+        "Role",
+        "RoleBinding",
         "RoleBinding",
         "RoleBinding",
         "Service",
@@ -475,6 +484,7 @@ def test_no_value_set_grants_more_than_the_agent_uses(rendered: dict[str, Manife
         ("argoproj.io", "workflowtasksets/status"): {"patch"},
         ("", "secrets"): {"get"},
         ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "delete"},
+        ("", "configmaps"): {"list", "watch"},  # the outbound policies, release namespace
     }
     for value_set, objects in rendered.items():
         for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
@@ -841,6 +851,36 @@ def test_members_may_use_leases_in_the_lease_namespace_only(
     for other in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
         if other is not role:
             assert all("leases" not in rule["resources"] for rule in other["rules"])
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "all-namespaces", "per-namespace"])
+def test_outbound_policies_are_read_from_the_release_namespace_only(
+    rendered: dict[str, Manifests], value_set: str
+) -> None:
+    objects = rendered[value_set]
+    role, binding = named(objects, "Role", POLICY_ROLE), named(objects, "RoleBinding", POLICY_ROLE)
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == POLICY_RULES
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": POLICY_ROLE,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+    ]
+    # No other role mentions ConfigMaps (not even the cluster-wide one).
+    for other in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
+        if other is not role:
+            assert all("configmaps" not in rule["resources"] for rule in other["rules"])
+    assert plain_env(agent_container(objects))["ARGO_AGENT_OUTBOUND_POLICIES"] == "on"
+
+
+def test_outbound_policies_off_grants_nothing(rendered: dict[str, Manifests]) -> None:
+    objects = rendered["no-outbound-policies"]
+    roles = of_kind(objects, "Role") + of_kind(objects, "RoleBinding")
+    assert [r for r in roles if r["metadata"]["name"] == POLICY_ROLE] == []
+    assert plain_env(agent_container(objects))["ARGO_AGENT_OUTBOUND_POLICIES"] == "off"
 
 
 def test_without_membership_or_rbac_no_lease_role(rendered: dict[str, Manifests]) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "BUILD",
     "CONDITION_EVALUATIONS",
     "HTTP_REQUEST_SECONDS",
+    "OUTBOUND_POLICIES",
     "PATCH_BATCHES",
     "PATCH_ERRORS",
     "PATCH_FORBIDDEN",
@@ -116,6 +117,11 @@ SECRET_CACHE = Counter(
 SECRET_READ_RETRIES = Counter(
     f"{_PREFIX}_secret_read_retries_total",
     "Secret reads tried again after a transient API error (as Argo's GetSecrets)",
+)
+OUTBOUND_POLICIES = Gauge(
+    f"{_PREFIX}_outbound_policies",
+    "Namespace outbound policy ConfigMaps read by the last list, by state (valid, invalid)",
+    ["state"],
 )
 
 # The label values known in advance, exported as 0 from the start: a series that appears

@@ -27,6 +27,7 @@ __all__ = [
     "describe_transport_error",
     "dns_error_text",
     "format_url_error",
+    "go_quote",
     "url_error_op",
     "x509_text",
 ]
@@ -330,3 +331,34 @@ def _mask_password(url: httpx.URL | str) -> str:
     if parsed.password:
         return str(parsed.copy_with(username=parsed.username, password="***"))
     return str(parsed)
+
+
+def go_quote(text: str) -> str:
+    """Go's ``strconv.Quote`` (``%q``): printable characters kept, the rest escaped."""
+    out = ['"']
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}

@@ -10,6 +10,12 @@ Phases follow Argo: problems with the request or its answer are ``Failed`` (Argo
 ``executeTemplate`` error path); a template the agent cannot execute at all (neither
 ``http`` nor ``plugin``, or both, or not an object) is ``Error`` with Argo's
 ``error processing task: agent cannot execute: ...`` text.
+
+Namespace policies (:class:`~agent.executor.policy.NamespacePolicies`): a task whose
+namespace has rules of its own runs on a client of its own, built for the agent-wide list
+plus those rules, because a pooled connection is reused without a new check and must never
+serve a namespace whose rules it was not checked against. When the rules change, the old
+clients finish their requests and are closed.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from agent.core.refs import TaskRef
 from agent.core.secrets import SecretResolver
 from agent.executor.http import HTTPExecutor
 from agent.executor.plugin import PluginExecutor
-from agent.executor.policy import OutboundPolicy
+from agent.executor.policy import NamespacePolicies, NamespaceRules, OutboundPolicy
 from agent.executor.settings import ExecutorSettings
-from agent.executor.transport import build_client, build_tls_contexts
+from agent.executor.transport import AgentClient, build_client, build_tls_contexts
 
 __all__ = ["Executor", "template_type"]
 
@@ -67,6 +73,16 @@ def _cannot_execute(reason: str) -> NodeResult:
     )
 
 
+@dataclasses.dataclass(slots=True)
+class _Scoped:
+    """The client of one set of namespace rules, and how many requests use it now."""
+
+    client: AgentClient
+    http: HTTPExecutor
+    in_flight: int = 0
+    stale: bool = False
+
+
 class Executor:
     """Turns templates into results; one per process, shared by every task."""
 
@@ -76,11 +92,18 @@ class Executor:
         settings: ExecutorSettings,
         secrets: SecretResolver,
         on_progress: Callable[[TaskRef, NodeResult], None] | None = None,
+        namespace_policies: NamespacePolicies | None = None,
     ) -> None:
         self.settings = settings
+        self._secrets = secrets
+        self._namespace_policies = namespace_policies
+        self._scoped: dict[tuple[NamespaceRules, ...], _Scoped] = {}
+        self._scoped_generation = 0
+        self._closing: set[asyncio.Task[None]] = set()
         # Where a plugin's intermediate replies go (the engine, in the cluster agent).
         self._on_progress = on_progress
         tls = build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle)
+        self._tls = tls
         self.policy = OutboundPolicy(settings.deny_networks)
         self._client = build_client(settings, policy=self.policy, tls=tls)
         self._http = HTTPExecutor(client=self._client, settings=settings, secrets=secrets)
@@ -89,7 +112,7 @@ class Executor:
         self._plugin_client = build_client(
             # Local HTTP sidecars: no HTTP/2 pool to build.
             dataclasses.replace(settings, http2=False),
-            policy=OutboundPolicy(()),
+            policy=OutboundPolicy((), refuse_unspecified=False),
             tls=tls,
             follow_redirects=False,
         )
@@ -129,7 +152,7 @@ class Executor:
         if parsed.http is not None and parsed.plugin is not None:
             return _cannot_execute("the template sets both http and plugin; set exactly one")
         if parsed.http is not None:
-            return await self._http.run(parsed.http, namespace=ref.namespace)
+            return await self._run_http(parsed, ref)
         if parsed.plugin is not None:
             if len(parsed.plugin) != 1:
                 names = ", ".join(sorted(parsed.plugin)) or "none"
@@ -148,12 +171,62 @@ class Executor:
             )
         return _cannot_execute(f"unknown task type: {template_type(parsed)}")
 
+    async def _run_http(self, parsed: Template, ref: TaskRef) -> NodeResult:
+        assert parsed.http is not None
+        policies = self._namespace_policies
+        rules: tuple[NamespaceRules, ...] = ()
+        if policies is not None:
+            if not policies.loaded:
+                await policies.wait_loaded()
+            rules = policies.rules_for(ref.namespace)
+        if not rules:
+            return await self._http.run(parsed.http, namespace=ref.namespace)
+        scoped = self._scoped_for(rules)
+        scoped.in_flight += 1
+        try:
+            return await scoped.http.run(parsed.http, namespace=ref.namespace)
+        finally:
+            scoped.in_flight -= 1
+            if scoped.stale and scoped.in_flight == 0:
+                self._close_later(scoped)
+
+    def _scoped_for(self, rules: tuple[NamespaceRules, ...]) -> _Scoped:
+        assert self._namespace_policies is not None
+        generation = self._namespace_policies.generation
+        if generation != self._scoped_generation:
+            # The rules changed: clients built for the old ones serve no new request.
+            self._scoped_generation = generation
+            for old in self._scoped.values():
+                old.stale = True
+                if old.in_flight == 0:
+                    self._close_later(old)
+            self._scoped = {}
+        scoped = self._scoped.get(rules)
+        if scoped is None:
+            policy = OutboundPolicy(self.settings.deny_networks, namespace_rules=rules)
+            client = build_client(self.settings, policy=policy, tls=self._tls)
+            http = HTTPExecutor(client=client, settings=self.settings, secrets=self._secrets)
+            scoped = self._scoped[rules] = _Scoped(client, http)
+        return scoped
+
+    def _close_later(self, scoped: _Scoped) -> None:
+        task = asyncio.get_running_loop().create_task(scoped.client.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def aclose(self) -> None:
         """Close the connection pools."""
         try:
             await self._client.aclose()
         finally:
-            await self._plugin_client.aclose()
+            try:
+                await self._plugin_client.aclose()
+            finally:
+                scoped, self._scoped = list(self._scoped.values()), {}
+                for item in scoped:
+                    await item.client.aclose()
+                if self._closing:
+                    await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def __aenter__(self) -> Executor:
         return self

@@ -54,7 +54,7 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -62,9 +62,19 @@ import httpx
 from agent.core import metrics
 from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
 from agent.core.secrets import SECRET_TEXT_ERRORS, SecretError, SecretResolver
-from agent.executor.errors import describe_transport_error, format_url_error
+from agent.executor.errors import (
+    describe_transport_error,
+    format_url_error,
+    go_quote,
+    url_error_op,
+)
 from agent.executor.settings import ExecutorSettings
-from agent.executor.transport import INSECURE_EXTENSION, AgentClient
+from agent.executor.transport import (
+    INSECURE_EXTENSION,
+    SECRET_HEADERS_EXTENSION,
+    AgentClient,
+    BadLocation,
+)
 from agent.expr import ExprError, eval_bool, success_condition_false_message
 
 __all__ = ["HTTPExecutor", "canonical_header_key", "is_token"]
@@ -80,6 +90,7 @@ _IGNORED_HEADERS = frozenset({"content-length", "transfer-encoding", "trailer"})
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _INFLATE_STEP = 64 * 1024
 _NO_PHASE_TIMEOUTS: dict[str, float | None] = dict.fromkeys(("connect", "read", "write", "pool"))
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # net/url getScheme
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
 # textproto.TrimString: what Go's HTTP/1 writer trims off both ends of a header value (CR
@@ -140,6 +151,10 @@ class _Prepared:
     accept_gzip: bool
     #: the response arrived and its body is being read (Go reports errors bare from here)
     reading_body: bool = False
+    #: values read from Secrets (as sent), kept out of every message
+    secret_values: list[str] = field(default_factory=list)
+    #: lower-case names of the headers whose values came from a Secret
+    secret_names: frozenset[str] = frozenset()
 
 
 class HTTPExecutor:
@@ -279,6 +294,7 @@ class HTTPExecutor:
                 # expires first; per-phase timers would only cost a timer per read.
                 "timeout": _NO_PHASE_TIMEOUTS,
                 INSECURE_EXTENSION: spec.insecure_skip_verify,
+                SECRET_HEADERS_EXTENSION: prepared.secret_names,
             },
         )
         started = time.perf_counter()
@@ -291,6 +307,10 @@ class HTTPExecutor:
                 return _failed(format_url_error(prepared.method, _url_of(exc, prepared.url), cause))
             except httpx.HTTPError as exc:
                 return _failed(self._transport_message(prepared, exc))
+            except BadLocation as exc:
+                # A redirect's Location httpx cannot use: Go reports a failed request,
+                # never an agent error.
+                return _failed(_bad_location(prepared, exc))
             prepared.reading_body = True
             try:
                 gunzip = prepared.accept_gzip and (
@@ -323,12 +343,16 @@ class HTTPExecutor:
         out: list[tuple[bytes, bytes]] = []
         host: str | None = None
         has_user_agent = False
+        secret_names: set[str] = set()
         for header in prepared.headers:
             value = header.value
             if header.secret is not None:
                 value = await self._secrets.get_secret_value(
                     namespace=namespace, name=header.secret.name, key=header.secret.key
                 )
+                secret_names.add(header.name.lower())
+                if value.strip(_GO_TRIMMED):
+                    prepared.secret_values.append(value.strip(_GO_TRIMMED))
                 if not _valid_header_value(value):
                     raise _refused(
                         format_url_error(
@@ -359,6 +383,7 @@ class HTTPExecutor:
             out.append((b"Accept-Encoding", b"gzip"))
         if not prepared.body and prepared.method in _LENGTH_METHODS:
             out.append((b"Content-Length", b"0"))
+        prepared.secret_names = frozenset(secret_names)
         return out
 
     async def _read_body(self, response: httpx.Response, *, gunzip: bool) -> bytes:
@@ -403,6 +428,9 @@ class HTTPExecutor:
             cause = f'unsupported protocol scheme "{url.scheme}"'
         else:
             cause = describe_transport_error(exc, url=url, reading_body=reading_body)
+        # No library's error text may carry a header value into a status: the executor
+        # validates every value before sending, and this is the last line of defence.
+        cause = _scrub(cause, prepared.secret_values)
         if reading_body:
             # Argo's agent reads the body itself (io.ReadAll) and returns its error as is:
             # no *url.Error around it (workflow/executor/agent.go executeHTTPTemplate).
@@ -457,37 +485,6 @@ def _refused(message: str, explanation: str) -> _BadTemplate:
 def _invalid_value(name: str) -> str:
     # transport.go validateHeaders: the value is not shown; the key is Header.Add's.
     return f"net/http: invalid header field value for {go_quote(canonical_header_key(name))}"
-
-
-def go_quote(text: str) -> str:
-    """Go's ``strconv.Quote`` (``%q``): printable characters kept, the rest escaped."""
-    out = ['"']
-    for char in text:
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[char])
-        elif char.isprintable():
-            out.append(char)
-        elif ord(char) < 0x80:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) <= 0xFFFF:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -614,6 +611,39 @@ def _url_of(exc: httpx.HTTPError, default: httpx.URL) -> httpx.URL:
         return exc.request.url
     except RuntimeError:  # httpx raises when no request is attached
         return default
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret value (as text and as a Python bytes repr) masked."""
+    for secret in secrets:
+        encoded = secret.encode("utf-8", SECRET_TEXT_ERRORS)
+        for form in {secret, repr(encoded)[2:-1], encoded.decode("latin-1")}:
+            if form and form in text:
+                text = text.replace(form, "***")
+    return text
+
+
+def _bad_location(prepared: _Prepared, exc: BadLocation) -> str:
+    """A redirect whose ``Location`` cannot be followed, in Go's words.
+
+    Go resolves the Location against the request's URL (client.go ``(*Client).do``:
+    ``req.URL.Parse(loc)``). A text with a scheme and no ``//`` (``http:\\\\host/x``)
+    parses as an opaque URL without a host, and that hop fails in
+    ``(*Transport).roundTrip`` with ``http: no Host in request URL``, under that URL (Go's
+    ``%q``). Any other Location httpx refuses is reported as Go's ``failed to parse
+    Location header %q: ...`` under the URL that answered, with httpx's reason.
+    """
+    location = exc.location
+    op = url_error_op(prepared.method)
+    scheme = _SCHEME.match(location)
+    if scheme and not location[scheme.end() :].startswith("/"):
+        return f"{op} {go_quote(location)}: http: no Host in request URL"
+    reason = exc.reason.removeprefix("Invalid URL in location header: ").rstrip(".")
+    return format_url_error(
+        prepared.method,
+        exc.url,
+        f"failed to parse Location header {go_quote(location)}: {reason}",
+    )
 
 
 def _failed(message: str) -> NodeResult:

@@ -61,14 +61,16 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 from agent import shims
-from agent.executor.errors import DialTimeout, TLSHandshakeTimeout
+from agent.executor.errors import DialTimeout, TLSHandshakeTimeout, go_quote
 from agent.executor.policy import OutboundPolicy, PolicyDenied, is_ip_literal
 from agent.executor.settings import ExecutorSettings
 
 __all__ = [
     "INSECURE_EXTENSION",
+    "SECRET_HEADERS_EXTENSION",
     "AgentClient",
     "AiohttpTransport",
+    "BadLocation",
     "HttpcoreTransport",
     "TLSContexts",
     "build_client",
@@ -79,6 +81,9 @@ log = logging.getLogger(__name__)
 
 #: Request extension selecting ``insecureSkipVerify`` for one request (and its redirects).
 INSECURE_EXTENSION = "argo_http_agent.insecure_skip_verify"
+#: Request extension: the lower-case names of headers whose values came from a Secret (never
+#: quoted in an error text).
+SECRET_HEADERS_EXTENSION = "argo_http_agent.secret_headers"
 _ALPN_TTL = 600.0  # seconds an HTTP/1.1-only origin stays on aiohttp before it is asked again
 _ALPN_ORIGINS = 4096
 # asyncio applies a 60 s handshake limit when given none; Argo's insecure client has none.
@@ -392,7 +397,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if known is not None and not known[0] and now - known[1] < _ALPN_TTL:
             return None
         assert self._http2 is not None
-        response = await self._http2.handle_async_request(request)
+        response = await self._http2.handle_async_request(request)  # applies the h2 rules
         if len(self._alpn) >= _ALPN_ORIGINS:
             self._alpn.clear()
         self._alpn[origin] = (response.extensions.get("http_version") == b"HTTP/2", now)
@@ -608,6 +613,68 @@ class _HandshakeLimitedStream(httpcore.AsyncNetworkStream):
         return self._inner.get_extra_info(info)
 
 
+# Connection-specific header fields (RFC 9113 8.2.2), lower case; TE is allowed on HTTP/2
+# only as "trailers".
+_CONNECTION_HEADERS = frozenset(
+    {b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te"}
+)
+
+
+def _has_connection_headers(raw: Iterable[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() in _CONNECTION_HEADERS for name, _ in raw)
+
+
+async def _http2_header_rules(event: str, info: dict[str, Any]) -> None:
+    """httpcore's trace hook: Go's HTTP/2 request-header rules, before h2 encodes them.
+
+    Go (net/http/internal/httpcommon ``checkConnHeaders``, wrapped as ``http2: %w`` by
+    h2_bundle.go) refuses ``Upgrade`` other than ``""``/``chunked``, ``Transfer-Encoding``
+    other than one ``chunked`` and ``Connection`` other than one ``close``/``keep-alive``,
+    with ``http2: invalid Connection request header: ["foo"]``; it then drops
+    ``Connection``, ``Proxy-Connection``, ``Transfer-Encoding``, ``Upgrade`` and
+    ``Keep-Alive`` (``EncodeHeaders``: "don't send connection-specific fields"). Go sends a
+    ``TE`` other than ``trailers``, which RFC 9113 8.2.2 makes a malformed request that
+    servers refuse; h2 refuses to encode it, with the value in its text: it is refused here
+    in Go's wording instead. Values from a Secret are shown as ``***``.
+    """
+    if event != "http2.send_request_headers.started":
+        return
+    request = info["request"]
+    secret: frozenset[str] = request.extensions.get(SECRET_HEADERS_EXTENSION) or frozenset()
+    values: dict[bytes, list[bytes]] = {}
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered in _CONNECTION_HEADERS:
+            values.setdefault(lowered, []).append(value)
+
+    def refuse(name: bytes, canonical: str) -> None:
+        shown = [
+            "***" if name.decode() in secret else v.decode("utf-8", "replace") for v in values[name]
+        ]
+        listed = " ".join(go_quote(v) for v in shown)
+        raise httpcore.LocalProtocolError(f"http2: invalid {canonical} request header: [{listed}]")
+
+    upgrade = values.get(b"upgrade")
+    if upgrade and upgrade[0] not in (b"", b"chunked"):
+        refuse(b"upgrade", "Upgrade")
+    coding = values.get(b"transfer-encoding")
+    if coding and (len(coding) > 1 or coding[0] not in (b"", b"chunked")):
+        refuse(b"transfer-encoding", "Transfer-Encoding")
+    connection = values.get(b"connection")
+    if connection and (
+        len(connection) > 1 or connection[0].lower() not in (b"", b"close", b"keep-alive")
+    ):
+        refuse(b"connection", "Connection")
+    te = values.get(b"te")
+    if te and any(v.lower() != b"trailers" for v in te):
+        refuse(b"te", "TE")
+    request.headers[:] = [
+        (name, value)
+        for name, value in request.headers
+        if name.lower() not in _CONNECTION_HEADERS or name.lower() == b"te"
+    ]
+
+
 class HttpcoreTransport(httpx.AsyncBaseTransport):
     """httpx's own transport, one pool per TLS choice, with the policy backend.
 
@@ -642,6 +709,7 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
             tls.insecure, _PolicyNetworkBackend(policy), max_connections, keepalive_seconds, False
         )
         self._tls = tls
+        self._http2 = http2
 
     @staticmethod
     def _make(
@@ -668,8 +736,14 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # Argo picks its client by the flag alone (httpClients[InsecureSkipVerify]), for
         # http:// URLs too: those get the insecure client's (absent) dial timeout.
-        transport = self._insecure if request.extensions.get(INSECURE_EXTENSION) else self._verify
-        return await transport.handle_async_request(request)
+        if request.extensions.get(INSECURE_EXTENSION):
+            return await self._insecure.handle_async_request(request)
+        if self._http2 and _has_connection_headers(request.headers.raw):
+            # Go's HTTP/2 rules for connection-specific headers, applied once the
+            # connection turned out to be HTTP/2 (httpcore's trace hook runs just before
+            # the HEADERS frame is encoded).
+            request.extensions = {**request.extensions, "trace": _http2_header_rules}
+        return await self._verify.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self._verify.aclose()
@@ -678,6 +752,16 @@ class HttpcoreTransport(httpx.AsyncBaseTransport):
 
 # ---------------------------------------------------------------------------------------
 # the client
+
+
+class BadLocation(Exception):
+    """A redirect whose ``Location`` httpx cannot follow; ``url`` is the request answered."""
+
+    def __init__(self, *, location: str, url: httpx.URL, reason: str) -> None:
+        super().__init__(reason)
+        self.location = location
+        self.url = url
+        self.reason = reason
 
 
 class AgentClient(httpx.AsyncClient):
@@ -720,7 +804,12 @@ class AgentClient(httpx.AsyncClient):
             if not (self.follow_redirects and response.has_redirect_location):
                 return response
             try:
-                request = shims.build_redirect_request(self, request, response)
+                try:
+                    next_request = shims.build_redirect_request(self, request, response)
+                except (httpx.InvalidURL, httpx.RemoteProtocolError) as exc:
+                    location = response.headers.get("location", "")
+                    raise BadLocation(location=location, url=request.url, reason=str(exc)) from None
+                request = next_request
                 redirects += 1
                 await response.aread()  # read, so the connection can be reused
             except BaseException:

@@ -52,6 +52,7 @@ from agent.engine.claims import ClaimPolicy, new_instance_id
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
 from agent.executor.executor import Executor
+from agent.executor.policy import NamespacePolicies
 from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from agent.kube.client import connect
 from agent.kube.secrets import KubeSecretResolver
@@ -59,6 +60,7 @@ from agent.service.api import ApiServer, Health, create_app
 from agent.service.process import handle_stop_signals
 from agent.service.settings import Settings
 from agent.sink.status import StatusPatcher
+from agent.source.policies import PolicyWatcher
 from agent.source.watch import TaskSetWatcher, WatchScope
 
 __all__ = ["Agent", "serve"]
@@ -88,6 +90,19 @@ class Agent:
         if shard is not None:
             workers = max(1, math.ceil(workers / shard.count))
         self._stop = asyncio.Event()
+        # Namespace outbound policies, when on: read from the agent's own namespace.
+        self.policies = NamespacePolicies() if settings.outbound_policies == "on" else None
+        self.policy_watcher = (
+            None
+            if self.policies is None
+            else PolicyWatcher(
+                api=api,
+                namespace=_own_namespace(),
+                policies=self.policies,
+                watch_timeout=settings.watch_timeout,
+                request_timeout=settings.api_request_timeout,
+            )
+        )
         self._executor = Executor(
             settings=executor_settings(settings, task_workers=workers),
             secrets=KubeSecretResolver(
@@ -96,6 +111,7 @@ class Agent:
                 request_timeout=settings.api_request_timeout,
             ),
             on_progress=self._on_progress,
+            namespace_policies=self.policies,
         )
         self.patcher = StatusPatcher(
             api=api,
@@ -144,6 +160,9 @@ class Agent:
         if closed:
             detail = "; ".join(w.last_error for w in closed if w.last_error)
             return Health(ok=False, reason=f"{len(closed)} watch(es) not established: {detail}")
+        if self.policies is not None and not self.policies.loaded:
+            error = self.policy_watcher.last_error if self.policy_watcher else ""
+            return Health(ok=False, reason=f"outbound policies not loaded yet {error}".strip())
         refused = self.patcher.refused
         if refused:
             return Health(ok=False, reason=refused)
@@ -165,6 +184,8 @@ class Agent:
             watches = [
                 group.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)
             ]
+            if self.policy_watcher is not None:
+                watches.append(group.create_task(self.policy_watcher.run(), name="policies"))
             try:
                 await self._stop.wait()
                 self._log_stopping()

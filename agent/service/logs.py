@@ -4,6 +4,12 @@ Log records carry context as ``extra`` fields (``taskset``, ``node``, ``scope`` 
 which the JSON formatter emits as top-level keys. Secret header values and
 ``Authorization`` never reach a record in the first place (the executor keeps them out of
 messages); :func:`redact` is a last line of defence for free text.
+
+Third-party protocol loggers stay at WARNING whatever ``--log-level`` says
+(:data:`PINNED_LOGGERS`): at DEBUG they write what goes on the wire (hpack logs every
+header it encodes, ``Adding b'x-api-key'=b'<value>'``; httpcore and h11/h2 repeat errors
+that quote header values), which would put secret header values in the log. The agent's
+own debug lines never carry header values.
 """
 
 from __future__ import annotations
@@ -16,7 +22,22 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["PINNED_LOGGERS", "configure_logging", "redact"]
+
+#: Loggers kept at WARNING at every level: the HTTP protocol stacks (they log header values
+#: at DEBUG), the Kubernetes client (it logs request bodies and tokens at DEBUG) and the
+#: access logs (a line per request at INFO).
+PINNED_LOGGERS: tuple[str, ...] = (
+    "hpack",
+    "h2",
+    "h11",
+    "httpcore",
+    "httpx",
+    "aiohttp",
+    "kubernetes_asyncio",
+    "urllib3",
+    "uvicorn.access",
+)
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {
     "message",
@@ -87,6 +108,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Libraries are chatty at INFO (every request); their warnings still come through.
-    for name in ("kubernetes_asyncio", "aiohttp.access", "uvicorn.access", "httpx"):
+    # Libraries are chatty at INFO (every request) and leak header values at DEBUG; their
+    # warnings still come through.
+    for name in PINNED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_DENY_NETWORKS),
         validation_alias=AliasChoices("ARGO_AGENT_DENY_NETWORKS"),
     )
+    # Namespace outbound policies: ConfigMaps labelled argo-http-agent.io/outbound-policy=true
+    # in the agent's own namespace (agent/source/policies.py).
+    outbound_policies: Literal["on", "off"] = Field(
+        default="off", validation_alias=AliasChoices("ARGO_AGENT_OUTBOUND_POLICIES")
+    )
     plugin_addresses: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("ARGO_PLUGIN_ADDRESSES")
     )

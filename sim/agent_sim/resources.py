@@ -133,7 +133,16 @@ LEASES = ResourceKind(
     kind="Lease",
     strategic_merge=True,
 )
-RESOURCES: tuple[ResourceKind, ...] = (WORKFLOW_TASK_SETS, SECRETS, LEASES)
+CONFIG_MAPS = ResourceKind(
+    group="",
+    version="v1",
+    plural="configmaps",
+    singular="configmap",
+    kind="ConfigMap",
+    short_names=("cm",),
+    strategic_merge=True,
+)
+RESOURCES: tuple[ResourceKind, ...] = (WORKFLOW_TASK_SETS, SECRETS, LEASES, CONFIG_MAPS)
 
 _BY_PATH = {(k.group, k.version, k.plural): k for k in RESOURCES}
 _BY_PLURAL = {k.plural: k for k in RESOURCES}
