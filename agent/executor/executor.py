@@ -24,7 +24,7 @@ from typing import Any
 
 from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
 from agent.core.refs import TaskRef
-from agent.core.secrets import SecretResolver
+from agent.core.secrets import SecretAuthority, SecretResolver
 from agent.executor.http import HTTPExecutor
 from agent.executor.plugin import PluginExecutor
 from agent.executor.policy import OutboundPolicy
@@ -75,6 +75,7 @@ class Executor:
         *,
         settings: ExecutorSettings,
         secrets: SecretResolver,
+        authority: SecretAuthority | None = None,
         on_progress: Callable[[TaskRef, NodeResult], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -83,7 +84,9 @@ class Executor:
         tls = build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle)
         self.policy = OutboundPolicy(settings.deny_networks)
         self._client = build_client(settings, policy=self.policy, tls=tls)
-        self._http = HTTPExecutor(client=self._client, settings=settings, secrets=secrets)
+        self._http = HTTPExecutor(
+            client=self._client, settings=settings, secrets=secrets, authority=authority
+        )
         # Plugins are sidecars the operator configured: trusted, local, never redirected,
         # and exempt from the deny list (which may well deny loopback for templates).
         self._plugin_client = build_client(
@@ -129,7 +132,7 @@ class Executor:
         if parsed.http is not None and parsed.plugin is not None:
             return _cannot_execute("the template sets both http and plugin; set exactly one")
         if parsed.http is not None:
-            return await self._http.run(parsed.http, namespace=ref.namespace)
+            return await self._http.run(parsed.http, namespace=ref.namespace, ref=ref)
         if parsed.plugin is not None:
             if len(parsed.plugin) != 1:
                 names = ", ".join(sorted(parsed.plugin)) or "none"
