@@ -15,6 +15,9 @@ Argo facts pinned here (argo-workflows, workflow/controller):
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +26,15 @@ from agent_sim.samples import workflow
 from kubernetes_asyncio import client
 from prometheus_client import REGISTRY
 
+from agent.core.model import dump
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretError
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
 from agent.kube.authority import WorkflowSecretAuthority, service_account_of
 from agent.kube.client import connect
+from tests.servers import PluginServer
 
 NS = "argo"
 WAIT = 30.0
@@ -45,8 +53,6 @@ def may_get(sim: ApiSimulator, account: str, *secrets: str) -> None:
 
 
 def reviews(sim: ApiSimulator) -> list[dict[str, Any]]:
-    import json
-
     return [
         json.loads(r.body)
         for r in sim.requests(verb="create", resource="subjectaccessreviews")
@@ -266,6 +272,49 @@ async def test_an_rbac_change_is_seen_after_the_ttl(
     assert len(reviews(sim)) >= 2
 
 
+class CountingResolver(StaticSecretResolver):
+    """Secrets in memory, counting the reads: shows a denied Secret is never read."""
+
+    def __init__(self, secrets: dict[tuple[str, str], dict[str, str]]) -> None:
+        super().__init__(secrets)
+        self.reads: list[str] = []
+
+    async def get_secret_value(self, *, namespace: str, name: str, key: str) -> str:
+        self.reads.append(name)
+        return await super().get_secret_value(namespace=namespace, name=name, key=key)
+
+
+async def test_the_executor_asks_before_it_reads_and_sends(
+    sim: ApiSimulator, api: client.ApiClient
+) -> None:
+    """A denied Secret fails its node with the authority's text: the Secret is not read and
+    no request leaves; an allowed one is read and sent."""
+    created = sim.create_object("workflows", workflow("wf", service_account="sa"))
+    may_get(sim, "sa", "allowed")
+    resolver = CountingResolver({(NS, "allowed"): {"k": "yes"}, (NS, "denied"): {"k": "no"}})
+    authority = WorkflowSecretAuthority(api=api, ttl=3600)
+
+    def task(secret: str) -> dict[str, Any]:
+        header = {"name": "X-S", "valueFrom": {"secretKeyRef": {"name": secret, "key": "k"}}}
+        url = recorder.url("/api/v1/template.execute")
+        return {"name": "t", "http": {"url": url, "method": "POST", "headers": [header]}}
+
+    with PluginServer() as recorder:
+        async with Executor(
+            settings=ExecutorSettings(ca_dir=None), secrets=resolver, authority=authority
+        ) as executor:
+            denied = dump(await executor.run(task("denied"), ref=ref_of(created)))
+            allowed = dump(await executor.run(task("allowed"), ref=ref_of(created)))
+        calls = recorder.calls
+    assert denied == {
+        "phase": "Failed",
+        "message": 'service account "argo/sa" may not get secret "denied"',
+    }
+    assert allowed["phase"] == "Succeeded", allowed
+    assert resolver.reads == ["allowed"]
+    assert [call.headers["X-S"] for call in calls] == ["yes"]
+
+
 class connected:
     """An API client authenticating with ``token``."""
 
@@ -275,9 +324,6 @@ class connected:
         self._api: client.ApiClient | None = None
 
     async def __aenter__(self) -> client.ApiClient:
-        import tempfile
-        from pathlib import Path
-
         with tempfile.TemporaryDirectory() as tmp:
             path = self._sim.kubeconfig(Path(tmp) / "kc", token=self._token)
             self._api = await connect(kubeconfig=str(path))
@@ -286,3 +332,19 @@ class connected:
     async def __aexit__(self, *exc: object) -> None:
         if self._api is not None:
             await self._api.close()
+
+
+async def test_workflows_of_one_account_share_its_decisions(
+    sim: ApiSimulator, api: client.ApiClient
+) -> None:
+    """The decision is the account's: many workflows run by it cost one review per Secret
+    (and one Workflow GET each, to learn their account)."""
+    may_get(sim, "sa", "creds")
+    created = [
+        sim.create_object("workflows", workflow(f"wf{i}", service_account="sa")) for i in range(5)
+    ]
+    authority = WorkflowSecretAuthority(api=api, ttl=3600)
+    for one in created:
+        await authority.check(ref=ref_of(one), secret="creds")
+    assert len(reviews(sim)) == 1
+    assert len(sim.requests(verb="get", resource="workflows")) == 5

@@ -107,6 +107,9 @@ class _SharedCache(Generic[_K, _V]):
         return None
 
     async def get(self, key: _K, compute: Callable[[], Awaitable[_V]]) -> _V:
+        value = self.cached(key)
+        if value is not None:
+            return value
         task = self._running.get(key)
         if task is None:
             task = asyncio.create_task(self._compute(key, compute), name=self._what)
