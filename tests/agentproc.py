@@ -20,13 +20,43 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from agent_sim import ApiSimulator
-from agent_sim.samples import http_task
+from agent_sim import ApiSimulator, Rule, service_account_user
+from agent_sim.samples import http_task, workflow
 from agent_sim.samples import workflow_taskset as taskset
 
-__all__ = ["AgentProcess", "free_port", "http_task", "taskset", "wait_for_nodes"]
+__all__ = [
+    "AgentProcess",
+    "free_port",
+    "http_task",
+    "owner_workflow",
+    "taskset",
+    "wait_for_nodes",
+]
 
 TOKEN = "e2e-token"
+
+
+def owner_workflow(
+    sim: ApiSimulator,
+    name: str,
+    *,
+    namespace: str = "argo",
+    service_account: str | None = None,
+    secrets: Iterable[str] = (),
+) -> str:
+    """Create the Workflow that owns taskset ``name`` (as the controller has persisted it)
+    and let its service account get ``secrets``; returns its UID for ``taskset(...,
+    owner_uid=...)``. The default secret authority asks about that account."""
+    created = sim.create_object(
+        "workflows", workflow(name, namespace=namespace, service_account=service_account)
+    )
+    names = tuple(secrets)
+    if names:
+        sim.grant(
+            [Rule.of("get", "secrets", namespaces=namespace, resource_names=names)],
+            user=service_account_user(namespace, service_account or "default"),
+        )
+    return str(created["metadata"]["uid"])
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import signal
 from agent_sim import ApiSimulator, Rule
 from agent_sim.samples import secret
 
-from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
+from tests.agentproc import AgentProcess, http_task, owner_workflow, taskset, wait_for_nodes
 from tests.servers import TargetServer
 
 NS = "argo"
@@ -220,6 +220,8 @@ async def test_secret_headers_allowed_and_forbidden(
         "name": "X-Other",
         "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "nope"}},
     }
+    # The workflow's service account may get the Secret (see test_secret_authority_e2e.py).
+    uid = owner_workflow(sim, "sec", secrets=["api-token"])
     async with AgentProcess(sim, "--namespace", NS) as agent:
         sim.create_object(
             TS,
@@ -229,6 +231,7 @@ async def test_secret_headers_allowed_and_forbidden(
                     "ok": http_task(target.url("/echo"), headers=[secret_header]),
                     "missing": http_task(target.url("/echo"), headers=[missing_key]),
                 },
+                owner_uid=uid,
             ),
         )
         nodes = await wait_for_nodes(sim, "sec", ["ok", "missing"])
@@ -241,7 +244,8 @@ async def test_secret_headers_allowed_and_forbidden(
     }
     assert "s3cr3t-value" not in logs
 
-    # A service account without `get secrets`: the node fails naming the permission.
+    # An agent whose own service account lacks `get secrets` (with the agent's authority,
+    # the only one consulted): the node fails naming the permission.
     limited = "no-secrets"
     sim.add_token(
         limited,
@@ -250,7 +254,7 @@ async def test_secret_headers_allowed_and_forbidden(
             Rule.of("patch", "workflowtasksets/status"),
         ],
     )
-    async with AgentProcess(sim, "--namespace", NS, token=limited):
+    async with AgentProcess(sim, "--namespace", NS, "--secret-authority", "agent", token=limited):
         sim.create_object(
             TS, taskset("sec2", {"ok": http_task(target.url("/echo"), headers=[secret_header])})
         )

@@ -46,6 +46,17 @@ TASKSET_RULES = [
     {"apiGroups": ["argoproj.io"], "resources": ["workflowtasksets/status"], "verbs": ["patch"]},
 ]
 SECRETS_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+# secretAuthority: workflow (the default): the owner Workflow names the service account, and a
+# SubjectAccessReview (cluster-scoped: a ClusterRole even in namespaced mode) asks about it.
+WORKFLOWS_RULE = {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]}
+REVIEWS_ROLE = f"{FULLNAME}-reviews"
+REVIEW_RULES = [
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["subjectaccessreviews"],
+        "verbs": ["create"],
+    }
+]
 # What a member does with Leases: its own (create, update, delete) and the others' (watch).
 LEASE_RULES = [
     {
@@ -65,6 +76,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "per-namespace": {"namespaces": ["team-a", "team-b"]},
     "secrets-restricted": {"rbac": {"secrets": {"resourceNames": ["orders-api", "hooks-key"]}}},
     "secrets-disabled": {"rbac": {"secrets": {"enabled": False}}},
+    "agent-authority": {"secretAuthority": "agent"},
     "own-service-account": {
         "serviceAccount": {"create": False, "name": "argo-agent"},
         "rbac": {"create": False},
@@ -391,6 +403,8 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
 ) -> None:
     objects = rendered["defaults"]
     assert sorted(o["kind"] for o in objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
         "Deployment",
         "PodDisruptionBudget",
         "Role",
@@ -404,7 +418,7 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
     ]
     role = named(objects, "Role", FULLNAME)
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert role["rules"] == [*TASKSET_RULES, SECRETS_RULE]
+    assert role["rules"] == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE]
     binding = named(objects, "RoleBinding", FULLNAME)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -423,8 +437,9 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
 def test_all_namespaces_grants_a_cluster_role_and_no_roles(rendered: dict[str, Manifests]) -> None:
     objects = rendered["all-namespaces"]
     assert taskset_roles(objects) == [] and taskset_roles(objects, "RoleBinding") == []
-    assert only(objects, "ClusterRole")["rules"] == [*TASKSET_RULES, SECRETS_RULE]
-    binding = only(objects, "ClusterRoleBinding")
+    rules = named(objects, "ClusterRole", FULLNAME)["rules"]
+    assert rules == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE]
+    binding = named(objects, "ClusterRoleBinding", FULLNAME)
     assert binding["roleRef"]["kind"] == "ClusterRole"
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
@@ -435,11 +450,44 @@ def test_all_namespaces_grants_a_cluster_role_and_no_roles(rendered: dict[str, M
 
 
 def test_namespaced_modes_never_grant_cluster_roles(rendered: dict[str, Manifests]) -> None:
+    """Except the one for SubjectAccessReviews, a cluster-scoped API that grants nothing."""
     for value_set, objects in rendered.items():
         if not VALUE_SETS[value_set].get("allNamespaces"):
-            assert not of_kind(objects, "ClusterRole") and not of_kind(
-                objects, "ClusterRoleBinding"
-            ), value_set
+            roles = of_kind(objects, "ClusterRole")
+            bindings = of_kind(objects, "ClusterRoleBinding")
+            assert [r["metadata"]["name"] for r in roles + bindings] in (
+                [], [REVIEWS_ROLE, REVIEWS_ROLE]), value_set  # fmt: skip
+            assert all(r["rules"] == REVIEW_RULES for r in roles), value_set
+
+
+def test_the_workflows_authority_needs_workflows_and_reviews_and_the_agents_none(
+    rendered: dict[str, Manifests],
+) -> None:
+    """secretAuthority: workflow (default) grants `get workflows` where Secrets are granted
+    and `create subjectaccessreviews` cluster-wide, bound to the agent's account; `agent`
+    (or no access to Secrets at all) grants neither."""
+    for value_set in ("defaults", "per-namespace", "all-namespaces"):
+        objects = rendered[value_set]
+        assert named(objects, "ClusterRole", REVIEWS_ROLE)["rules"] == REVIEW_RULES
+        binding = named(objects, "ClusterRoleBinding", REVIEWS_ROLE)
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": REVIEWS_ROLE,
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+        ]
+        assert plain_env(agent_container(objects))["ARGO_AGENT_SECRET_AUTHORITY"] == "workflow"
+    for value_set in ("agent-authority", "secrets-disabled"):
+        objects = rendered[value_set]
+        assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
+        assert named(objects, "Role", FULLNAME)["rules"] == [
+            *TASKSET_RULES,
+            *([SECRETS_RULE] if value_set == "agent-authority" else []),
+        ]
+    env = plain_env(agent_container(rendered["agent-authority"]))
+    assert env["ARGO_AGENT_SECRET_AUTHORITY"] == "agent"
 
 
 def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
@@ -450,7 +498,7 @@ def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
     bindings = {b["metadata"]["namespace"]: b for b in taskset_roles(objects, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
     for namespace, binding in bindings.items():
-        assert roles[namespace]["rules"] == [*TASKSET_RULES, SECRETS_RULE]
+        assert roles[namespace]["rules"] == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE]
         assert binding["roleRef"]["name"] == roles[namespace]["metadata"]["name"]
         # The ServiceAccount lives in the release namespace, not in the served ones.
         assert binding["subjects"] == [
@@ -465,6 +513,7 @@ def test_secrets_can_be_restricted_by_name_or_not_granted(rendered: dict[str, Ma
     assert restricted == [
         *TASKSET_RULES,
         {**SECRETS_RULE, "resourceNames": ["orders-api", "hooks-key"]},
+        WORKFLOWS_RULE,
     ]
     assert named(rendered["secrets-disabled"], "Role", FULLNAME)["rules"] == TASKSET_RULES
 
@@ -483,6 +532,8 @@ def test_no_value_set_grants_more_than_the_agent_uses(rendered: dict[str, Manife
         ("argoproj.io", "workflowtasksets"): {"get", "list", "watch"},
         ("argoproj.io", "workflowtasksets/status"): {"patch"},
         ("", "secrets"): {"get"},
+        ("argoproj.io", "workflows"): {"get"},
+        ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
         ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "delete"},
         ("", "configmaps"): {"list", "watch"},  # the outbound policies, release namespace
     }
@@ -1008,6 +1059,9 @@ def test_notes_explain_the_controller_setting_and_the_rbac(chart: Any) -> None:
     assert "DEFAULT_REQUEUE_TIME=2s" in notes
     assert "up to that long" in notes
 
+    assert "subjectaccessreviews     create, cluster-wide" in notes
+    _, agent_authority = render(chart, VALUE_SETS["agent-authority"])
+    assert "subjectaccessreviews" not in agent_authority
     _, restricted = render(chart, VALUE_SETS["secrets-restricted"])
     assert "(only orders-api, hooks-key)" in restricted
     _, cluster_wide = render(chart, {"allNamespaces": True})

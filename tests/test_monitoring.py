@@ -40,7 +40,7 @@ import yaml
 from agent_sim import ApiSimulator
 from agent_sim.samples import secret
 
-from tests.agentproc import AgentProcess, free_port, http_task, taskset
+from tests.agentproc import AgentProcess, free_port, http_task, owner_workflow, taskset
 from tests.servers import TargetServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,9 @@ async def _load(sim: ApiSimulator, target: TargetServer) -> None:
         tasks[f"w{wave}-503"] = http_task(target.url("/status/503"))
         tasks[f"w{wave}-slow"] = http_task(target.url("/delay/0.5"))
         tasks[f"w{wave}-refused"] = http_task("http://127.0.0.1:1/")  # nothing listens
-        sim.create_object(TS, taskset(f"load-{wave}", tasks, namespace=NS))
+        # Owned by a Workflow whose (default) account may get the Secret.
+        uid = owner_workflow(sim, f"load-{wave}", namespace=NS, secrets=["api"])
+        sim.create_object(TS, taskset(f"load-{wave}", tasks, namespace=NS, owner_uid=uid))
         await asyncio.sleep(0.3)
 
 

@@ -17,6 +17,7 @@ from kubernetes_asyncio import client
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
+from agent.core.secrets import SecretError, denied_message
 from agent.executor.executor import Executor
 from agent.executor.policy import NamespacePolicies
 from agent.executor.secrets import StaticSecretResolver
@@ -259,3 +260,46 @@ async def test_the_watcher_follows_the_labelled_config_maps(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class _DenyingAuthority:
+    """The workflow's service account may read no Secret (what RBAC would answer)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    async def check(self, *, ref: TaskRef, secret: str) -> None:
+        self.asked.append((ref.namespace, secret))
+        raise SecretError(denied_message(ref.namespace, "default", secret))
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_a_namespace_with_a_policy_still_asks_the_secret_authority(
+    transport: str, target: TargetServer
+) -> None:
+    """Requests of a namespace with rules run on a client of their own: that path must ask
+    whose authority a Secret is used with exactly as the default path does."""
+    authority = _DenyingAuthority()
+    executor = Executor(
+        settings=ExecutorSettings(transport=transport, ca_dir=None, default_timeout_seconds=10),
+        secrets=StaticSecretResolver({("team-a", "creds"): {"token": "s3cr3t"}}),
+        authority=authority,
+        namespace_policies=policies_of(("team-a", {"namespaces": "team-a", "denyHosts": "x"})),
+    )
+    template = {
+        "http": {
+            "url": target.url("/echo"),
+            "headers": [
+                {"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}
+            ],
+        }
+    }
+    try:
+        result = dump(await executor.run(template, ref=ref("team-a")))
+    finally:
+        await executor.aclose()
+    assert authority.asked == [("team-a", "creds")]
+    assert result == {
+        "phase": "Failed",
+        "message": 'service account "team-a/default" may not get secret "creds"',
+    }

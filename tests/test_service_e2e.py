@@ -11,7 +11,7 @@ from agent_sim import ApiSimulator
 from agent_sim.samples import secret
 
 from agent import __version__
-from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
+from tests.agentproc import AgentProcess, http_task, owner_workflow, taskset, wait_for_nodes
 from tests.servers import TargetServer
 
 NS = "argo"
@@ -146,6 +146,7 @@ async def test_json_logs_carry_context_and_no_secrets(
         "name": "Authorization",
         "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}},
     }
+    uid = owner_workflow(sim, "logs", namespace=NS, secrets=["creds"])
     agent = AgentProcess(sim, "--namespace", NS, "--log-level", "debug")
     agent.args[agent.args.index("text")] = "json"
     async with agent:
@@ -158,6 +159,7 @@ async def test_json_logs_carry_context_and_no_secrets(
                         target.url("/echo"), headers=[header, {"name": "X-Plain", "value": "v"}]
                     ),
                 },
+                owner_uid=uid,
             ),
         )
         await wait_for_nodes(sim, "logs", ["n"], namespace=NS)

@@ -55,6 +55,7 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ARGO_AGENT_PROCESSES", "65", "ARGO_AGENT_PROCESSES: Input should be less than"),
         ("ARGO_AGENT_LOG_FORMAT", "xml", "ARGO_AGENT_LOG_FORMAT"),
         ("ARGO_AGENT_REDELIVERY", "sometimes", "ARGO_AGENT_REDELIVERY"),
+        ("ARGO_AGENT_SECRET_AUTHORITY", "nobody", "ARGO_AGENT_SECRET_AUTHORITY"),
         ("ARGO_PLUGIN_NAMES", '["only-a-name"]', "must list as many entries"),
     ],
 )
@@ -164,3 +165,24 @@ def test_the_flags_default_to_the_executors_defaults() -> None:
     shared = ("default_timeout_seconds", "max_result_bytes", "ca_dir", "deny_networks")
     for name in (*shared, "transport", "http2"):
         assert getattr(built, name) == getattr(default, name), name
+
+
+async def test_secret_authority_defaults_to_the_workflows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``workflow`` by default (a review before each Secret is used), ``agent`` on request,
+    and none in per-workflow mode, where the agent's token is the workflow's own."""
+    from kubernetes_asyncio import client
+
+    from agent.kube.authority import WorkflowSecretAuthority
+    from agent.service.agent import secret_authority
+
+    api = client.ApiClient()
+    try:
+        assert load_settings().secret_authority == "workflow"
+        assert isinstance(secret_authority(load_settings(), api), WorkflowSecretAuthority)
+        args = vars(build_parser().parse_args(["--secret-authority", "agent"]))
+        assert secret_authority(load_settings(**args), api) is None
+        assert secret_authority(load_settings(workflow="wf-1"), api) is None
+        monkeypatch.setenv("ARGO_AGENT_SECRET_AUTHORITY", "agent")
+        assert load_settings().secret_authority == "agent"
+    finally:
+        await api.close()

@@ -708,7 +708,7 @@ async def test_unknown_resource_is_404_and_wrong_method_405(sim: ApiSimulator) -
     resource does not serve (POST on a named object) is 405 MethodNotAllowed."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(f"{sim.url}/apis/argoproj.io/v1alpha1/namespaces/d/workflows") as r:
+        async with http.get(f"{sim.url}/apis/argoproj.io/v1alpha1/namespaces/d/cronworkflows") as r:
             assert r.status == 404
             assert (await r.json())["message"] == "the server could not find the requested resource"
         async with http.post(

@@ -25,6 +25,7 @@ __all__ = [
     "READY",
     "RESULTS_DROPPED",
     "RESULT_LATENCY_SECONDS",
+    "SECRET_AUTHORITY",
     "SECRET_CACHE",
     "SECRET_READ_RETRIES",
     "TASKSETS_LISTED",
@@ -114,6 +115,12 @@ TASKSETS_WATCHED = Gauge(f"{_PREFIX}_tasksets_watched", "Tasksets the engine cur
 SECRET_CACHE = Counter(
     f"{_PREFIX}_secret_cache_total", "Secret look-ups, by result (hit, miss)", ["result"]
 )
+SECRET_AUTHORITY = Counter(
+    f"{_PREFIX}_secret_authority_total",
+    "Decisions whether a workflow's service account may get a Secret, by result "
+    "(allowed, denied, error) and cache (hit, miss)",
+    ["result", "cache"],
+)
 SECRET_READ_RETRIES = Counter(
     f"{_PREFIX}_secret_read_retries_total",
     "Secret reads tried again after a transient API error (as Argo's GetSecrets)",
@@ -128,7 +135,7 @@ OUTBOUND_POLICIES = Gauge(
 # only at its first increment hides that increment from rate() and increase() (there is
 # no earlier sample to compare with), so an alert on "any drop" would miss the first one,
 # and a dashboard would show "no data" where the truth is 0.
-_KNOWN_LABELS: tuple[tuple[Any, tuple[str, ...]], ...] = (
+_KNOWN_LABELS: tuple[tuple[Any, tuple[str | tuple[str, ...], ...]], ...] = (
     (TASKS_FINISHED, ("Succeeded", "Failed", "Error")),
     (CONDITION_EVALUATIONS, ("true", "false", "error")),
     (PATCH_ERRORS, ("connection",)),
@@ -137,6 +144,16 @@ _KNOWN_LABELS: tuple[tuple[Any, tuple[str, ...]], ...] = (
     (WATCH_EVENTS, ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")),
     (WATCH_RESTARTS, ("gone", "error")),
     (SECRET_CACHE, ("hit", "miss")),
+    (
+        SECRET_AUTHORITY,
+        (
+            ("allowed", "hit"),
+            ("allowed", "miss"),
+            ("denied", "hit"),
+            ("denied", "miss"),
+            ("error", "miss"),
+        ),
+    ),
 )
 
 
@@ -144,7 +161,7 @@ def initialise() -> None:
     """Create every known label value at 0 (see ``_KNOWN_LABELS``); idempotent."""
     for metric, values in _KNOWN_LABELS:
         for value in values:
-            child(metric, value)
+            child(metric, *((value,) if isinstance(value, str) else value))
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})

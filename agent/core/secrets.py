@@ -7,6 +7,13 @@ API (:mod:`agent.kube.secrets`), the local runner's holds Secret manifests
 fail with the texts below, so what is tried locally is what runs in the cluster.
 Failures raise :class:`SecretError`, whose text becomes the node's message: it names the
 Secret and the key and never contains a value.
+
+Whose authority a Secret is read with is a second port, :class:`SecretAuthority`: before
+a node uses a Secret the executor asks it whether the node's workflow may ``get`` that
+Secret (the cluster's answer comes from the workflow's service account,
+:mod:`agent.kube.authority`). It is separate from the resolver so that a Secret's value
+is still read once and shared by every node, while the permission is decided per
+service account.
 """
 
 from __future__ import annotations
@@ -16,11 +23,15 @@ import binascii
 from collections.abc import Mapping
 from typing import Protocol
 
+from agent.core.refs import TaskRef
+
 __all__ = [
     "SECRET_TEXT_ERRORS",
+    "SecretAuthority",
     "SecretError",
     "SecretResolver",
     "decode_secret_data",
+    "denied_message",
     "missing_key_message",
     "not_found_message",
 ]
@@ -49,6 +60,19 @@ class SecretResolver(Protocol):
         with :data:`SECRET_TEXT_ERRORS` (encode it the same way to send the raw bytes);
         :class:`SecretError` otherwise."""
         ...
+
+
+class SecretAuthority(Protocol):
+    async def check(self, *, ref: TaskRef, secret: str) -> None:
+        """Return when the workflow of ``ref`` may ``get`` Secret ``secret`` in
+        ``ref.namespace``; raise :class:`SecretError` (naming the service account and the
+        Secret) when it may not or when that cannot be established."""
+        ...
+
+
+def denied_message(namespace: str, service_account: str, secret: str) -> str:
+    """The node's message when the workflow's service account may not read the Secret."""
+    return f'service account "{namespace}/{service_account}" may not get secret "{secret}"'
 
 
 def missing_key_message(name: str, key: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
 from agent.core.refs import TaskRef
-from agent.core.secrets import SecretResolver
+from agent.core.secrets import SecretAuthority, SecretResolver
 from agent.executor.http import HTTPExecutor
 from agent.executor.plugin import PluginExecutor
 from agent.executor.policy import NamespacePolicies, NamespaceRules, OutboundPolicy
@@ -91,11 +91,13 @@ class Executor:
         *,
         settings: ExecutorSettings,
         secrets: SecretResolver,
+        authority: SecretAuthority | None = None,
         on_progress: Callable[[TaskRef, NodeResult], None] | None = None,
         namespace_policies: NamespacePolicies | None = None,
     ) -> None:
         self.settings = settings
         self._secrets = secrets
+        self._authority = authority  # every HTTP executor asks it, scoped ones included
         self._namespace_policies = namespace_policies
         self._scoped: dict[tuple[NamespaceRules, ...], _Scoped] = {}
         self._scoped_generation = 0
@@ -106,7 +108,9 @@ class Executor:
         self._tls = tls
         self.policy = OutboundPolicy(settings.deny_networks)
         self._client = build_client(settings, policy=self.policy, tls=tls)
-        self._http = HTTPExecutor(client=self._client, settings=settings, secrets=secrets)
+        self._http = HTTPExecutor(
+            client=self._client, settings=settings, secrets=secrets, authority=self._authority
+        )
         # Plugins are sidecars the operator configured: trusted, local, never redirected,
         # and exempt from the deny list (which may well deny loopback for templates).
         self._plugin_client = build_client(
@@ -180,11 +184,11 @@ class Executor:
                 await policies.wait_loaded()
             rules = policies.rules_for(ref.namespace)
         if not rules:
-            return await self._http.run(parsed.http, namespace=ref.namespace)
+            return await self._http.run(parsed.http, namespace=ref.namespace, ref=ref)
         scoped = self._scoped_for(rules)
         scoped.in_flight += 1
         try:
-            return await scoped.http.run(parsed.http, namespace=ref.namespace)
+            return await scoped.http.run(parsed.http, namespace=ref.namespace, ref=ref)
         finally:
             scoped.in_flight -= 1
             if scoped.stale and scoped.in_flight == 0:
@@ -205,7 +209,12 @@ class Executor:
         if scoped is None:
             policy = OutboundPolicy(self.settings.deny_networks, namespace_rules=rules)
             client = build_client(self.settings, policy=policy, tls=self._tls)
-            http = HTTPExecutor(client=client, settings=self.settings, secrets=self._secrets)
+            http = HTTPExecutor(
+                client=client,
+                settings=self.settings,
+                secrets=self._secrets,
+                authority=self._authority,
+            )
             scoped = self._scoped[rules] = _Scoped(client, http)
         return scoped
 

@@ -4,7 +4,9 @@ It reproduces ``executeHTTPTemplate`` of Argo's agent field by field, with Argo'
 
 * ``method`` (empty = GET), ``url``, ``headers`` in order (a repeated name sends repeated
   values; ``Host`` in any case sets the request's host), secret-sourced headers through a
-  :class:`~agent.core.secrets.SecretResolver`, ``body`` / ``bodyFrom.bytes`` (bytes
+  :class:`~agent.core.secrets.SecretResolver` (after its
+  :class:`~agent.core.secrets.SecretAuthority`, when given, allowed the node's workflow to
+  read that Secret), ``body`` / ``bodyFrom.bytes`` (bytes
   win), ``timeoutSeconds``, ``insecureSkipVerify``, redirects, extra CAs.
 * success without ``successCondition`` is 2xx, else ``received non-2xx response code: N``;
   with it, the expression sees Argo's scope (below); false gives
@@ -61,7 +63,8 @@ import httpx
 
 from agent.core import metrics
 from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
-from agent.core.secrets import SECRET_TEXT_ERRORS, SecretError, SecretResolver
+from agent.core.refs import TaskRef
+from agent.core.secrets import SECRET_TEXT_ERRORS, SecretAuthority, SecretError, SecretResolver
 from agent.executor.errors import (
     describe_transport_error,
     format_url_error,
@@ -166,12 +169,15 @@ class HTTPExecutor:
         client: AgentClient,
         settings: ExecutorSettings,
         secrets: SecretResolver,
+        authority: SecretAuthority | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
         self._secrets = secrets
+        # None: the agent's own authority (the Secret read alone decides).
+        self._authority = authority
 
-    async def run(self, spec: HTTP, *, namespace: str) -> NodeResult:
+    async def run(self, spec: HTTP, *, namespace: str, ref: TaskRef | None = None) -> NodeResult:
         try:
             prepared = self._prepare(spec)
         except _BadTemplate as exc:
@@ -179,7 +185,7 @@ class HTTPExecutor:
         started = time.monotonic()
         try:
             async with asyncio.timeout(prepared.timeout) as deadline:
-                result = await self._execute(prepared, spec, namespace=namespace)
+                result = await self._execute(prepared, spec, namespace=namespace, ref=ref)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -276,9 +282,11 @@ class HTTPExecutor:
 
     # -- the request --------------------------------------------------------------------
 
-    async def _execute(self, prepared: _Prepared, spec: HTTP, *, namespace: str) -> NodeResult:
+    async def _execute(
+        self, prepared: _Prepared, spec: HTTP, *, namespace: str, ref: TaskRef | None
+    ) -> NodeResult:
         try:
-            wire_headers = await self._wire_headers(prepared, namespace=namespace)
+            wire_headers = await self._wire_headers(prepared, namespace=namespace, ref=ref)
         except SecretError as exc:
             return _failed(str(exc))
         except _BadTemplate as exc:
@@ -338,7 +346,7 @@ class HTTPExecutor:
         return self._judge(spec, response, text, gunzip=gunzip)
 
     async def _wire_headers(
-        self, prepared: _Prepared, *, namespace: str
+        self, prepared: _Prepared, *, namespace: str, ref: TaskRef | None
     ) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
         host: str | None = None
@@ -347,6 +355,9 @@ class HTTPExecutor:
         for header in prepared.headers:
             value = header.value
             if header.secret is not None:
+                if self._authority is not None and ref is not None:
+                    # Before the value is read: a denied Secret is never fetched for it.
+                    await self._authority.check(ref=ref, secret=header.secret.name)
                 value = await self._secrets.get_secret_value(
                     namespace=namespace, name=header.secret.name, key=header.secret.key
                 )

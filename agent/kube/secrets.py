@@ -41,7 +41,7 @@ from agent.core.secrets import (
 )
 from agent.kube.client import api_error_text
 
-__all__ = ["KubeSecretResolver"]
+__all__ = ["KubeSecretResolver", "is_transient"]
 
 _MAX_CACHED = 4096
 # util/retry/retry.go DefaultRetry: RETRY_BACKOFF_STEPS 5, _DURATION 10ms, _FACTOR 2.
@@ -106,7 +106,7 @@ class KubeSecretResolver:
                 )
                 break
             except ApiException as exc:
-                if attempt == _READ_ATTEMPTS or not _transient(exc):
+                if attempt == _READ_ATTEMPTS or not is_transient(exc):
                     raise _read_error(exc, namespace, name) from None
             except (OSError, TimeoutError, aiohttp.ClientError) as exc:
                 if attempt == _READ_ATTEMPTS:
@@ -123,7 +123,8 @@ class KubeSecretResolver:
         return data
 
 
-def _transient(exc: ApiException) -> bool:
+def is_transient(exc: ApiException) -> bool:
+    """Whether Argo's ``IsTransientErr`` would try the failed API call again."""
     if exc.status in _TRANSIENT_STATUS:
         return True
     text = api_error_text(exc)

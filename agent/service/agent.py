@@ -48,12 +48,14 @@ from agent import __version__
 from agent.core import metrics
 from agent.core.model import NodeResult
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.core.secrets import SecretAuthority
 from agent.engine.claims import ClaimPolicy, new_instance_id
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
 from agent.executor.executor import Executor
 from agent.executor.policy import NamespacePolicies
 from agent.executor.settings import ExecutorSettings, PluginEndpoint
+from agent.kube.authority import WorkflowSecretAuthority
 from agent.kube.client import connect
 from agent.kube.secrets import KubeSecretResolver
 from agent.service.api import ApiServer, Health, create_app
@@ -110,6 +112,7 @@ class Agent:
                 ttl=settings.secret_cache_seconds,
                 request_timeout=settings.api_request_timeout,
             ),
+            authority=secret_authority(settings, api),
             on_progress=self._on_progress,
             namespace_policies=self.policies,
         )
@@ -255,6 +258,17 @@ class Agent:
 
 def _count_result(ref: TaskRef, result: NodeResult) -> None:
     metrics.child(metrics.TASKS_FINISHED, str(result.phase) or "unknown").inc()
+
+
+def secret_authority(settings: Settings, api: client.ApiClient) -> SecretAuthority | None:
+    """Whose authority a Secret is used with (``--secret-authority``). None: the agent's
+    own, which is also the workflow's in per-workflow mode, where the agent runs with the
+    workflow's service account, as Argo's agent pod does (no Workflow read, no review)."""
+    if settings.secret_authority == "agent" or settings.per_workflow:
+        return None
+    return WorkflowSecretAuthority(
+        api=api, ttl=settings.secret_cache_seconds, request_timeout=settings.api_request_timeout
+    )
 
 
 def executor_settings(settings: Settings, *, task_workers: int | None = None) -> ExecutorSettings:

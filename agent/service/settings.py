@@ -101,6 +101,9 @@ class Settings(BaseSettings):
         default="on" if DEFAULT_HTTP2 else "off",
         validation_alias=AliasChoices("ARGO_AGENT_HTTP2"),
     )
+    secret_authority: Literal["workflow", "agent"] = Field(
+        default="workflow", validation_alias=AliasChoices("ARGO_AGENT_SECRET_AUTHORITY")
+    )
     secret_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SECRET_CACHE_SECONDS")
     )

@@ -4,15 +4,16 @@ No real API server can run here, and the agent must be tested against the API's 
 contract: resourceVersions, watch resume and 410 Expired, bookmarks, the status
 subresource, patch types chosen by Content-Type, RBAC denials and transient failures.
 :class:`ApiSimulator` serves ``argoproj.io/v1alpha1`` ``workflowtasksets`` (with
-``status``), core ``secrets`` and ``coordination.k8s.io/v1`` ``leases`` over real HTTP
-on 127.0.0.1 with those semantics, so kubernetes_asyncio talks to it unchanged.
+``status``) and ``workflows``, core ``secrets`` and ``coordination.k8s.io/v1``
+``leases`` over real HTTP on 127.0.0.1 with those semantics, and answers
+``SubjectAccessReviews`` from its rules, so kubernetes_asyncio talks to it unchanged.
 ``python -m agent_sim`` runs it as a separate process.
 """
 
 from .auth import ALL_PERMISSIONS, Rule
 from .errors import ApiError
 from .requestlog import RequestRecord
-from .simulator import DEFAULT_USER, ApiSimulator, PatchType, SimulatorTls
+from .simulator import DEFAULT_USER, ApiSimulator, PatchType, SimulatorTls, service_account_user
 from .state import DEFAULT_MAX_BODY_BYTES, SimOptions
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Rule",
     "SimOptions",
     "SimulatorTls",
+    "service_account_user",
 ]

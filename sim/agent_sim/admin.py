@@ -24,6 +24,10 @@ names it). The endpoint needs no token: the simulator listens on 127.0.0.1 only.
 ``POST /_sim/tokens``              ``{"token", "user", "rules": "*" | [{"verbs", "resources",
                                    "namespaces", "resourceNames"}]}``
 ``DELETE /_sim/tokens/{token}``    forget a token
+``POST /_sim/grants``              ``{"user" | "group", "rules"}``: bind rules to a subject
+                                   without a token (SubjectAccessReviews consult them)
+``DELETE /_sim/grants``            ``{"user" | "group"}``: unbind them
+``GET /_sim/grants``               every binding
 ``PATCH /_sim/options``            ``{"bookmarkInterval", "watchTimeout", "maxBodyBytes"}``
 =================================  ==========================================================
 """
@@ -82,6 +86,12 @@ class _TokenBody(_Model):
     token: str = Field(min_length=1)
     user: str = "system:serviceaccount:default:argo-http-agent"
     rules: Any = "*"
+
+
+class _GrantBody(_Model):
+    user: str = ""
+    group: str = ""
+    rules: Any = None
 
 
 class _OptionsBody(_Model):
@@ -251,6 +261,29 @@ def admin_routes(state: SimState, *, url: Callable[[], str]) -> list[web.RouteDe
         state.tokens.remove(request.match_info["token"])
         return _json({"removed": True})
 
+    async def grant(request: web.Request) -> web.Response:
+        body = await _body(request, _GrantBody)
+        try:
+            if body.rules is None:
+                raise ValueError("rules are required")
+            rules = rules_from_json(body.rules)
+            state.subjects.grant(rules, user=body.user, group=body.group)
+        except ValueError as err:
+            return _error(str(err))
+        subject = {"user": body.user} if body.user else {"group": body.group}
+        return _json({**subject, "rules": [r.to_json() for r in rules]}, 201)
+
+    async def revoke(request: web.Request) -> web.Response:
+        body = await _body(request, _GrantBody)
+        try:
+            state.subjects.revoke(user=body.user, group=body.group)
+        except ValueError as err:
+            return _error(str(err))
+        return _json({"revoked": True})
+
+    async def grants(_: web.Request) -> web.Response:
+        return _json(state.subjects.describe())
+
     async def set_options(request: web.Request) -> web.Response:
         body = await _body(request, _OptionsBody)
         options = state.options
@@ -283,5 +316,8 @@ def admin_routes(state: SimState, *, url: Callable[[], str]) -> list[web.RouteDe
         web.post(f"{p}/compact", compact),
         web.post(f"{p}/tokens", add_token),
         web.delete(p + "/tokens/{token}", remove_token),
+        web.post(f"{p}/grants", grant),
+        web.delete(f"{p}/grants", revoke),
+        web.get(f"{p}/grants", grants),
         web.patch(f"{p}/options", set_options),
     ]

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors
+from . import errors, reviews
 from .auth import Attributes, Identity
 from .events import Stored, Watcher, encode
 from .faults import RequestFacts
@@ -64,6 +64,7 @@ class _RequestInfo:
     subresource: str = ""
     name: str = ""
     kind: ResourceKind | None = None
+    review: bool = False  # a SubjectAccessReview (reviews.py): create-only, not stored
 
     @property
     def target(self) -> str:
@@ -84,6 +85,10 @@ def _parse_path(method: str, path: str, query: dict[str, str]) -> _RequestInfo:
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
         return _RequestInfo(verb=method.lower())
+    if (group, version, rest) == (reviews.GROUP, reviews.VERSION, [reviews.RESOURCE]):
+        if method != "POST":
+            raise errors.method_not_allowed()
+        return _RequestInfo("create", group, version, resource=reviews.RESOURCE, review=True)
     namespace = ""
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
@@ -236,7 +241,7 @@ class KubeApi:
                     request.transport.abort()
                 raise errors.generic(500, "connection dropped by an injected fault")
             raise errors.generic(fault.code, fault.message, retry_after=fault.retry_after)
-        if info.kind is None:
+        if info.kind is None and not info.review:
             return self._non_resource(request.method, request.path)
         if identity is None:  # resource paths are never anonymous
             raise errors.unauthorized()
@@ -257,6 +262,10 @@ class KubeApi:
             raise errors.too_large(state.options.max_body_bytes)
         if "dryRun" in query:
             raise errors.bad_request("dryRun is not supported by the API simulator")
+        if info.review or info.kind is None:
+            content_type = request.headers.get("Content-Type", "")
+            answer = reviews.review(state, _decode_body(body, content_type or "application/json"))
+            return _json_response(encode(answer), 201)
         return await self._resource(request, info, info.kind, body, query, record)
 
     def _non_resource(self, method: str, path: str) -> web.Response:

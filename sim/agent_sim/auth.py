@@ -7,6 +7,11 @@ to ``patch`` ``workflowtasksets`` may not patch ``workflowtasksets/status``. ``l
 ``watch`` requests carrying ``fieldSelector=metadata.name=<n>`` are authorized as
 requests for the name ``<n>``, as the API server's request-info resolver does, so a rule
 limited by ``resource_names`` can serve the per-workflow watch.
+
+Rules can also be bound to a subject without a token (:class:`SubjectRules`: a user such
+as ``system:serviceaccount:NS:SA``, or a group), as a RoleBinding names a service account
+that never calls the API itself. SubjectAccessReviews (:mod:`agent_sim.reviews`) are
+answered from those rules together with the rules of every token of that user.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "Attributes",
     "Identity",
     "Rule",
+    "SubjectRules",
     "TokenRegistry",
     "rules_from_json",
 ]
@@ -167,6 +173,13 @@ class TokenRegistry:
             raise ValueError("token must be a non-empty string without whitespace")
         self._by_token[token] = Identity(user=user, rules=tuple(rules))
 
+    def rules_of_user(self, user: str) -> tuple[Rule, ...]:
+        """The rules of every token authenticating as ``user``."""
+        return tuple(
+            rule for identity in self._by_token.values() if identity.user == user
+            for rule in identity.rules
+        )  # fmt: skip
+
     def remove(self, token: str) -> None:
         """Forget a token; later requests with it get 401."""
         self._by_token.pop(token, None)
@@ -179,3 +192,38 @@ class TokenRegistry:
         if scheme.lower() != "bearer":
             return None
         return self._by_token.get(token.strip())
+
+
+class SubjectRules:
+    """Rules bound to users and groups (the subjects of RoleBindings), without tokens."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, tuple[Rule, ...]] = {}
+        self._groups: dict[str, tuple[Rule, ...]] = {}
+
+    def grant(self, rules: Iterable[Rule], *, user: str = "", group: str = "") -> None:
+        """Bind ``rules`` to exactly one of ``user`` or ``group`` (replacing earlier ones)."""
+        if bool(user) == bool(group):
+            raise ValueError("name exactly one of user or group")
+        table = self._users if user else self._groups
+        table[user or group] = tuple(rules)
+
+    def revoke(self, *, user: str = "", group: str = "") -> None:
+        """Unbind every rule of ``user`` or ``group``."""
+        if bool(user) == bool(group):
+            raise ValueError("name exactly one of user or group")
+        (self._users if user else self._groups).pop(user or group, None)
+
+    def rules_for(self, user: str, groups: Iterable[str]) -> tuple[Rule, ...]:
+        """The rules bound to ``user`` and to each of ``groups``."""
+        found = list(self._users.get(user, ()))
+        for group in groups:
+            found.extend(self._groups.get(group, ()))
+        return tuple(found)
+
+    def describe(self) -> dict[str, Any]:
+        """Every binding, in the JSON form of :func:`rules_from_json`."""
+        return {
+            "users": {k: [r.to_json() for r in v] for k, v in sorted(self._users.items())},
+            "groups": {k: [r.to_json() for r in v] for k, v in sorted(self._groups.items())},
+        }

@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_sim import ApiSimulator
-from agent_sim.samples import http_task, secret, workflow_taskset
+from agent_sim import ApiSimulator, Rule, service_account_user
+from agent_sim.samples import http_task, secret, workflow, workflow_taskset
 from agent_sim.target import target_app
 
 __all__ = ["main"]
@@ -130,9 +130,21 @@ async def _scenario(
             "refused": http_task("http://127.0.0.1:9/unreachable"),
         },
     }
+    sim.grant(
+        [Rule.of("get", "secrets", namespaces=_NS, resource_names="demo-credentials")],
+        user=service_account_user(_NS, "demo-workflows"),
+    )
     started = time.monotonic()
     for name, tasks in tasksets.items():
-        sim.create_object(_TS, workflow_taskset(name, tasks, namespace=_NS))
+        # The owner Workflow, whose service account may read the demo's Secret: the agent
+        # uses a Secret with the workflow's authority (--secret-authority workflow).
+        owner = sim.create_object(
+            "workflows", workflow(name, namespace=_NS, service_account="demo-workflows")
+        )
+        sim.create_object(
+            _TS,
+            workflow_taskset(name, tasks, namespace=_NS, owner_uid=owner["metadata"]["uid"]),
+        )
     _say(
         f"created {len(tasksets)} WorkflowTaskSets with "
         f"{sum(len(t) for t in tasksets.values())} HTTP tasks; waiting for results...\n"

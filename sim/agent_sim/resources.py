@@ -16,6 +16,7 @@ __all__ = [
     "LEASES",
     "RESOURCES",
     "SECRETS",
+    "WORKFLOWS",
     "WORKFLOW_TASK_SETS",
     "ResourceKind",
     "api_group",
@@ -116,6 +117,19 @@ WORKFLOW_TASK_SETS = ResourceKind(
     unconditional_update=False,
     custom=True,
 )
+# Argo's Workflow CRD has no subresources: the controller writes status with the object.
+WORKFLOWS = ResourceKind(
+    group="argoproj.io",
+    version="v1alpha1",
+    plural="workflows",
+    singular="workflow",
+    kind="Workflow",
+    short_names=("wf",),
+    tracks_generation=True,
+    returns_deleted_object=True,
+    unconditional_update=False,
+    custom=True,
+)
 SECRETS = ResourceKind(
     group="",
     version="v1",
@@ -142,7 +156,13 @@ CONFIG_MAPS = ResourceKind(
     short_names=("cm",),
     strategic_merge=True,
 )
-RESOURCES: tuple[ResourceKind, ...] = (WORKFLOW_TASK_SETS, SECRETS, LEASES, CONFIG_MAPS)
+RESOURCES: tuple[ResourceKind, ...] = (
+    WORKFLOW_TASK_SETS,
+    WORKFLOWS,
+    SECRETS,
+    LEASES,
+    CONFIG_MAPS,
+)
 
 _BY_PATH = {(k.group, k.version, k.plural): k for k in RESOURCES}
 _BY_PLURAL = {k.plural: k for k in RESOURCES}

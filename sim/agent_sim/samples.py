@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["http_task", "secret", "workflow_taskset"]
+__all__ = ["http_task", "secret", "workflow", "workflow_taskset"]
 
 
 def workflow_taskset(
@@ -20,9 +20,11 @@ def workflow_taskset(
     namespace: str = "argo",
     labels: Mapping[str, str] | None = None,
     owned: bool = True,
+    owner_uid: str = "",
 ) -> dict[str, Any]:
     """A WorkflowTaskSet; ``owned=False`` leaves out the Workflow ownerReference (a real
-    cluster would garbage-collect a taskset whose owner does not exist)."""
+    cluster would garbage-collect a taskset whose owner does not exist). ``owner_uid``:
+    the owner Workflow's ``metadata.uid`` (default ``uid-<name>``)."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
     if owned:
         metadata["ownerReferences"] = [
@@ -30,7 +32,7 @@ def workflow_taskset(
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "Workflow",
                 "name": name,
-                "uid": f"uid-{name}",
+                "uid": owner_uid or f"uid-{name}",
                 "controller": True,
             }
         ]
@@ -39,6 +41,37 @@ def workflow_taskset(
         "kind": "WorkflowTaskSet",
         "metadata": metadata,
         "spec": {"tasks": dict(tasks)},
+    }
+
+
+def workflow(
+    name: str,
+    *,
+    namespace: str = "argo",
+    service_account: str | None = None,
+    template_ref: str | None = None,
+    stored_service_account: str | None = None,
+    phase: str = "Running",
+) -> dict[str, Any]:
+    """A Workflow as the controller has persisted it once it runs (``status.phase`` set;
+    with ``template_ref``, ``status.storedWorkflowTemplateSpec`` holds the joined spec,
+    whose ``serviceAccountName`` is ``stored_service_account``)."""
+    spec: dict[str, Any] = {"entrypoint": "main"}
+    if service_account is not None:
+        spec["serviceAccountName"] = service_account
+    status: dict[str, Any] = {"phase": phase} if phase else {}
+    if template_ref is not None:
+        spec["workflowTemplateRef"] = {"name": template_ref}
+        stored: dict[str, Any] = {"entrypoint": "main"}
+        if stored_service_account is not None:
+            stored["serviceAccountName"] = stored_service_account
+        status["storedWorkflowTemplateSpec"] = stored
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+        "status": status,
     }
 
 

@@ -37,9 +37,16 @@ from .resources import kind_by_plural
 from .selectors import FieldSelector, LabelSelector, SelectorError
 from .state import DEFAULT_MAX_BODY_BYTES, SimOptions, SimState
 
-__all__ = ["DEFAULT_USER", "ApiSimulator", "PatchType", "SimulatorTls"]
+__all__ = ["DEFAULT_USER", "ApiSimulator", "PatchType", "SimulatorTls", "service_account_user"]
 
 DEFAULT_USER = "system:serviceaccount:default:argo-http-agent"
+
+
+def service_account_user(namespace: str, name: str) -> str:
+    """The user name a service account's requests carry: ``system:serviceaccount:NS:SA``."""
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
 PatchType = Literal["merge", "json", "strategic", "apply"]
 _PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -214,6 +221,16 @@ class ApiSimulator:
     def remove_token(self, token: str) -> None:
         """Stop accepting a token (its requests get 401)."""
         self._state.tokens.remove(token)
+
+    def grant(self, rules: Iterable[Rule], *, user: str = "", group: str = "") -> None:
+        """Bind ``rules`` to a user (e.g. :func:`service_account_user`) or a group that has
+        no token, as a RoleBinding would; SubjectAccessReviews consult them. Replaces the
+        subject's earlier rules."""
+        self._state.subjects.grant(rules, user=user, group=group)
+
+    def revoke(self, *, user: str = "", group: str = "") -> None:
+        """Unbind every rule :meth:`grant` gave the user or group."""
+        self._state.subjects.revoke(user=user, group=group)
 
     def kubeconfig(
         self, path: str | os.PathLike[str], *, token: str, namespace: str = "default"

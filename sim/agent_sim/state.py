@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .auth import TokenRegistry
+from .auth import SubjectRules, TokenRegistry
 from .faults import Faults
 from .requestlog import RequestLog
 from .store import ObjectStore
@@ -63,6 +63,7 @@ class SimState:
             watch_queue_bytes=watch_queue_bytes,
         )
         self.tokens = TokenRegistry()
+        self.subjects = SubjectRules()
         self.faults = Faults()
         self.log = RequestLog(limit=request_log_limit, max_bytes=request_log_bytes)
 

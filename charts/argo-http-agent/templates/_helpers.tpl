@@ -78,6 +78,12 @@ app.kubernetes.io/component: agent
   resourceNames:
     {{- toYaml . | nindent 4 }}
 {{- end }}
+{{- if eq .Values.secretAuthority "workflow" }}
+{{- /* The owner Workflow names the service account whose authority a Secret is used with. */}}
+- apiGroups: ["argoproj.io"]
+  resources: ["workflows"]
+  verbs: ["get"]
+{{- end }}
 {{- end }}
 {{- end }}
 
