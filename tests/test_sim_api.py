@@ -99,7 +99,7 @@ async def test_discovery_endpoints(api: client.ApiClient) -> None:
     assert listed["workflowtasksets"].namespaced is True
     assert "workflowtasksets/status" in listed
     core = await client.CoreV1Api(api).get_api_resources()
-    assert [r.name for r in core.resources] == ["secrets"]
+    assert [r.name for r in core.resources] == ["secrets", "configmaps"]
 
 
 async def test_serves_https_with_the_kubeconfig_ca(tmp_path: Path) -> None:
