@@ -149,8 +149,9 @@ class Executor:
         return _cannot_execute(f"unknown task type: {template_type(parsed)}")
 
     async def aclose(self) -> None:
-        """Close the connection pools."""
+        """Close the connection pools and the condition workers."""
         try:
+            self._http.close()
             await self._client.aclose()
         finally:
             await self._plugin_client.aclose()

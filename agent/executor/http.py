@@ -62,10 +62,11 @@ import httpx
 from agent.core import metrics
 from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
 from agent.core.secrets import SECRET_TEXT_ERRORS, SecretError, SecretResolver
+from agent.executor.condition import ConditionEvaluator
 from agent.executor.errors import describe_transport_error, format_url_error
 from agent.executor.settings import ExecutorSettings
 from agent.executor.transport import INSECURE_EXTENSION, AgentClient
-from agent.expr import ExprError, eval_bool, success_condition_false_message
+from agent.expr import ExprError, success_condition_false_message
 
 __all__ = ["HTTPExecutor", "canonical_header_key", "is_token"]
 
@@ -155,6 +156,13 @@ class HTTPExecutor:
         self._client = client
         self._settings = settings
         self._secrets = secrets
+        self._conditions = ConditionEvaluator(
+            limits=settings.expr_limits, workers=settings.expr_workers
+        )
+
+    def close(self) -> None:
+        """Release the condition workers (the HTTP client belongs to the caller)."""
+        self._conditions.close()
 
     async def run(self, spec: HTTP, *, namespace: str) -> NodeResult:
         try:
@@ -315,7 +323,7 @@ class HTTPExecutor:
                 metrics.status_class(status_code),
             ).observe(time.perf_counter() - started)
         text = raw_body.decode("utf-8", "replace")
-        return self._judge(spec, response, text, gunzip=gunzip)
+        return await self._judge(spec, response, text, gunzip=gunzip)
 
     async def _wire_headers(
         self, prepared: _Prepared, *, namespace: str
@@ -411,7 +419,7 @@ class HTTPExecutor:
 
     # -- the verdict --------------------------------------------------------------------
 
-    def _judge(
+    async def _judge(
         self, spec: HTTP, response: httpx.Response, body: str, *, gunzip: bool
     ) -> NodeResult:
         outputs = Outputs(result=body)
@@ -434,7 +442,7 @@ class HTTPExecutor:
             },
         }
         try:
-            ok = eval_bool(condition, scope)
+            ok = await self._conditions.eval_bool(condition, scope)
         except ExprError as exc:
             metrics.CONDITION_EVALUATIONS.labels(outcome="error").inc()
             return _failed(str(exc))
