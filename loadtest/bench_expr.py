@@ -39,12 +39,13 @@ from agent.expr import compile, eval_bool
 HOSTILE_BODY = "ab" * (1 << 17)  # 256 KiB, enough to show the cost without minutes of waiting
 HOSTILE: dict[str, str] = {
     "regex": 'response.body matches "(a|b){0,1000}c"',
-    # Double to the 16 MiB string cap, then build copies (the 1,991-byte condition of the issue).
+    # Double to the 16 MiB string cap, then keep 100 copies (the 1,991-byte condition of the issue).
     "doubling": "let a0 = response.body + response.body; "
     + " ".join(f"let a{i} = a{i - 1} + a{i - 1};" for i in range(1, 6))
     + " "
-    + " + ".join(f'len(a4 + "{i}")' for i in range(100))
-    + " > 0",
+    + " len(["
+    + ", ".join(f'a4 + "{i}"' for i in range(100))
+    + "]) > 0",
     "map": 'let b = a4; len(map(1..256, b + "x")) > 0'.replace(
         "let b = a4;",
         "let a0 = response.body + response.body; "
