@@ -286,6 +286,45 @@ TEMPLATE_ROWS: list[Row] = [
         },
         sent=True,
     ),
+    # Hostile conditions (issue 15): each spends its own budget; the neighbour is served.
+    Row(
+        "condition-costly-regex",
+        _http(successCondition='repeat("ab", 200000) matches "(a|b){0,1000}c"'),
+        _failed(
+            Pattern(
+                r"unable to evaluate expression .*: regexp too costly: program size 4005 "
+                r"x input length 400000 exceeds the budget of 100000000 \(1:22\)\n.*"
+            )
+        ),
+        sent=True,
+    ),
+    Row(
+        "condition-string-copies",
+        _http(
+            successCondition='let a = repeat("x", 400000); let b = a + a + a + a + a + a + a + a;'
+            " let c = b + b + b + b + b; "
+            + " + ".join(f'len(c + "{i}")' for i in range(30))
+            + " > 0"
+        ),
+        _failed(
+            Pattern(
+                r"unable to evaluate expression .*: memory budget exceeded: the expression "
+                r"built more than 67108864 bytes of strings \(1:\d+\)\n.*"
+            )
+        ),
+        sent=True,
+    ),
+    Row(
+        "condition-endless",
+        _http(successCondition="let r = 1..999; all(r, all(r, all(r, # > 0)))"),
+        _failed(
+            Pattern(
+                r"unable to evaluate expression .*: evaluation exceeded the time limit "
+                r"of 1s \(1:\d+\)\n.*"
+            )
+        ),
+        sent=True,
+    ),
     Row(
         "condition-not-boolean",
         _http(successCondition="response.statusCode"),

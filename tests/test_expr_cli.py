@@ -95,3 +95,20 @@ def test_runs_as_a_process() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "false\n", "")
+
+
+@pytest.mark.parametrize("depth", [200, 20_000])
+def test_a_deeply_nested_env_is_refused_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], depth: int
+) -> None:
+    env = '{"a": ' + "[" * depth + "]" * depth + "}"
+    assert run(["len(a) >= 0", "--env", env], capsys) == (
+        1,
+        "",
+        "--env: nested more than 200 levels deep\n",
+    )
+
+
+def test_an_env_within_the_depth_limit_is_evaluated(capsys: pytest.CaptureFixture[str]) -> None:
+    env = '{"a": ' + "[" * 199 + "]" * 199 + "}"  # 200 levels with the object
+    assert run(["len(a)", "--env", env], capsys) == (0, "1\n", "")

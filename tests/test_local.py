@@ -154,7 +154,39 @@ def test_manifest_from_stdin_as_json(target: TargetServer) -> None:
     ("content", "error"),
     [
         (None, "{file}: cannot read: No such file or directory"),
-        ("spec: [unclosed", "{file}: not valid YAML or JSON at line 1, column 16: "),
+        # libyaml (CSafeLoader) reports where the flow sequence should have ended.
+        ("spec: [unclosed", "{file}: not valid YAML or JSON at line 2, column 1: "),
+        ('{"spec": [', "{file}: not valid JSON: "),
+        (
+            "spec: {tasks: {1: {}, '1': {}}}",
+            "{file}: spec.tasks: node ID 1 is a number, not a string; quote it",
+        ),
+        ("spec: {tasks: {~: {}}}", "{file}: spec.tasks: node ID None is a null, not a string"),
+        ("spec: {tasks: {true: {}}}", "{file}: spec.tasks: node ID True is a boolean, not a"),
+        (
+            "status: {nodes: {2: {}}}\nspec: {tasks: {a: {}}}",
+            "{file}: status.nodes: node ID 2 is a number, not a string",
+        ),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n"
+                for i in range(7)
+            )
+            + "spec: {tasks: {a: *h}}",
+            "{file}: expands into more than 2000000 values (YAML aliases count as copies)",
+        ),
+        ("spec: &s {tasks: {a: *s}}", "{file}: a YAML alias refers to its own anchor"),
+        (
+            "spec: {tasks: {a: " + "[" * 150 + "]" * 150 + "}}",
+            "{file}: nested more than 100 levels deep",
+        ),
+        (
+            '{"spec": {"tasks": {"a": ' + "[" * 150 + "]" * 150 + "}}}",
+            "{file}: nested more than 100 levels deep",
+        ),
+        ("spec: " + "[" * 2000 + "]" * 2000, "{file}: not valid YAML or JSON at line 1, column "),
+        ('{"spec": ' + "[" * 2000 + "]" * 2000 + "}", "{file}: not valid JSON: "),
         ("- a list", "{file}: expected a WorkflowTaskSet manifest (a mapping)"),
         (
             "kind: Workflow\nspec: {tasks: {}}",

@@ -155,11 +155,11 @@ async def test_retries_under_an_in_flight_cap_of_one(target: TargetServer) -> No
     assert attempts[-1][2] is None  # the third attempt succeeded: no more retries
 
 
-async def test_numeric_node_ids_and_a_completed_label(target: TargetServer) -> None:
+async def test_quoted_numeric_node_ids_and_a_completed_label(target: TargetServer) -> None:
     text = (
         "kind: WorkflowTaskSet\n"
         f"metadata: {{labels: {{{COMPLETED_LABEL}: 'true'}}}}\n"
-        f"spec: {{tasks: {{1: {{http: {{url: '{target.url('/status/200')}'}}}}}}}}\n"
+        f"spec: {{tasks: {{'1': {{http: {{url: '{target.url('/status/200')}'}}}}}}}}\n"
     )
     manifest = yaml.safe_load(text)
     out = await run_local(manifest, settings=SETTINGS)
@@ -179,7 +179,7 @@ def test_snapshot_of_a_manifest() -> None:
             "labels": {COMPLETED_LABEL: "true"},
             "generation": 3,
         },
-        "spec": {"tasks": {"a": {"http": {}}, 2: None}},
+        "spec": {"tasks": {"a": {"http": {}}, "2": None}},
         "status": {"nodes": {"a": {"phase": "Succeeded"}}},
     }
     before = json.dumps(manifest, default=str)

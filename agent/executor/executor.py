@@ -31,6 +31,7 @@ from typing import Any
 from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretAuthority, SecretResolver
+from agent.executor.condition import ConditionEvaluator
 from agent.executor.http import HTTPExecutor
 from agent.executor.plugin import PluginExecutor
 from agent.executor.policy import NamespacePolicies, NamespaceRules, OutboundPolicy
@@ -108,8 +109,16 @@ class Executor:
         self._tls = tls
         self.policy = OutboundPolicy(settings.deny_networks)
         self._client = build_client(settings, policy=self.policy, tls=tls)
+        # One evaluator (and its worker threads) for every HTTP client, scoped ones included.
+        self._conditions = ConditionEvaluator(
+            limits=settings.expr_limits, workers=settings.expr_workers
+        )
         self._http = HTTPExecutor(
-            client=self._client, settings=settings, secrets=secrets, authority=self._authority
+            client=self._client,
+            settings=settings,
+            secrets=secrets,
+            conditions=self._conditions,
+            authority=self._authority,
         )
         # Plugins are sidecars the operator configured: trusted, local, never redirected,
         # and exempt from the deny list (which may well deny loopback for templates).
@@ -213,6 +222,7 @@ class Executor:
                 client=client,
                 settings=self.settings,
                 secrets=self._secrets,
+                conditions=self._conditions,
                 authority=self._authority,
             )
             scoped = self._scoped[rules] = _Scoped(client, http)
@@ -224,8 +234,9 @@ class Executor:
         task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
-        """Close the connection pools."""
+        """Close the connection pools and the condition workers."""
         try:
+            self._conditions.close()
             await self._client.aclose()
         finally:
             try:

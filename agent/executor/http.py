@@ -65,6 +65,7 @@ from agent.core import metrics
 from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
 from agent.core.refs import TaskRef
 from agent.core.secrets import SECRET_TEXT_ERRORS, SecretAuthority, SecretError, SecretResolver
+from agent.executor.condition import ConditionEvaluator
 from agent.executor.errors import (
     describe_transport_error,
     format_url_error,
@@ -78,7 +79,7 @@ from agent.executor.transport import (
     AgentClient,
     BadLocation,
 )
-from agent.expr import ExprError, eval_bool, success_condition_false_message
+from agent.expr import ExprError, success_condition_false_message
 
 __all__ = ["HTTPExecutor", "canonical_header_key", "is_token"]
 
@@ -169,6 +170,7 @@ class HTTPExecutor:
         client: AgentClient,
         settings: ExecutorSettings,
         secrets: SecretResolver,
+        conditions: ConditionEvaluator,
         authority: SecretAuthority | None = None,
     ) -> None:
         self._client = client
@@ -176,6 +178,7 @@ class HTTPExecutor:
         self._secrets = secrets
         # None: the agent's own authority (the Secret read alone decides).
         self._authority = authority
+        self._conditions = conditions
 
     async def run(self, spec: HTTP, *, namespace: str, ref: TaskRef | None = None) -> NodeResult:
         try:
@@ -343,7 +346,7 @@ class HTTPExecutor:
                 metrics.status_class(status_code),
             ).observe(time.perf_counter() - started)
         text = raw_body.decode("utf-8", "replace")
-        return self._judge(spec, response, text, gunzip=gunzip)
+        return await self._judge(spec, response, text, gunzip=gunzip)
 
     async def _wire_headers(
         self, prepared: _Prepared, *, namespace: str, ref: TaskRef | None
@@ -450,7 +453,7 @@ class HTTPExecutor:
 
     # -- the verdict --------------------------------------------------------------------
 
-    def _judge(
+    async def _judge(
         self, spec: HTTP, response: httpx.Response, body: str, *, gunzip: bool
     ) -> NodeResult:
         outputs = Outputs(result=body)
@@ -473,7 +476,7 @@ class HTTPExecutor:
             },
         }
         try:
-            ok = eval_bool(condition, scope)
+            ok = await self._conditions.eval_bool(condition, scope)
         except ExprError as exc:
             metrics.CONDITION_EVALUATIONS.labels(outcome="error").inc()
             return _failed(str(exc))

@@ -13,11 +13,15 @@ from typing import Literal
 
 from agent import __version__
 from agent.executor.policy import InvalidNetwork, parse_networks
+from agent.expr import Limits
 
 __all__ = [
     "DEFAULT_CA_DIR",
     "DEFAULT_CONNECT_TIMEOUT_SECONDS",
     "DEFAULT_DENY_NETWORKS",
+    "DEFAULT_EXPR_MAX_BYTES",
+    "DEFAULT_EXPR_TIMEOUT_SECONDS",
+    "DEFAULT_EXPR_WORKERS",
     "DEFAULT_HTTP2",
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_TIMEOUT_SECONDS",
@@ -41,6 +45,11 @@ DEFAULT_HTTP2: bool = True
 # (net/http/transport.go: net.Dialer{Timeout: 30 * time.Second}, TLSHandshakeTimeout: 10 s).
 DEFAULT_CONNECT_TIMEOUT_SECONDS: float = 30.0
 DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS: float = 10.0
+# successCondition budgets (agent/executor/condition.py): generous for real conditions,
+# small enough that `workers` hostile ones at once stay far below the chart's 1Gi limit.
+DEFAULT_EXPR_TIMEOUT_SECONDS: float = 1.0
+DEFAULT_EXPR_MAX_BYTES: int = 64 << 20
+DEFAULT_EXPR_WORKERS: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,12 @@ class ExecutorSettings:
         plugin_retry_base_seconds: first back-off after a transient plugin error; doubles
             (Argo: 1 s, factor 2, jitter 0.2).
         plugin_retry_steps: attempts per plugin call (Argo: 5).
+        expr_timeout_seconds: wall-clock budget of one ``successCondition`` evaluation;
+            past it the node fails with ``evaluation exceeded the time limit``.
+        expr_max_bytes: bytes of strings one evaluation may build (``+``, slices, builtin
+            results) before the node fails with ``memory budget exceeded``.
+        expr_workers: threads that run the conditions too costly for the event loop's
+            slice (:mod:`agent.executor.condition`); bounds how many run at once.
     """
 
     default_timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS
@@ -128,6 +143,14 @@ class ExecutorSettings:
     plugin_timeout_seconds: float = 30.0
     plugin_retry_base_seconds: float = 1.0
     plugin_retry_steps: int = 5
+    expr_timeout_seconds: float = DEFAULT_EXPR_TIMEOUT_SECONDS
+    expr_max_bytes: int = DEFAULT_EXPR_MAX_BYTES
+    expr_workers: int = DEFAULT_EXPR_WORKERS
+
+    @property
+    def expr_limits(self) -> Limits:
+        """The :class:`agent.expr.Limits` of one ``successCondition`` evaluation."""
+        return Limits(timeout=self.expr_timeout_seconds, max_bytes=self.expr_max_bytes)
 
     def __post_init__(self) -> None:
         if self.default_timeout_seconds is not None and self.default_timeout_seconds <= 0:
@@ -140,6 +163,8 @@ class ExecutorSettings:
             "max_connections_per_host",
             "max_redirects",
             "plugin_retry_steps",
+            "expr_workers",
+            "expr_max_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -148,6 +173,7 @@ class ExecutorSettings:
             "plugin_timeout_seconds",
             "connect_timeout_seconds",
             "tls_handshake_timeout_seconds",
+            "expr_timeout_seconds",
         ):
             if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"{name} must be positive")

@@ -827,7 +827,9 @@ def _quote_char(char: str) -> str:
 
 
 def _from_json(state: State, args: list[Any]) -> Any:
-    return from_json(_assert_str(args[0]))
+    text = _assert_str(args[0])
+    state.charge(len(text))  # the decoded values take at least as much memory as the text
+    return from_json(text)
 
 
 def _to_base64(state: State, args: list[Any]) -> str:

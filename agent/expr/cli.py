@@ -59,6 +59,24 @@ def _to_json(value: Any) -> str:
         return json.dumps(go_sprint(value), ensure_ascii=False)
 
 
+#: Deepest nesting accepted in ``--env``: the checker and Argo's dotted-key expansion
+#: walk values recursively, and no real scope comes near this.
+MAX_ENV_DEPTH = 200
+
+
+def _too_deep(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_ENV_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def main(argv: list[str]) -> int:
     """Run the ``expr`` subcommand; returns the exit status."""
     parser = _parser()
@@ -71,8 +89,14 @@ def main(argv: list[str]) -> int:
     except json.JSONDecodeError as exc:
         print(f"--env: invalid JSON: {exc}", file=sys.stderr)
         return 1
+    except RecursionError:
+        print(f"--env: nested more than {MAX_ENV_DEPTH} levels deep", file=sys.stderr)
+        return 1
     if not isinstance(env, dict):
         print("--env: must be a JSON object", file=sys.stderr)
+        return 1
+    if _too_deep(env):
+        print(f"--env: nested more than {MAX_ENV_DEPTH} levels deep", file=sys.stderr)
         return 1
     try:
         if args.bool:

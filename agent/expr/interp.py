@@ -331,11 +331,19 @@ class _Builder:
                         r = a + b
                         return r if -9223372036854775808 <= r <= 9223372036854775807 else wrap(r)
                     if ta is str:
-                        if len(a) + len(b) > s.limits.max_string_length:
+                        size = len(a) + len(b)
+                        if size > s.limits.max_string_length:
                             raise located(Panic("memory budget exceeded", kind="limit"), node)
+                        try:
+                            s.charge(size)
+                        except Panic as exc:
+                            raise located(exc, node) from None
                         return a + b
                 try:
-                    return add(a, b)
+                    result = add(a, b)
+                    if type(result) is str:
+                        s.charge(len(result))
+                    return result
                 except Panic as exc:
                     raise located(exc, node) from None
 
@@ -375,7 +383,11 @@ class _Builder:
                     return False
                 try:
                     text, pattern = _as_str(a), _as_str(b)
-                    return compile_regexp(pattern).search(text) is not None
+                    regexp = compile_regexp(pattern)
+                    s.check_regex(regexp.programsize, text)
+                    found = regexp.search(text) is not None
+                    s.check_deadline()
+                    return found
                 except Panic as exc:
                     raise located(exc, node) from None
 
@@ -509,7 +521,10 @@ class _Builder:
             try:
                 high = stop(s) if stop is not None else _length(value)
                 low = start(s) if start is not None else 0
-                return _slice(value, low, high)
+                result = _slice(value, low, high)
+                if type(result) is str:
+                    s.charge(len(result))
+                return result
             except Panic as exc:
                 raise located(exc, node) from None
 
@@ -529,6 +544,9 @@ class _Builder:
                 result = call_value(fn, values)
                 if type(result) is list or type(result) is dict:
                     s.grow(len(result))  # function results count toward the memory budget
+                elif type(result) is str:
+                    s.charge(len(result))
+                s.check_deadline()
                 return result
             except Panic as exc:
                 raise located(exc, node) from None
@@ -550,7 +568,11 @@ class _Builder:
             def call1(s: State) -> Any:
                 values = [only(s)]
                 try:
-                    return run(s, values)
+                    result = run(s, values)
+                    if type(result) is str:
+                        s.charge(len(result))
+                    s.check_deadline()
+                    return result
                 except Panic as exc:
                     raise located(exc, node) from None
 
@@ -559,7 +581,11 @@ class _Builder:
         def call(s: State) -> Any:
             values = [arg(s) for arg in args]
             try:
-                return run(s, values)
+                result = run(s, values)
+                if type(result) is str:
+                    s.charge(len(result))
+                s.check_deadline()
+                return result
             except Panic as exc:
                 raise located(exc, node) from None
 

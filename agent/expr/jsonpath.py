@@ -975,6 +975,7 @@ def _strip_single(text: str) -> str:
 
 def _regex_match(left: Any, right: Any, params: dict[str, Any]) -> bool:
     from .interp import compile_regexp
+    from .state import check_regex_cost
 
     subject = _strip_single(_string(left, params))
     pattern = _strip_single(_string(right, params))
@@ -982,6 +983,7 @@ def _regex_match(left: Any, right: Any, params: dict[str, Any]) -> bool:
         regex = compile_regexp(pattern)
     except Panic:
         raise _err("invalid argument. expected a valid regexp") from None
+    check_regex_cost(regex.programsize, subject)
     return regex.search(subject) is not None
 
 

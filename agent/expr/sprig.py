@@ -35,6 +35,7 @@ from typing import Any
 
 from . import textcase
 from .errors import Panic
+from .state import check_regex_cost
 from .values import (
     MAX_TEXT,
     GoFunc,
@@ -275,13 +276,16 @@ def _initials(text: str) -> str:
     return "".join(word[0] for word in text.split() if word)
 
 
-def _regexp(pattern: str) -> Any:
+def _regexp(pattern: str, text: str) -> Any:
+    """The compiled pattern, once its cost on ``text`` is known to be within budget."""
     from .interp import compile_regexp
 
     try:
-        return compile_regexp(pattern)
+        regex = compile_regexp(pattern)
     except Panic as exc:
         raise Panic(f"regexp: Compile({_backquote(pattern)}): {exc.message}") from None
+    check_regex_cost(regex.programsize, text)
+    return regex
 
 
 def _backquote(text: str) -> str:
@@ -290,9 +294,12 @@ def _backquote(text: str) -> str:
 
 def _regex_match(pattern: str, text: str) -> bool:
     try:
-        return _regexp(pattern).search(text) is not None
-    except Panic:
+        regex = _regexp(pattern, text)
+    except Panic as exc:
+        if exc.kind == "limit":
+            raise
         return False  # sprig ignores the compile error
+    return regex.search(text) is not None
 
 
 def _expand(template: str, match: Any) -> str:
@@ -337,7 +344,7 @@ def _expand(template: str, match: Any) -> str:
 
 
 def _replace_all(pattern: str, text: str, repl: str, *, literal: bool) -> str:
-    regex = _regexp(pattern)
+    regex = _regexp(pattern, text)
     budget = MAX_TEXT - len(text)
 
     def piece(match: Any) -> str:
@@ -354,7 +361,7 @@ def _replace_all(pattern: str, text: str, repl: str, *, literal: bool) -> str:
 def _regex_split(pattern: str, text: str, count: int) -> list[Any]:
     if count == 0:
         return []
-    regex = _regexp(pattern)
+    regex = _regexp(pattern, text)
     if pattern and text == "":
         return [""]
     parts: list[Any] = []
@@ -373,7 +380,7 @@ def _regex_split(pattern: str, text: str, count: int) -> list[Any]:
 
 
 def _regex_find_all(pattern: str, text: str, count: int) -> list[Any]:
-    regex = _regexp(pattern)
+    regex = _regexp(pattern, text)
     found: list[Any] = []
     for match in regex.finditer(text):
         if 0 <= count <= len(found):
@@ -961,11 +968,11 @@ _SPECS: dict[str, tuple[tuple[str, ...], str, Callable[..., Any], bool]] = {
     "adler32sum": _f("string", "string", lambda s: str(zlib.adler32(s.encode()))),
     # regular expressions (RE2)
     "regexMatch": _f("string,string", "bool", _regex_match),
-    "mustRegexMatch": _f("string,string", "bool", lambda p, s: _regexp(p).search(s) is not None),
+    "mustRegexMatch": _f("string,string", "bool", lambda p, s: _regexp(p, s).search(s) is not None),
     "regexFind": _f(
         "string,string",
         "string",
-        lambda p, s: (lambda m: m.group(0) if m else "")(_regexp(p).search(s)),
+        lambda p, s: (lambda m: m.group(0) if m else "")(_regexp(p, s).search(s)),
     ),
     "regexFindAll": _f("string,string,int", "[]string", _regex_find_all),
     "regexReplaceAll": _f(

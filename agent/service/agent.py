@@ -287,6 +287,9 @@ def executor_settings(settings: Settings, *, task_workers: int | None = None) ->
         max_connections_per_host=task_workers or settings.task_workers,
         transport=settings.transport,
         http2=settings.http2 == "on",
+        expr_timeout_seconds=settings.expr_max_seconds,
+        expr_max_bytes=settings.expr_max_bytes,
+        expr_workers=settings.expr_workers,
     )
 
 

@@ -21,6 +21,9 @@ from agent.executor.policy import parse_networks
 from agent.executor.settings import (
     DEFAULT_CA_DIR,
     DEFAULT_DENY_NETWORKS,
+    DEFAULT_EXPR_MAX_BYTES,
+    DEFAULT_EXPR_TIMEOUT_SECONDS,
+    DEFAULT_EXPR_WORKERS,
     DEFAULT_HTTP2,
     DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
@@ -106,6 +109,23 @@ class Settings(BaseSettings):
     )
     secret_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SECRET_CACHE_SECONDS")
+    )
+    expr_max_seconds: float = Field(
+        default=DEFAULT_EXPR_TIMEOUT_SECONDS,
+        gt=0,
+        le=60,
+        validation_alias=AliasChoices("ARGO_AGENT_EXPR_MAX_SECONDS"),
+    )
+    expr_max_bytes: int = Field(
+        default=DEFAULT_EXPR_MAX_BYTES,
+        ge=1 << 20,
+        validation_alias=AliasChoices("ARGO_AGENT_EXPR_MAX_BYTES"),
+    )
+    expr_workers: int = Field(
+        default=DEFAULT_EXPR_WORKERS,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("ARGO_AGENT_EXPR_WORKERS"),
     )
 
     # -- the service --------------------------------------------------------------------

@@ -15,17 +15,26 @@ template is parsed when its node runs, so one bad template fails its own node.
 
 A manifest need not be complete: a missing namespace is ``default`` (as ``kubectl``
 assumes) and a missing name ``local``, so a hand-written file with only ``spec.tasks``
-runs. Node IDs are strings on the wire; a YAML key such as ``1`` is read as a number, so
-the snapshot names every node by ``str(key)``, the ID it is printed under.
+runs. Node IDs are strings on the wire; YAML reads ``1``, ``true`` or ``~`` as a number,
+a bool or null, and ``1`` and ``"1"`` would then name the same node, so a non-string key
+in ``spec.tasks`` or ``status.nodes`` is refused with a message naming it.
+
+The file may be hostile (a shared CI runner, a manifest from elsewhere), so reading it is
+bounded: text that starts with ``{`` or ``[`` is JSON and goes through orjson; YAML goes
+through libyaml's ``CSafeLoader`` when PyYAML has it. YAML is composed into its node graph
+first and measured before anything is constructed: aliases are counted as the copies they
+expand into (a 630-byte "billion laughs" is refused, not built), and both formats are
+limited in nesting depth (:data:`MAX_DEPTH`) and size (:data:`MAX_NODES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 import yaml
 
 from agent.core.refs import TaskSetSnapshot
@@ -34,6 +43,8 @@ from agent.executor.secrets import StaticSecretResolver
 __all__ = [
     "DEFAULT_NAME",
     "DEFAULT_NAMESPACE",
+    "MAX_DEPTH",
+    "MAX_NODES",
     "LocalInputError",
     "load_manifest",
     "load_secret_manifests",
@@ -45,6 +56,12 @@ __all__ = [
 DEFAULT_NAMESPACE = "default"
 #: Assumed when a manifest's ``metadata.name`` is missing or empty.
 DEFAULT_NAME = "local"
+#: Deepest nesting of mappings and lists accepted in a file (a manifest needs about 10).
+MAX_DEPTH = 100
+#: Most values (scalars, mappings, lists) a file may expand into, aliases included.
+MAX_NODES = 2_000_000
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class LocalInputError(ValueError):
@@ -104,6 +121,30 @@ def validate_manifest(manifest: Mapping[str, Any]) -> None:
         raise LocalInputError("spec.tasks: required, a mapping of node ID to template")
     if not isinstance(tasks, Mapping):
         raise LocalInputError("spec.tasks: expected a mapping of node ID to template")
+    _check_node_ids("spec.tasks", tasks)
+    status = manifest.get("status")
+    nodes = status.get("nodes") if isinstance(status, Mapping) else None
+    if isinstance(nodes, Mapping):
+        _check_node_ids("status.nodes", nodes)
+
+
+def _check_node_ids(field: str, entries: Mapping[Any, Any]) -> None:
+    for key in entries:
+        if not isinstance(key, str):
+            raise LocalInputError(
+                f"{field}: node ID {key!r} is a {_yaml_type(key)}, not a string; "
+                f"quote it ({field}: {{'{key}': ...}})"
+            )
+
+
+def _yaml_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
 
 
 def to_snapshot(manifest: Mapping[str, Any]) -> TaskSetSnapshot:
@@ -135,6 +176,102 @@ def _by_node_id(entries: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _load_yaml(path: str, *, many: bool) -> Any:
+    """JSON (orjson) or YAML (libyaml), bounded in depth, size and alias expansion."""
+    text = _read(path)
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            document = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise LocalInputError(f"{path}: not valid JSON: {exc}") from None
+        _check_depth(path, document)
+        return [document] if many else document
+    try:
+        return _load_bounded_yaml(path, text, many=many)
+    except RecursionError:
+        raise LocalInputError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
+
+
+def _load_bounded_yaml(path: str, text: str, *, many: bool) -> Any:
+    loader = _Loader(text)
+    try:
+        if not many:  # as yaml.safe_load: one document at most
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _measure(path, node, MAX_NODES)
+            return loader.construct_document(node)
+        documents: list[Any] = []
+        budget = MAX_NODES
+        while loader.check_node():
+            node = loader.get_node()
+            budget -= _measure(path, node, budget)
+            documents.append(loader.construct_document(node))
+        return documents
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise LocalInputError(f"{path}: not valid YAML or JSON{where}: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _measure(path: str, root: yaml.Node, budget: int) -> int:
+    """How many values ``root`` expands into (aliases counted as copies); refuse if too many.
+
+    Iterative, and each distinct node is sized once, so a graph of aliases that expands
+    into billions of values is measured in time proportional to its text.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LocalInputError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        if id(node) in sizes:
+            continue
+        children = list(_children(node))
+        if not done and children:
+            if id(node) in visiting:
+                raise LocalInputError(f"{path}: a YAML alias refers to its own anchor")
+            visiting.add(id(node))
+            stack.append((node, depth, True))
+            stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+            continue
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if size > budget:
+            raise LocalInputError(
+                f"{path}: expands into more than {MAX_NODES} values (YAML aliases count as copies)"
+            )
+        sizes[id(node)] = size
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        yield from node.value
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+
+
+def _check_depth(path: str, document: Any) -> None:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LocalInputError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _read(path: str) -> str:
     try:
         if path == "-":
             text = sys.stdin.read()
@@ -145,14 +282,4 @@ def _load_yaml(path: str, *, many: bool) -> Any:
         raise LocalInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise LocalInputError(f"{path}: not UTF-8 text") from None
-    try:
-        if many:
-            return list(yaml.safe_load_all(text))
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise LocalInputError(f"{path}: not valid YAML or JSON{where}: {problem}") from None
+    return text
