@@ -568,6 +568,10 @@ class _Run:
             self.policy,
             "--task-workers",
             str(self.size.workers),
+            # A member Lease of 2 s: a SIGKILLed instance's nodes are taken over by the next
+            # one once its Lease expired (docs/replicas.md), so restarts cost ~3 s, not ~23.
+            "--lease-duration",
+            "2s",
             *self._agent_args,
             workdir=tempfile.mkdtemp(prefix="agent-", dir=self._workdir),
         )
