@@ -263,3 +263,59 @@ async def wait_fenced(agent: AgentProcess, timeout: float = 20) -> tuple[float, 
             return time.monotonic(), str(response.json().get("reason", ""))
         await asyncio.sleep(0.02)
     raise AssertionError(f"never fenced:\n{agent.logs()[-3000:]}")
+
+
+async def test_lease_api_faults_are_survived(sim: ApiSimulator, counting: CountingTarget) -> None:
+    """409 conflicts, 5xx, 429, a failed list, dropped watches and a deleted Lease: each is
+    retried (the Lease is written again, or created again), never a crash; work goes on."""
+    async with members(sim) as started:
+        agent = await start_member(sim, started, "m1")
+        (identity,) = await wait_members(sim, 1)
+        sim.fail_next(1, code=409, verb="update", resource="leases")
+        sim.fail_next(2, code=500, verb="update", resource="leases")
+        sim.fail_next(1, code=429, verb="update", resource="leases", retry_after=1)
+        sim.fail_next(1, code=503, verb="list", resource="leases")
+        sim.drop_watches(abrupt=True)
+        await wait_metric(agent, 'argo_agent_lease_renew_failures_total{reason="429"}')
+        (lease,) = leases(sim)
+        sim.delete_object("leases", lease["metadata"]["name"], namespace=NS)
+        scraped = await wait_metric(agent, 'argo_agent_lease_renew_failures_total{reason="gone"}')
+        assert await wait_members(sim, 1) == {identity}  # created again, same member
+        plans = [TaskPlan(node=f"n{i}", method="POST") for i in range(5)]
+        create_wave(sim, counting, "after", plans)
+        nodes = await wait_all(sim, {"after": plans})
+        await agent.wait_ready()
+        assert agent.proc is not None and agent.proc.returncode is None
+    for reason in ("conflict", "500", "429", "gone"):
+        assert f'argo_agent_lease_renew_failures_total{{reason="{reason}"}}' in scraped, reason
+    verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, verdict
+
+
+async def wait_metric(agent: AgentProcess, sample: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = (await agent.get("/metrics")).text
+        if any(line.startswith(sample + " ") for line in text.splitlines()):
+            return text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{sample} never reported:\n{agent.logs()[-3000:]}")
+
+
+async def test_the_workers_of_a_pod_are_members_like_any_other(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """``--processes 2`` with Leases: one Lease per worker, next to another replica's; the
+    three members share one ownership, every node runs once."""
+    rng = random.Random(29)
+    plans = plan_tasks(rng, 40, slow=0.3, max_sleep=0.5)
+    async with members(sim) as started:
+        await start_member(sim, started, "pod-a", "--processes", "2")
+        await start_member(sim, started, "pod-b")
+        identities = await wait_members(sim, 3)
+        create_wave(sim, counting, "wave", plans)
+        nodes = await wait_all(sim, {"wave": plans})
+    assert sorted(i.rsplit("-", 1)[0] for i in identities) == ["pod-a-w0", "pod-a-w1", "pod-b"]
+    verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, verdict

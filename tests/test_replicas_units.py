@@ -397,3 +397,34 @@ async def test_queued_nodes_that_move_away_are_never_started_here() -> None:
         assert len(runner.started) == 1
     finally:
         task.cancel()
+
+
+def test_a_join_of_others_does_not_make_a_member_wait() -> None:
+    clock = Clock()
+    ownership = Ownership(me="a", owners=["a", "b"], settle=5, clock=clock)
+    ownership.update(owners=["a", "b", "c"], live=[])  # c joined: a gains nothing
+    assert ownership.settled_in() == 0
+    ownership.update(owners=["a", "c"], live=[])  # b left: a may gain b's nodes
+    assert ownership.settled_in() == 5
+    clock.now += 1
+    ownership.update(owners=["a", "c", "d"], live=[])  # a join keeps the pending wait
+    assert ownership.settled_in() == 4
+    ownership.update(owners=["c", "d"], live=["a"])  # a itself leaves: a change of its own
+    assert ownership.settled_in() == 5
+
+
+async def test_a_handover_claim_cut_short_by_the_drain_is_released() -> None:
+    (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    engine, ownership, runner, sink = member("a", store, owners=["a"])
+    runner.auto = False
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: len(runner.started) == 1, "started")
+        ownership.update(owners=["b"], live=["a", "b"])  # a leaves: its GET gets a claim
+        await engine.drain(grace=0.01)  # the GET outlives the grace
+        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert sink.overwritten == [node]
+    finally:
+        task.cancel()

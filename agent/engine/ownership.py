@@ -155,9 +155,19 @@ class Ownership:
         owner_set, live_set = frozenset(owners), frozenset(live) | frozenset(owners)
         if owner_set == self._owner_names and live_set == self._live:
             return False
+        # Only other members joined: this member gains no node (a join moves nodes to the
+        # joiner alone), and any view lacking the joiner agrees with ours on the nodes we
+        # keep, so nothing new must wait; the joiner settles itself. An earlier change
+        # still pending keeps its settle time.
+        joined_only = owner_set > self._owner_names and (self.me in owner_set) == (
+            self.me in self._owner_names
+        )
+        changed_at = self.changed_at
         self._set(owner_set, live_set)
         if not settle:
             self.changed_at = -math.inf
+        elif joined_only:
+            self.changed_at = changed_at
         for listener in list(self._listeners):
             listener()
         return True

@@ -470,6 +470,9 @@ class Engine:
                         self._claims.abandoned(ref) if sent else NodeResult(phase=NodePhase.PENDING)
                     )
                     self._report(state, ref, verdict)
+                elif self._draining and ref.node_id in state.claimed:
+                    # Only a handover claim (a request that may be sent again): hand it back.
+                    self._report(state, ref, NodeResult(phase=NodePhase.PENDING))
                 raise
             # Propagated from below (a shared resource someone else gave up on): that is a
             # failure of this node, not a reason to lose it.

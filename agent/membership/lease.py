@@ -108,6 +108,7 @@ class LeaseMembership:
         self.joined = asyncio.Event()
         self._leaving = False
         self._first_view_told = False
+        self._settled_once = False
         self._changed = asyncio.Event()
         self._renew_now = asyncio.Event()
         self.last_error = ""
@@ -122,6 +123,11 @@ class LeaseMembership:
         if not self.joined.is_set():
             why = f": {self.last_error}" if self.last_error else ""
             return f"joining the member group (Lease {self.namespace}/{self.name}){why}"
+        if not self._settled_once:
+            wait = self._ownership.settled_in()
+            if wait > 0:  # once: later changes of the group are business as usual
+                return f"joined the member group; settling ({wait:.1f}s) before starting work"
+            self._settled_once = True
         if self._ownership.fenced:
             age = self._clock() - self.renewed_at
             why = f" ({self.last_error})" if self.last_error else ""
