@@ -19,7 +19,6 @@ from agent.core.model import NodePhase, NodeResult, Outputs
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
 from agent.engine.claims import ClaimPolicy, Redelivery, new_instance_id
 from agent.engine.scheduler import Engine
-from agent.engine.shard import Shard
 from agent.sink.status import StatusPatcher
 
 NS = "argo"
@@ -199,15 +198,13 @@ def test_instance_ids_name_the_pod_and_worker_and_are_unique() -> None:
     """base-<8 hex>, base-w<worker>-<8 hex>, or agent-<8 hex>; never the same twice."""
     assert re.fullmatch(r"agent-[0-9a-f]{8}", new_instance_id())
     assert re.fullmatch(r"pod-7-[0-9a-f]{8}", new_instance_id("pod-7"))
-    assert re.fullmatch(
-        r"pod-7-w2-[0-9a-f]{8}", new_instance_id("pod-7", shard=Shard(index=2, count=4))
-    )
+    assert re.fullmatch(r"pod-7-w2-[0-9a-f]{8}", new_instance_id("pod-7", worker=2))
     assert len({new_instance_id("pod") for _ in range(100)}) == 100
 
 
 def test_instance_ids_fit_the_claim_text() -> None:
     """Every kind of instance ID survives the round trip through a claim's message."""
-    for instance in (new_instance_id(), new_instance_id("p", shard=Shard(index=0, count=1))):
+    for instance in (new_instance_id(), new_instance_id("p", worker=0)):
         verdict = policy("never").adopt(REF, http("GET"), claim_status(instance))
         assert verdict is not None and f"({instance})" in verdict.message
 

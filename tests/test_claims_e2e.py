@@ -17,6 +17,9 @@ from tests.faultkit import CountingTarget, answer_body
 from tests.servers import TargetServer
 
 NS = "argo"
+#: Short leases: a restarted agent takes over its SIGKILLed predecessor's claims once the
+#: old member's Lease expired (docs/replicas.md), so these tests keep that wait short.
+LEASE = "2s"
 TS = "workflowtasksets"
 
 
@@ -62,13 +65,17 @@ async def crash_and_restart(
             },
         ),
     )
-    first = AgentProcess(sim, "--namespace", NS, "--redelivery", redelivery)
+    first = AgentProcess(
+        sim, "--namespace", NS, "--lease-duration", LEASE, "--redelivery", redelivery
+    )
     await first.start()
     await first.wait_ready()
     await wait_claimed(sim, "crash", "marker")
     await wait_arrived(target, "slow", "marker")  # both requests are now in flight
     await first.kill()  # SIGKILL: no chance to settle anything
-    async with AgentProcess(sim, "--namespace", NS, "--redelivery", redelivery):
+    async with AgentProcess(
+        sim, "--namespace", NS, "--lease-duration", LEASE, "--redelivery", redelivery
+    ):
         nodes = await wait_for_nodes(sim, "crash", ["slow", "marker"], namespace=NS, timeout=20)
     return nodes
 
@@ -113,12 +120,16 @@ async def test_never_policy_claims_and_never_resends_a_get(
 async def test_always_policy_resends_a_post(sim: ApiSimulator, counting: CountingTarget) -> None:
     task = http_task(counting.node_url("p", sleep=1), method="POST")
     sim.create_object(TS, taskset("again", {"p": task}))
-    first = AgentProcess(sim, "--namespace", NS, "--redelivery", "always")
+    first = AgentProcess(
+        sim, "--namespace", NS, "--lease-duration", LEASE, "--redelivery", "always"
+    )
     await first.start()
     await first.wait_ready()
     await wait_arrived(counting, "p")  # the POST is in flight
     await first.kill()
-    async with AgentProcess(sim, "--namespace", NS, "--redelivery", "always"):
+    async with AgentProcess(
+        sim, "--namespace", NS, "--lease-duration", LEASE, "--redelivery", "always"
+    ):
         nodes = await wait_for_nodes(sim, "again", ["p"], namespace=NS, timeout=20)
     assert nodes["p"] == {"phase": "Succeeded", "outputs": {"result": answer_body("p", "POST")}}
     assert not any(body.get("phase") == "Running" for _, body in claim_patches(sim, "again"))
@@ -129,7 +140,7 @@ async def test_final_result_overwrites_the_claim_field_by_field(
 ) -> None:
     """The claim's message must not survive in the final status (merge patch keeps absent
     keys, so the final patch clears them with explicit nulls)."""
-    async with AgentProcess(sim, "--namespace", NS):
+    async with AgentProcess(sim, "--namespace", NS, "--lease-duration", LEASE):
         sim.create_object(
             TS, taskset("clean", {"p": http_task(target.url("/echo"), method="POST")})
         )
@@ -144,7 +155,9 @@ async def test_graceful_shutdown_settles_claims_past_the_grace(
     sim: ApiSimulator, target: TargetServer
 ) -> None:
     sim.create_object(TS, taskset("grace", {"p": http_task(target.url("/delay/5"), method="POST")}))
-    agent = AgentProcess(sim, "--namespace", NS, "--shutdown-grace", "0.5")
+    agent = AgentProcess(
+        sim, "--namespace", NS, "--lease-duration", LEASE, "--shutdown-grace", "0.5"
+    )
     await agent.start()
     await agent.wait_ready()
     await wait_claimed(sim, "grace", "p")

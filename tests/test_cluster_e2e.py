@@ -18,6 +18,8 @@ from tests.servers import TargetServer
 
 NS = "argo"
 TS = "workflowtasksets"
+#: What a shared-mode agent needs besides Argo's agent RBAC: its member Lease (docs/replicas.md).
+LEASES = Rule.of("get list watch create update delete", "leases")
 
 
 async def sentinel(
@@ -252,6 +254,7 @@ async def test_secret_headers_allowed_and_forbidden(
         [
             Rule.of("get list watch", "workflowtasksets"),
             Rule.of("patch", "workflowtasksets/status"),
+            LEASES,
         ],
     )
     async with AgentProcess(sim, "--namespace", NS, "--secret-authority", "agent", token=limited):
@@ -273,7 +276,7 @@ async def test_forbidden_status_patch_is_never_silent(
     until RBAC is fixed, but never silently: /readyz fails naming the refusal, the error is
     logged (once a minute at most) and counted."""
     token = "no-status-patch"
-    sim.add_token(token, [Rule.of("get list watch", "workflowtasksets")])
+    sim.add_token(token, [Rule.of("get list watch", "workflowtasksets"), LEASES])
     async with AgentProcess(sim, "--namespace", NS, token=token) as agent:
         sim.create_object(TS, taskset("denied", {"n": http_task(target.url("/status/200"))}))
         for _ in range(600):
@@ -295,6 +298,7 @@ async def test_forbidden_status_patch_is_never_silent(
             [
                 Rule.of("get list watch", "workflowtasksets"),
                 Rule.of("patch", "workflowtasksets/status"),
+                LEASES,
             ],
         )
         nodes = await wait_for_nodes(sim, "denied", ["n"])

@@ -170,7 +170,8 @@ async def test_watch_retry_delay_resets_after_a_healthy_watch(sim: ApiSimulator)
     Otherwise every drop doubles the delay (up to 10 s) for the life of the process, and
     an agent whose watch is cut every few minutes ends up blind for 10 s each time.
     """
-    async with AgentProcess(sim, "--namespace", NS) as agent:
+    # Without a member Lease: its watch would be dropped (and counted) too.
+    async with AgentProcess(sim, "--namespace", NS, "--membership", "none") as agent:
         await asyncio.wait_for(sim.wait_for_watches(1), 30)
         for _ in range(4):
             since = sim.requests()[-1].seq

@@ -58,7 +58,9 @@ async def test_an_agent_stops_watching_then_drains_flushes_reports_and_closes(
 ) -> None:
     events: list[str] = []
     api = client.ApiClient()
-    agent = agent_module.Agent(settings=load_settings(namespaces=[NS]), api=api)
+    # No member Lease: nothing answers this client (the Lease lifecycle: test_replicas_e2e.py).
+    settings = load_settings(namespaces=[NS], membership="none")
+    agent = agent_module.Agent(settings=settings, api=api)
     watches = [_RecordingWatch(events), _RecordingWatch(events)]
     agent.watchers = watches  # type: ignore[assignment]
 

@@ -11,9 +11,9 @@ as a plain rules file (the PrometheusRule is made of it) and the Grafana dashboa
   real process, against the simulator and a local target) every second under a short load,
   loads the rules file, then asks Prometheus's HTTP API for every dashboard panel query and
   for every series selector of every alert: each must return data with the labels its legend
-  or its grouping names. Only the metrics of agent replicas (``PENDING_METRICS``, not built
-  yet) may return no data. Prometheus must also have evaluated every rule without an error,
-  and none fires on the healthy agent.
+  or its grouping names (the agent runs as a Lease member, so the replica metrics have data
+  too). Prometheus must also have evaluated every rule without an error, and none fires on
+  the healthy agent.
 
 promtool and prometheus come from Debian's ``prometheus`` package: ``make tools`` (run by
 ``make test``) installs it where it is missing; where it cannot, these tests are skipped
@@ -56,9 +56,6 @@ NS = "argo"
 TS = "workflowtasksets"
 # Metrics of agent replicas (members, handovers, lease renewals), built elsewhere: their
 # panels and alerts may return no data until the agent exports them.
-PENDING_METRICS = frozenset(
-    {"argo_agent_members", "argo_agent_handovers_total", "argo_agent_lease_renew_failures_total"}
-)
 # What Grafana substitutes in the dashboard's queries.
 RATE_INTERVAL = "15s"
 
@@ -107,11 +104,6 @@ def _base_name(metric: str) -> str:
         if metric.endswith(suffix):
             return metric.removesuffix(suffix)
     return metric
-
-
-def _pending(expr: str) -> bool:
-    names = {_base_name(name) for name in _metric_names(expr)}
-    return bool(names) and names <= PENDING_METRICS
 
 
 # --- promtool ---------------------------------------------------------------------------------
@@ -163,16 +155,6 @@ def test_every_alert_has_a_runbook_paragraph() -> None:
         for key in ("summary", "description"):
             assert rule["annotations"][key].strip(), (rule["alert"], key)
         assert rule["labels"]["severity"] in {"warning", "critical"}
-
-
-def test_readme_lists_the_pending_metrics() -> None:
-    readme = README.read_text()
-    for name in PENDING_METRICS:
-        assert f"`{name}`" in readme, name
-    # And every pending name is used somewhere, so the exemption is not a loophole.
-    used = set().union(*(_metric_names(e) for _, e, _ in _dashboard_targets()))
-    used |= set().union(*(_metric_names(r["expr"]) for r in _rules()))
-    assert PENDING_METRICS <= {_base_name(n) for n in used}
 
 
 # --- a real Prometheus scraping a running agent -------------------------------------------
@@ -327,8 +309,7 @@ async def test_a_real_prometheus_answers_every_panel_and_alert_query(
                 for title, expr, legend in _dashboard_targets():
                     result = await prometheus.query(client, expr)
                     if not result:
-                        if not _pending(expr):
-                            empty.append(f"panel {title!r}: {expr}")
+                        empty.append(f"panel {title!r}: {expr}")
                         continue
                     for series in result:
                         missing = _labels_named(expr, legend) - set(series["metric"])
@@ -342,8 +323,7 @@ async def test_a_real_prometheus_answers_every_panel_and_alert_query(
                     for match in _SELECTOR.finditer(rule["expr"]):
                         selector = match.group(0)
                         if not await prometheus.query(client, selector):
-                            if _base_name(match.group(1)) not in PENDING_METRICS:
-                                empty.append(f"alert {rule['alert']}: {selector}")
+                            empty.append(f"alert {rule['alert']}: {selector}")
                 assert empty == [], "queries without data or labels:\n" + "\n".join(empty)
 
                 for rule in rules:

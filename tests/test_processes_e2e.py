@@ -103,7 +103,10 @@ async def spawn(sim: ApiSimulator) -> AsyncIterator[Spawn]:
     agents: list[AgentProcess] = []
 
     def make(*args: str, **kwargs: Any) -> AgentProcess:
-        agent = AgentProcess(sim, *args, **kwargs)
+        # The pod's workers as a static member set: which worker owns a node is known in
+        # advance (owner() below). With Leases they are members like any other
+        # (tests/test_replicas_e2e.py).
+        agent = AgentProcess(sim, "--membership", "none", *args, **kwargs)
         agents.append(agent)
         return agent
 
@@ -697,10 +700,11 @@ def test_shard_ownership_is_stable() -> None:
     first = {n: [s.owns(n) for s in SHARDS] for n in IDS}
     again = {n: [Shard(s.index, s.count).owns(n) for s in SHARDS] for n in IDS}
     assert first == again
-    # CRC-32, not Python's per-process salted hash(): fixed values any process agrees on.
-    assert Shard(1, 2).owns("a") and not Shard(0, 2).owns("a")  # crc32(b"a") = 3904355907
-    assert Shard(0, 2).owns("d") and not Shard(1, 2).owns("d")  # crc32(b"d") = 2564639436
-    assert Shard(2, 3).owns("b")  # crc32(b"b") = 1908338681 = 2 (mod 3)
+    # Rendezvous hashing with BLAKE2b over the static members worker-0 .. worker-N-1, not
+    # Python's per-process salted hash(): fixed values any process agrees on.
+    assert Shard(0, 2).owns("a") and not Shard(1, 2).owns("a")
+    assert Shard(1, 2).owns("d") and not Shard(0, 2).owns("d")
+    assert Shard(2, 3).owns("c") and Shard(0, 3).owns("b")
 
 
 def test_shard_ownership_is_the_same_in_another_process(tmp_path: Path) -> None:
@@ -785,6 +789,12 @@ class RecordingClaims:
     def release(self, ref: TaskRef) -> None:
         pass
 
+    def claim_now(self, ref: TaskRef) -> None:
+        raise AssertionError("a static member set never hands over")
+
+    def claimant(self, status: Mapping[str, Any]) -> str | None:
+        return None
+
 
 def snap(tasks: Mapping[str, Any], nodes: Mapping[str, Any] | None = None) -> TaskSetSnapshot:
     return TaskSetSnapshot(key=KEY, tasks=tasks, nodes=nodes or {}, completed=False)
@@ -813,7 +823,9 @@ async def test_engine_runs_and_reports_only_owned_nodes() -> None:
     outcomes = []
     for shard in SHARDS:
         runner, sink = Runner(), Sink()
-        engine = Engine(runner=runner, sink=sink, max_in_flight=4, owns=shard.owns)
+        engine = Engine(
+            runner=runner, sink=sink, max_in_flight=4, ownership=shard.static_ownership()
+        )
         first, rest = node_ids[:20], node_ids[20:]
         await run_engine(
             engine,
@@ -847,7 +859,9 @@ async def test_engine_leaves_claims_of_unowned_nodes_alone() -> None:
         for n in node_ids
     }
     runner, sink, policy = Runner(), Sink(), RecordingClaims()
-    engine = Engine(runner=runner, sink=sink, max_in_flight=2, claims=policy, owns=shard.owns)
+    engine = Engine(
+        runner=runner, sink=sink, max_in_flight=2, claims=policy, ownership=shard.static_ownership()
+    )
     await run_engine(engine, snap(templates(node_ids), running))
     owned = sorted(n for n in node_ids if shard.owns(n))
     assert sorted(policy.adopted) == owned

@@ -15,7 +15,13 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 __all__ = [
     "BUILD",
     "CONDITION_EVALUATIONS",
+    "HANDOVERS",
     "HTTP_REQUEST_SECONDS",
+    "LEASE_RENEW_AGE",
+    "LEASE_RENEW_FAILURES",
+    "MEMBERS",
+    "MEMBERSHIP_CHANGES",
+    "NODES_OWNED",
     "OUTBOUND_POLICIES",
     "PATCH_BATCHES",
     "PATCH_ERRORS",
@@ -28,6 +34,7 @@ __all__ = [
     "SECRET_AUTHORITY",
     "SECRET_CACHE",
     "SECRET_READ_RETRIES",
+    "TAKEOVERS",
     "TASKSETS_LISTED",
     "TASKSETS_WATCHED",
     "TASKS_FINISHED",
@@ -112,6 +119,34 @@ WATCH_RESTARTS = Counter(
 TASKSETS_LISTED = Gauge(f"{_PREFIX}_tasksets_listed", "Tasksets returned by the last list")
 TASKSETS_WATCHED = Gauge(f"{_PREFIX}_tasksets_watched", "Tasksets the engine currently tracks")
 
+# Replicas (agent/membership, agent/engine/ownership.py; docs/replicas.md).
+MEMBERS = Gauge(
+    f"{_PREFIX}_members", "Members of the agent's group this member counts as owners now"
+)
+NODES_OWNED = Gauge(
+    f"{_PREFIX}_nodes_owned",
+    "Nodes this member owns and has not finished (queued, running, settling)",
+)
+HANDOVERS = Counter(
+    f"{_PREFIX}_handovers_total",
+    "Running nodes claimed for handover because another member owns them after a view change",
+)
+TAKEOVERS = Counter(
+    f"{_PREFIX}_takeovers_total",
+    "Nodes claimed by a member that is gone, settled here by the redelivery policy",
+)
+MEMBERSHIP_CHANGES = Counter(
+    f"{_PREFIX}_membership_changes_total", "Changes of this member's view of the group"
+)
+LEASE_RENEW_FAILURES = Counter(
+    f"{_PREFIX}_lease_renew_failures_total",
+    "Renewals of this member's Lease that failed",
+    ["reason"],
+)
+LEASE_RENEW_AGE = Gauge(
+    f"{_PREFIX}_lease_renew_age_seconds", "Seconds since this member's Lease was last renewed"
+)
+
 SECRET_CACHE = Counter(
     f"{_PREFIX}_secret_cache_total", "Secret look-ups, by result (hit, miss)", ["result"]
 )
@@ -144,6 +179,7 @@ _KNOWN_LABELS: tuple[tuple[Any, tuple[str | tuple[str, ...], ...]], ...] = (
     (WATCH_EVENTS, ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")),
     (WATCH_RESTARTS, ("gone", "error")),
     (SECRET_CACHE, ("hit", "miss")),
+    (LEASE_RENEW_FAILURES, ("conflict", "gone", "error")),
     (
         SECRET_AUTHORITY,
         (

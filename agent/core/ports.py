@@ -1,9 +1,10 @@
-"""The engine's three ports: what it asks of a runner, a sink and a claim policy.
+"""The engine's ports: what it asks of a runner, a sink, a claim policy and a reader.
 
 The engine (:mod:`agent.engine.scheduler`) is written against these protocols only, so the
 same scheduling rules drive the cluster agent (executor + status patcher + claims in the
-status) and the local runner (executor + stdout sink, no claims), and tests can plug in
-plain objects. Each port states what the engine may rely on.
+status, a fresh read of a taskset when work changes hands between members) and the local
+runner (executor + stdout sink, no claims), and tests can plug in plain objects. Each port
+states what the engine may rely on.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 
 from agent.core.model import NodeResult
-from agent.core.refs import TaskRef, TaskSetKey
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
 
-__all__ = ["Claims", "DurableSink", "ResultSink", "TaskRunner"]
+__all__ = ["Claims", "DurableSink", "ResultSink", "StatusReader", "TaskRunner"]
 
 
 class TaskRunner(Protocol):
@@ -65,6 +66,23 @@ class Claims(Protocol):
         """Record that this node is about to be sent; returns once the claim is durable."""
         ...
 
+    def claim_now(self, ref: TaskRef) -> None:
+        """Record that this node is in flight here (a handover: another member owns it
+        now); delivered like a result, promptly, without waiting."""
+        ...
+
+    def claimant(self, status: Mapping[str, Any]) -> str | None:
+        """The instance named by the claim in this status entry, or None if none."""
+        ...
+
     def abandoned(self, ref: TaskRef) -> NodeResult:
         """The result that settles a claimed request cut short by a shutdown."""
+        ...
+
+
+class StatusReader(Protocol):
+    """Reads a taskset afresh from its store (a consistent read, not a cached copy)."""
+
+    async def read(self, key: TaskSetKey) -> TaskSetSnapshot | None:
+        """The taskset now, or None if it does not exist; raises if it cannot be read."""
         ...

@@ -35,7 +35,6 @@ from typing import Any, Literal
 from agent.core.model import NodePhase, NodeResult
 from agent.core.ports import DurableSink
 from agent.core.refs import TaskRef
-from agent.engine.shard import Shard
 
 __all__ = ["ClaimPolicy", "Redelivery", "new_instance_id"]
 
@@ -47,11 +46,15 @@ _CLAIM_SUFFIX = ": request in flight"
 _CLAIM = re.compile(re.escape(_CLAIM_PREFIX) + r"(\S+)" + re.escape(_CLAIM_SUFFIX) + r"$")
 
 
-def new_instance_id(base: str = "", *, shard: Shard | None = None) -> str:
-    """A name for this process: the pod name (if any), its worker number, a random suffix."""
+def new_instance_id(base: str = "", *, worker: int | None = None) -> str:
+    """A name for this process: the pod name (if any), its worker number, a random suffix.
+
+    It is also the process's member identity (its Lease's ``holderIdentity``), so a claim
+    names the member whose liveness decides whether the claim stands.
+    """
     suffix = uuid.uuid4().hex[:8]
-    if shard is not None:
-        suffix = f"w{shard.index}-{suffix}"
+    if worker is not None:
+        suffix = f"w{worker}-{suffix}"
     return f"{base}-{suffix}" if base else f"agent-{suffix}"
 
 
@@ -73,6 +76,10 @@ class ClaimPolicy:
             return True
         return not _idempotent(template)
 
+    def claimant(self, status: Mapping[str, Any]) -> str | None:
+        match = _CLAIM.match(str(status.get("message", "")))
+        return match.group(1) if match is not None else None
+
     def adopt(
         self, ref: TaskRef, template: Mapping[str, Any], status: Mapping[str, Any]
     ) -> NodeResult | None:
@@ -86,8 +93,14 @@ class ClaimPolicy:
         return self._failed(f"the agent ({match.group(1)}) stopped")
 
     async def claim(self, ref: TaskRef) -> None:
+        await self._sink.submit_and_wait(ref, self._claim())
+
+    def claim_now(self, ref: TaskRef) -> None:
+        self._sink.submit(ref, self._claim())
+
+    def _claim(self) -> NodeResult:
         message = f"{_CLAIM_PREFIX}{self.instance_id}{_CLAIM_SUFFIX}"
-        await self._sink.submit_and_wait(ref, NodeResult(phase=NodePhase.RUNNING, message=message))
+        return NodeResult(phase=NodePhase.RUNNING, message=message)
 
     def abandoned(self, ref: TaskRef) -> NodeResult:
         return self._failed(f"the agent ({self.instance_id}) shut down")

@@ -20,9 +20,15 @@ in one place, testable without either:
   One asyncio task per running node, not a fixed worker pool: idle capacity costs nothing.
 * **No stale results.** A node that leaves ``spec.tasks`` is cancelled if running, and its
   result is never reported: the controller aborts reconciliation on an unknown node ID.
-* **Sharded, when asked.** With ``owns`` (a worker process's :class:`~agent.engine.shard.Shard`)
-  the engine runs and reports only the nodes that predicate accepts; the others are tracked
-  as seen, so they cost one set look-up per event, never a hash.
+* **Owned, when shared.** With an :class:`~agent.engine.ownership.Ownership` (worker
+  processes, replicas on Leases) the engine runs and reports only the nodes it owns. When
+  the view of the members changes, work moves without a request being sent twice
+  (docs/replicas.md): a running node whose owner changed gets a claim (unless it has one)
+  and is finished here; a newly owned node waits until the view is ``settle`` seconds
+  old, then the taskset is read afresh (``reader``) and the node starts only if no live
+  member claims it; a live member's claim is re-read until its result (or release)
+  shows. Ownership is asked again right before a request starts, so a fenced member
+  (its Lease not renewed in time) starts nothing.
 * **Graceful.** :meth:`Engine.drain` stops dispatching, lets running tasks finish within
   a grace period and cancels the rest.
 """
@@ -38,8 +44,9 @@ from typing import Any, cast
 
 from agent.core import metrics
 from agent.core.model import FULFILLED_PHASES, NodePhase, NodeResult
-from agent.core.ports import Claims, ResultSink, TaskRunner
+from agent.core.ports import Claims, ResultSink, StatusReader, TaskRunner
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.ownership import Ownership
 
 __all__ = ["Engine"]
 
@@ -60,6 +67,12 @@ class _TaskSetState:
     queue: deque[str] = field(default_factory=deque)
     templates: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Ownership (docs/replicas.md): nodes seen, not finished as far as we know, that another
+    # member owns; nodes we own that wait for the settle time and a fresh read (or for a
+    # live member's claim to resolve); running nodes that hold a claim of ours.
+    foreign: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
+    claimed: set[str] = field(default_factory=set)
 
 
 class Engine:
@@ -73,7 +86,9 @@ class Engine:
         max_in_flight: int,
         claims: Claims | None = None,
         on_result: Callable[[TaskRef, NodeResult], None] | None = None,
-        owns: Callable[[str], bool] | None = None,
+        ownership: Ownership | None = None,
+        reader: StatusReader | None = None,
+        recheck: float = 1.0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -81,7 +96,12 @@ class Engine:
         self._sink = sink
         self._claims = claims
         self._on_result = on_result
-        self._owns = owns
+        self._ownership = ownership
+        self._reader = reader
+        self._recheck = recheck
+        self._pending_wakeup = asyncio.Event()
+        if ownership is not None:
+            ownership.subscribe(self._reassign)
         self._slots = asyncio.Semaphore(max_in_flight)
         self._states: dict[TaskSetKey, _TaskSetState] = {}
         self._ready: deque[TaskSetKey] = deque()
@@ -134,38 +154,168 @@ class Engine:
         # Keep spec order (first come, first served) without a Python-level scan of every
         # key on events that bring nothing new; the set difference above runs in C.
         ordered = [k for k in tasks if k in new] if len(new) > 1 else new
+        ownership = self._ownership
+        unsettled = ownership is not None and ownership.settled_in() > 0
         for node_id in ordered:
             state.seen.add(node_id)
             if not isinstance(node_id, str):
                 continue
-            if self._owns is not None and not self._owns(node_id):
-                continue  # another worker process's node (see agent/shard.py)
-            template = tasks[node_id]
             status = snapshot.nodes.get(node_id)
             phase = status.get("phase") if isinstance(status, Mapping) else None
             if phase in FULFILLED_PHASES:
                 continue  # finished by an earlier run; never send it again
-            if status:
-                state.overwrite.add(node_id)
-            ref = self._ref(state, node_id)
-            if (
-                phase == NodePhase.RUNNING
-                and self._claims is not None
-                and isinstance(status, Mapping)
-            ):
-                verdict = self._claims.adopt(ref, _as_mapping(template), status)
-                if verdict is not None:
-                    self._report(state, ref, verdict)
+            if ownership is not None:
+                if not ownership.owns(node_id):
+                    state.foreign.add(node_id)  # another member's (see agent/engine/ownership.py)
                     continue
-            state.templates[node_id] = _as_mapping(template)
-            state.queue.append(node_id)
-            self._queued += 1
-            queued += 1
+                if unsettled:
+                    # The view changed lately: another member may not know yet that this
+                    # node is ours, so it waits for the settle time and a fresh read.
+                    state.pending.add(node_id)
+                    self._pending_wakeup.set()
+                    continue
+            queued += self._decide(state, node_id, tasks[node_id], status)
         if queued:
             metrics.TASKS_RECEIVED.inc(queued)
             self._mark_ready(snapshot.key)
             self._idle.clear()  # wait_idle() right after observe() waits for this work
             self._wakeup.set()
+
+    def _decide(self, state: _TaskSetState, node_id: str, template: object, status: object) -> int:
+        """A node we own, with its current status: queue it (1), settle it, or wait (0)."""
+        phase = status.get("phase") if isinstance(status, Mapping) else None
+        if phase in FULFILLED_PHASES:
+            return 0  # finished by an earlier run or another member; never send it again
+        if status:
+            state.overwrite.add(node_id)
+        ref = self._ref(state, node_id)
+        if phase == NodePhase.RUNNING and self._claims is not None and isinstance(status, Mapping):
+            author = self._claims.claimant(status)
+            if author is not None and self._ownership is not None:
+                if self._ownership.is_live(author):
+                    # Theirs: a live member started it and reports its result (or
+                    # releases it); read it again later.
+                    state.pending.add(node_id)
+                    self._pending_wakeup.set()
+                    return 0
+                metrics.TAKEOVERS.inc()
+                log.info(
+                    "taking over a node claimed by a member that is gone",
+                    extra={**ref.log_context(), "member": author},
+                )
+            verdict = self._claims.adopt(ref, _as_mapping(template), status)
+            if verdict is not None:
+                self._report(state, ref, verdict)
+                return 0
+        state.templates[node_id] = _as_mapping(template)
+        state.queue.append(node_id)
+        self._queued += 1
+        return 1
+
+    def _reassign(self) -> None:
+        """The view of the members changed: move work to and from this member."""
+        ownership = self._ownership
+        if ownership is None:
+            return
+        moved_in = moved_out = handed = 0
+        for state in self._states.values():
+            for node_id in list(state.running):
+                if node_id not in state.claimed and not ownership.owns(node_id):
+                    # Another member owns it now and will read the status before starting
+                    # it: a claim says "mine, in flight" (we finish it and report).
+                    state.claimed.add(node_id)
+                    state.overwrite.add(node_id)
+                    if self._claims is not None:
+                        self._claims.claim_now(self._ref(state, node_id))
+                        handed += 1
+            for node_id in [n for n in state.templates if not ownership.owns(n)]:
+                del state.templates[node_id]  # the queue skips it
+                self._queued -= 1
+                state.foreign.add(node_id)
+                moved_out += 1
+            for node_id in [n for n in state.pending if not ownership.owns(n)]:
+                state.pending.discard(node_id)
+                state.foreign.add(node_id)
+                moved_out += 1
+            gained = [n for n in state.foreign if ownership.owns(n)]
+            state.foreign.difference_update(gained)
+            state.pending.update(gained)
+            moved_in += len(gained)
+        if handed:
+            metrics.HANDOVERS.inc(handed)
+        if moved_in or moved_out or handed:
+            log.info(
+                "ownership changed",
+                extra={"gained": moved_in, "released": moved_out, "claimed_in_flight": handed},
+            )
+        self._pending_wakeup.set()
+        self._update_idle()
+
+    async def _settle_pending(self) -> None:
+        """Start newly owned nodes once the view has settled and a fresh read allows it."""
+        ownership, reader = self._ownership, self._reader
+        if ownership is None:
+            return
+        while True:
+            await self._pending_wakeup.wait()
+            delay = ownership.settled_in()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            self._pending_wakeup.clear()
+            version = ownership.version
+            waiting = False
+            for key in [k for k, s in self._states.items() if s.pending]:
+                if reader is None:
+                    fresh: TaskSetSnapshot | None = None
+                else:
+                    try:
+                        fresh = await reader.read(key)
+                    except Exception as exc:  # retried: never start a node without a read
+                        log.warning(
+                            "cannot read the taskset to settle its nodes: %s",
+                            exc,
+                            extra=key.log_context(),
+                        )
+                        waiting = True
+                        continue
+                if ownership.version != version:
+                    break  # the view changed meanwhile: settle again
+                waiting |= self._resolve(key, fresh)
+            if ownership.version != version:
+                self._pending_wakeup.set()
+            elif waiting:
+                await asyncio.sleep(self._recheck)
+                self._pending_wakeup.set()
+
+    def _resolve(self, key: TaskSetKey, fresh: TaskSetSnapshot | None) -> bool:
+        """Decide the pending nodes of one taskset from a fresh read; True if some wait."""
+        state = self._states.get(key)
+        if state is None or not state.pending:
+            return False
+        if fresh is None or (fresh.uid and state.uid and fresh.uid != state.uid):
+            return False  # gone: the watch tells the engine
+        queued = 0
+        for node_id in list(state.pending):
+            state.pending.discard(node_id)
+            if node_id not in state.seen or node_id not in fresh.tasks:
+                continue  # left spec.tasks
+            if self._ownership is not None and not self._ownership.owns(node_id):
+                state.foreign.add(node_id)
+                continue
+            queued += self._decide(state, node_id, fresh.tasks[node_id], fresh.nodes.get(node_id))
+        if queued:
+            metrics.TASKS_RECEIVED.inc(queued)
+            self._mark_ready(key)
+            self._idle.clear()
+            self._wakeup.set()
+        self._update_idle()
+        return bool(state.pending)
+
+    @property
+    def owned(self) -> int:
+        """Nodes this member owns and has not finished: queued, running or settling."""
+        return self._queued + self._in_flight + sum(len(s.pending) for s in self._states.values())
 
     def progress(self, ref: TaskRef, result: NodeResult) -> None:
         """A running node's intermediate result (a plugin's ``Running`` reply before it
@@ -219,6 +369,7 @@ class Engine:
 
     async def run(self) -> None:
         """Hand out slots until cancelled or drained. Cancel-safe."""
+        settling = asyncio.create_task(self._settle_pending(), name="settle owned nodes")
         try:
             while self._accepting:
                 await self._slots.acquire()
@@ -237,6 +388,7 @@ class Engine:
                     break
                 self._start(*picked)
         finally:
+            settling.cancel()
             self._update_idle()
 
     async def drain(self, *, grace: float) -> None:
@@ -267,6 +419,9 @@ class Engine:
                     continue  # left spec.tasks while queued
                 template = state.templates.pop(node_id)  # may be null: the runner says so
                 self._queued -= 1
+                if self._ownership is not None and not self._ownership.owns(node_id):
+                    state.foreign.add(node_id)  # fenced, or moved: re-evaluated on a change
+                    continue
                 if state.queue:
                     self._mark_ready(key)  # round-robin: back of the line
                 return state, node_id, template
@@ -292,8 +447,16 @@ class Engine:
         try:
             if self._claims is not None and self._claims.needs_claim(template):
                 claimed = True
+                state.claimed.add(ref.node_id)
                 state.overwrite.add(ref.node_id)  # the claim may land even if we are cut short
                 await self._claims.claim(ref)
+            if self._ownership is not None and not self._ownership.owns(ref.node_id):
+                # Fenced or moved while claiming: not sent. Release the claim (so the new
+                # owner may start it) and leave the node to whoever owns it.
+                if claimed:
+                    self._sink.submit(ref, NodeResult(phase=NodePhase.PENDING), overwrite=True)
+                state.foreign.add(ref.node_id)
+                return
             sent = True
             result = await self._runner.run(template, ref=ref)
         except asyncio.CancelledError:
@@ -307,6 +470,9 @@ class Engine:
                         self._claims.abandoned(ref) if sent else NodeResult(phase=NodePhase.PENDING)
                     )
                     self._report(state, ref, verdict)
+                elif self._draining and ref.node_id in state.claimed:
+                    # Only a handover claim (a request that may be sent again): hand it back.
+                    self._report(state, ref, NodeResult(phase=NodePhase.PENDING))
                 raise
             # Propagated from below (a shared resource someone else gave up on): that is a
             # failure of this node, not a reason to lose it.
@@ -321,6 +487,7 @@ class Engine:
             result = NodeResult(phase=NodePhase.ERROR, message=f"agent internal error: {exc}")
         finally:
             state.running.pop(ref.node_id, None)
+            state.claimed.discard(ref.node_id)
             self._in_flight -= 1
             self._slots.release()
             self._update_idle()
@@ -344,6 +511,8 @@ class Engine:
     def _drop_nodes(self, state: _TaskSetState, gone: set[str]) -> None:
         state.seen.difference_update(gone)
         state.overwrite.difference_update(gone)
+        state.foreign.difference_update(gone)
+        state.pending.difference_update(gone)
         for node_id in gone:
             if node_id in state.templates:
                 del state.templates[node_id]

@@ -1,27 +1,30 @@
-"""Shards: how worker processes split the nodes of every taskset between them, shared-nothing.
+"""Shards: the worker processes of one pod (``--processes N``), numbered.
 
 One Python process runs on one core. With ``--processes N`` the agent runs N workers, each a
-complete agent (watch, engine, executor, patcher) that owns the nodes whose ID hashes to its
-index. Every worker sees every taskset, but runs and reports only its own nodes, so no work
-passes between processes and no result is ever handed over: a worker's status patch is a JSON
-merge patch that names only its own node IDs, and merge patches on disjoint keys commute.
+complete agent (watch, engine, executor, patcher). A :class:`Shard` is a worker's number;
+which nodes it runs is decided by the one ownership concept of the agent
+(:mod:`agent.engine.ownership`): with ``--membership none`` the workers are a static member
+set (``worker-0`` .. ``worker-N-1``, rendezvous hashing over them), with ``--membership
+lease`` each worker is a member of the Lease group like every other agent. Either way every
+worker sees every taskset but runs and reports only its own nodes, and its status patches
+name only those node IDs (merge patches on disjoint keys commute).
 
-The hash is CRC-32 of the node ID (stable across processes, runs and Python versions, unlike
-``hash()``), so a restarted worker owns exactly the nodes its predecessor owned and finds
-their claims and results where it left them.
+With a static member set a restarted worker owns exactly the nodes its predecessor owned and
+finds their claims and results where it left them.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
+
+from agent.engine.ownership import Ownership, owner_of, static_members
 
 __all__ = ["Shard"]
 
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """Worker ``index`` of ``count``; owns the node IDs whose CRC-32 is ``index`` mod ``count``."""
+    """Worker ``index`` of ``count``."""
 
     index: int
     count: int
@@ -30,8 +33,14 @@ class Shard:
         if not 0 <= self.index < self.count:
             raise ValueError(f"shard index {self.index} out of range for {self.count} shard(s)")
 
+    def static_ownership(self) -> Ownership:
+        """This worker's ownership among the pod's workers alone (``--membership none``)."""
+        return Ownership.static(self.index, self.count)
+
     def owns(self, node_id: str) -> bool:
-        return zlib.crc32(node_id.encode("utf-8", "surrogatepass")) % self.count == self.index
+        """Whether this worker owns ``node_id`` in the static member set of the pod."""
+        members = static_members(self.count)
+        return owner_of(members, node_id) == members[self.index]
 
     def __str__(self) -> str:
         return f"{self.index + 1}/{self.count}"

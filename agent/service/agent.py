@@ -14,15 +14,23 @@ process's signals. Two modes:
 * **per-workflow** (``--workflow`` / ``ARGO_WORKFLOW_NAME``): Argo's contract -- watch one
   taskset and exit 0 once it is deleted or labelled ``workflows.argoproj.io/completed``.
 
+In shared mode with ``--membership lease`` (the default) the agent is one member of a group
+of replicas (:mod:`agent.membership.lease`, docs/replicas.md): it holds a Lease, watches the
+group's, and its engine runs only the nodes the live members' view gives it. Per-workflow
+mode needs only Argo's agent RBAC, so it never uses Leases.
+
 Shutdown (SIGTERM/SIGINT, or the end of a per-workflow run): stop taking tasks, let
 running requests finish within the grace period, deliver every pending result, exit 0. A
 second signal exits at once. The order is the point, so each step is one function below:
 
-1. the watches stop: no new work arrives while the rest drains;
+1. the member leaves its group (its Lease says "draining": the others take over its queued
+   work while its claims on what it runs stay honoured), and the watches stop: no new work
+   arrives while the rest drains;
 2. the engine drains (``--shutdown-grace``), then the patcher flushes (the same grace);
-3. the HTTP API and the companion (a worker's reporter) stop: until here ``/readyz``
+3. the member's Lease is deleted (it is gone for the others);
+4. the HTTP API and the companion (a worker's reporter) stop: until here ``/readyz``
    answers "shutting down" and the companion can still send the final counts;
-4. the executor's and the patcher's clients close, then the Kubernetes API client; this
+5. the executor's and the patcher's clients close, then the Kubernetes API client; this
    last step runs to its end even if the process's main task is cancelled meanwhile.
 
 The tasks of a run are named handles in task groups, so what is cancelled when is written
@@ -50,6 +58,7 @@ from agent.core.model import NodeResult
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
 from agent.core.secrets import SecretAuthority
 from agent.engine.claims import ClaimPolicy, new_instance_id
+from agent.engine.ownership import Ownership
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
 from agent.executor.executor import Executor
@@ -58,12 +67,13 @@ from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from agent.kube.authority import WorkflowSecretAuthority
 from agent.kube.client import connect
 from agent.kube.secrets import KubeSecretResolver
+from agent.membership.lease import LeaseMembership
 from agent.service.api import ApiServer, Health, create_app
 from agent.service.process import handle_stop_signals
 from agent.service.settings import Settings
 from agent.sink.status import StatusPatcher
 from agent.source.policies import PolicyWatcher
-from agent.source.watch import TaskSetWatcher, WatchScope
+from agent.source.watch import TaskSetReader, TaskSetWatcher, WatchScope
 
 __all__ = ["Agent", "serve"]
 
@@ -124,18 +134,40 @@ class Agent:
             max_in_flight=settings.max_patches_in_flight,
             request_timeout=settings.api_request_timeout,
         )
+        identity = new_instance_id(settings.agent_id, worker=shard.index if shard else None)
         self.claims = ClaimPolicy(
-            sink=self.patcher,
-            redelivery=settings.redelivery,
-            instance_id=new_instance_id(settings.agent_id, shard=shard),
+            sink=self.patcher, redelivery=settings.redelivery, instance_id=identity
         )
+        self.membership: LeaseMembership | None = None
+        ownership: Ownership | None = None
+        reader: TaskSetReader | None = None
+        if settings.members == "lease":
+            # The settle time: long enough for every member to see a change of the group
+            # (its watch, else its next re-list a renew interval later) and to write its
+            # handover claims (docs/replicas.md).
+            ownership = Ownership(me=identity, owners=(), settle=settings.lease_duration / 2)
+            self.membership = LeaseMembership(
+                api=api,
+                namespace=lease_namespace(settings),
+                group=settings.group,
+                identity=identity,
+                duration=settings.lease_duration,
+                ownership=ownership,
+                request_timeout=min(settings.api_request_timeout, settings.lease_duration / 3),
+            )
+            reader = TaskSetReader(api=api, request_timeout=settings.api_request_timeout)
+        elif shard is not None:
+            ownership = shard.static_ownership()
+        self.ownership = ownership
         self.engine = Engine(
             runner=self._executor,
             sink=self.patcher,
             max_in_flight=workers,
             claims=self.claims,
             on_result=_count_result,
-            owns=shard.owns if shard is not None else None,
+            ownership=ownership,
+            reader=reader,
+            recheck=settings.lease_duration / 3,
         )
         self.watchers = [
             TaskSetWatcher(
@@ -159,6 +191,10 @@ class Agent:
     def readiness(self) -> Health:
         if self._stop.is_set():
             return Health(ok=False, reason="shutting down")
+        if self.membership is not None:
+            fenced = self.membership.readiness()  # first: it says no request starts here
+            if fenced:
+                return Health(ok=False, reason=fenced)
         closed = [w for w in self.watchers if not w.established]
         if closed:
             detail = "; ".join(w.last_error for w in closed if w.last_error)
@@ -181,7 +217,13 @@ class Agent:
 
         The clients stay open: :meth:`aclose` them once nothing reports any more.
         """
+        membership = self.membership
         async with asyncio.TaskGroup() as group:
+            member = (
+                group.create_task(membership.run(), name="membership")
+                if membership is not None
+                else None
+            )
             engine = group.create_task(self.engine.run(), name="engine")
             gauges = group.create_task(self._sample_gauges(), name="gauges")
             watches = [
@@ -192,14 +234,21 @@ class Agent:
             try:
                 await self._stop.wait()
                 self._log_stopping()
+                if membership is not None:
+                    membership.leave()  # others take the queued work; our claims stand
                 # No new work arrives while the engine drains; the gauges keep the values
                 # they had when the stop began.
                 for task in (*watches, gauges):
                     task.cancel()
                 await self._settle()
+                if member is not None and membership is not None:
+                    # Renewing stops once every result is delivered; then the Lease goes.
+                    member.cancel()
+                    await asyncio.wait([member])
+                    await membership.release(timeout=self.settings.shutdown_grace)
             finally:
-                for task in (*watches, gauges, engine):  # the engine ends by itself once drained
-                    task.cancel()
+                for task in (*watches, gauges, engine, *([member] if member else [])):
+                    task.cancel()  # the engine ends by itself once drained
 
     def _log_stopping(self) -> None:
         log.info(
@@ -227,6 +276,11 @@ class Agent:
             metrics.TASKS_IN_FLIGHT.set(self.engine.in_flight)
             metrics.TASKS_QUEUED.set(self.engine.queued)
             metrics.TASKSETS_WATCHED.set(self.engine.tasksets)
+            if self.ownership is not None:
+                metrics.NODES_OWNED.set(self.engine.owned)
+                metrics.MEMBERS.set(len(self.ownership.owners))
+            if self.membership is not None:
+                metrics.LEASE_RENEW_AGE.set(self.membership.renew_age())
             await asyncio.sleep(_GAUGE_SECONDS)
 
     # -- source callbacks --------------------------------------------------------------
@@ -302,6 +356,22 @@ def scopes(settings: Settings) -> list[WatchScope]:
     return [
         WatchScope(namespace=ns, name=name, instance_id=settings.instance_id) for ns in namespaces
     ]
+
+
+def lease_namespace(settings: Settings) -> str:
+    """Where the member Leases live: ``--lease-namespace``, else the pod's own namespace
+    (POD_NAMESPACE, then the service account's), else the first namespace served."""
+    if settings.lease_namespace:
+        return settings.lease_namespace
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        own = _SA_NAMESPACE.read_text().strip()
+    except OSError:
+        own = ""
+    if own:
+        return own
+    return settings.namespaces[0] if settings.namespaces else "default"
 
 
 def _own_namespace() -> str:
@@ -411,6 +481,15 @@ def _log_start(agent: Agent, *, settings: Settings, shard: Shard | None) -> None
             "mode": "per-workflow" if settings.per_workflow else "shared",
             "instance": agent.claims.instance_id,
             "redelivery": settings.redelivery,
+            "membership": settings.members,
+            **(
+                {
+                    "lease": f"{agent.membership.namespace}/{agent.membership.name}",
+                    "group": settings.group,
+                }
+                if agent.membership is not None
+                else {}
+            ),
             "scopes": [str(s) for s in scopes(settings)],
             **where,
         },

@@ -70,6 +70,24 @@ class Settings(BaseSettings):
         default="idempotent", validation_alias=AliasChoices("ARGO_AGENT_REDELIVERY")
     )
 
+    # -- replicas (docs/replicas.md) ------------------------------------------------------
+    membership: Literal["lease", "none"] = Field(
+        default="lease", validation_alias=AliasChoices("ARGO_AGENT_MEMBERSHIP")
+    )
+    lease_namespace: str | None = Field(
+        default=None, validation_alias=AliasChoices("ARGO_AGENT_LEASE_NAMESPACE")
+    )
+    lease_duration: float = Field(
+        default=15.0, validation_alias=AliasChoices("ARGO_AGENT_LEASE_DURATION")
+    )
+    group: str = Field(
+        default="argo-http-agent",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$",
+        validation_alias=AliasChoices("ARGO_AGENT_GROUP"),
+    )
+
     # -- HTTP execution (defaults: the executor's, agent/executor/settings.py) ----------
     default_timeout: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
@@ -155,7 +173,7 @@ class Settings(BaseSettings):
         default=120, ge=1, validation_alias=AliasChoices("ARGO_AGENT_WATCH_TIMEOUT")
     )
 
-    @field_validator("patch_rate", mode="before")
+    @field_validator("patch_rate", "lease_duration", mode="before")
     @classmethod
     def _go_duration(cls, value: object) -> object:
         if isinstance(value, str):
@@ -163,6 +181,13 @@ class Settings(BaseSettings):
             if seconds <= 0:
                 raise ValueError(f"must be a positive Go duration, got {value!r}")
             return seconds
+        return value
+
+    @field_validator("lease_duration")
+    @classmethod
+    def _lease_duration(cls, value: float) -> float:
+        if not 1.0 <= value <= 3600.0:
+            raise ValueError(f"must be between 1s and 1h, got {value:g}s")
         return value
 
     @field_validator(
@@ -211,6 +236,11 @@ class Settings(BaseSettings):
     @property
     def per_workflow(self) -> bool:
         return bool(self.workflow)
+
+    @property
+    def members(self) -> Literal["lease", "none"]:
+        """The membership in effect: per-workflow mode (Argo's RBAC: no Leases) has none."""
+        return "none" if self.per_workflow else self.membership
 
 
 _FLAG_OF = {name: "--" + name.replace("_", "-") for name in Settings.model_fields}

@@ -78,7 +78,14 @@ _REPORT_SECONDS = 0.2
 _METRICS_SECONDS = 1.0
 _SCRAPE_TIMEOUT = 0.5
 #: Gauges combined by their maximum (every worker sees every taskset); others are summed.
-_MAX_GAUGES = frozenset({"argo_agent_tasksets_listed", "argo_agent_tasksets_watched"})
+_MAX_GAUGES = frozenset(
+    {
+        "argo_agent_tasksets_listed",
+        "argo_agent_tasksets_watched",
+        "argo_agent_members",
+        "argo_agent_lease_renew_age_seconds",
+    }
+)
 # Families the supervisor reports for the pod as a whole, never from its workers.
 _OWN_FAMILIES = frozenset({"argo_agent_build", "argo_agent_ready"})
 

@@ -39,10 +39,10 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from agent.core import jsoncodec, metrics
-from agent.core.refs import TaskSetKey
+from agent.core.refs import TaskSetKey, TaskSetSnapshot
 from agent.kube.client import GROUP, PLURAL, VERSION, api_error_text, api_status_text
 
-__all__ = ["TaskSetWatcher", "WatchScope"]
+__all__ = ["TaskSetReader", "TaskSetWatcher", "WatchScope"]
 
 log = logging.getLogger(__name__)
 
@@ -321,3 +321,32 @@ def _shape(meta: Mapping[str, Any]) -> tuple[Any, ...] | None:
     if not isinstance(generation, int) or isinstance(generation, bool):
         return None
     return (meta.get("uid"), generation, meta.get("labels"), meta.get("ownerReferences"))
+
+
+class TaskSetReader:
+    """The engine's :class:`agent.core.ports.StatusReader`: one taskset, read afresh.
+
+    A plain GET without a ``resourceVersion`` is a consistent read (served from etcd with
+    a quorum), so it shows every write the API server acknowledged before it -- what the
+    handover protocol relies on to see a previous owner's claim (docs/replicas.md).
+    """
+
+    def __init__(self, *, api: client.ApiClient, request_timeout: float = 30.0) -> None:
+        self._api = client.CustomObjectsApi(api)
+        self._request_timeout = request_timeout
+
+    async def read(self, key: TaskSetKey) -> TaskSetSnapshot | None:
+        try:
+            obj = await self._api.get_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                key.namespace,
+                PLURAL,
+                key.name,
+                _request_timeout=self._request_timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise RuntimeError(api_error_text(exc)) from None
+        return TaskSetSnapshot.from_object(obj) if isinstance(obj, Mapping) else None

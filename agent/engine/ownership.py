@@ -1,0 +1,180 @@
+"""Ownership: which member runs which node, from a view of the live members.
+
+Every node has exactly one owner, computed by every member alone from the same member set
+with *rendezvous* (highest-random-weight) hashing: ``owner(x) = argmax over members m of
+hash(m, x)``. When a member joins, only the nodes it now wins move (to it); when one
+leaves, only its nodes move (each to the runner-up). Nothing else changes hands, and no
+coordination is needed to agree: equal views give equal answers.
+
+The same function serves both cases of one concept:
+
+* **static** members -- the worker processes of one pod with ``--membership none``
+  (``worker-0`` .. ``worker-N-1``): the view never changes, so a restarted worker owns
+  exactly its predecessor's nodes;
+* **dynamic** members -- every running agent (each worker of every pod) of a Lease group
+  (:mod:`agent.membership`), whose view changes as members join, leave, or stop renewing.
+
+:class:`Ownership` is the engine's one predicate, ``owns(node_id)``, and what the engine's
+handover protocol needs besides (docs/replicas.md): whether a claim's author is a live
+member (``is_live``), when the view last changed (a node newly owned waits until the view
+is ``settle`` seconds old), and the fence: a member whose own Lease is not renewed in time
+owns nothing from the moment its renew deadline passes, checked on the monotonic clock
+whenever it is asked (right before a request starts), not only when the renew loop runs.
+
+The hash is BLAKE2b (64 bits) of the member name and the node ID: stable across
+processes, runs and Python versions (unlike ``hash()``), and not linear like CRC-32, whose
+scores for two members of equal-length keys differ by a constant and would skew the argmax.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterable
+
+__all__ = ["Ownership", "owner_of", "static_members"]
+
+#: What the engine is told when the view changes (it re-evaluates its nodes).
+Listener = Callable[[], None]
+
+
+def _score(member: bytes, node_id: str) -> int:
+    digest = hashlib.blake2b(
+        member + b"\x00" + node_id.encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+def owner_of(members: Iterable[str], node_id: str) -> str | None:
+    """The member that owns ``node_id`` among ``members`` (None if there is none).
+
+    Ties (a 64-bit collision) go to the larger name, so the answer never depends on order.
+    """
+    best: tuple[int, str] | None = None
+    for member in members:
+        candidate = (_score(member.encode("utf-8", "surrogatepass"), node_id), member)
+        if best is None or candidate > best:
+            best = candidate
+    return best[1] if best is not None else None
+
+
+def static_members(count: int) -> tuple[str, ...]:
+    """The member names of ``count`` worker processes with a static membership."""
+    return tuple(f"worker-{index}" for index in range(count))
+
+
+class Ownership:
+    """The engine's view of who owns what; updated by a membership, read by the engine."""
+
+    def __init__(
+        self,
+        *,
+        me: str,
+        owners: Iterable[str] | None = None,
+        live: Iterable[str] = (),
+        settle: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.me = me
+        self.settle = settle
+        self._clock = clock
+        self._owners: tuple[tuple[bytes, str], ...] = ()
+        self._owner_names: frozenset[str] = frozenset()
+        self._live: frozenset[str] = frozenset()
+        self._listeners: list[Listener] = []
+        #: Monotonic time until which this member may start requests (its renew deadline).
+        self.valid_until = math.inf
+        self.changed_at = -math.inf
+        self.version = 0
+        # No owners given: this member alone. A dynamic membership starts with none (it
+        # owns nothing until its Lease exists) and tells its first view with update().
+        self._set(frozenset({me}) if owners is None else frozenset(owners), frozenset(live))
+        self.changed_at = -math.inf  # the first view is not a change
+
+    @classmethod
+    def single(cls) -> Ownership:
+        """One member that owns everything (``--membership none``, one process)."""
+        return cls(me="worker-0")
+
+    @classmethod
+    def static(cls, index: int, count: int) -> Ownership:
+        """Worker ``index`` of ``count`` static members (``--membership none``)."""
+        members = static_members(count)
+        return cls(me=members[index], owners=members)
+
+    # -- what the engine asks -----------------------------------------------------------
+
+    def owns(self, node_id: str) -> bool:
+        """Whether this member owns ``node_id`` now (False for all while fenced)."""
+        if self._clock() >= self.valid_until:
+            return False
+        owners = self._owners
+        if len(owners) == 1:
+            return owners[0][1] == self.me
+        if self.me not in self._owner_names:
+            return False
+        best: tuple[int, str] | None = None
+        for encoded, name in owners:
+            candidate = (_score(encoded, node_id), name)
+            if best is None or candidate > best:
+                best = candidate
+        return best is not None and best[1] == self.me
+
+    @property
+    def fenced(self) -> bool:
+        return self._clock() >= self.valid_until
+
+    def is_live(self, member: str) -> bool:
+        """Whether ``member`` (a claim's author) is another live member: its claim stands."""
+        return member != self.me and member in self._live
+
+    def settled_in(self) -> float:
+        """Seconds until the view is ``settle`` seconds old (0 when it already is)."""
+        return max(0.0, self.changed_at + self.settle - self._clock())
+
+    @property
+    def owners(self) -> frozenset[str]:
+        return self._owner_names
+
+    @property
+    def live(self) -> frozenset[str]:
+        return self._live
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` after every change of the view."""
+        self._listeners.append(listener)
+
+    # -- what a membership tells ----------------------------------------------------------
+
+    def update(self, *, owners: Iterable[str], live: Iterable[str], settle: bool = True) -> bool:
+        """A new view: ``owners`` share the nodes, ``live`` members' claims stand (owners
+        plus members that are leaving). True (and the listeners told) if it changed.
+
+        ``settle=False``: nodes gained need not wait (a member alone when it joins)."""
+        owner_set, live_set = frozenset(owners), frozenset(live) | frozenset(owners)
+        if owner_set == self._owner_names and live_set == self._live:
+            return False
+        # Only other members joined: this member gains no node (a join moves nodes to the
+        # joiner alone), and any view lacking the joiner agrees with ours on the nodes we
+        # keep, so nothing new must wait; the joiner settles itself. An earlier change
+        # still pending keeps its settle time.
+        joined_only = owner_set > self._owner_names and (self.me in owner_set) == (
+            self.me in self._owner_names
+        )
+        changed_at = self.changed_at
+        self._set(owner_set, live_set)
+        if not settle:
+            self.changed_at = -math.inf
+        elif joined_only:
+            self.changed_at = changed_at
+        for listener in list(self._listeners):
+            listener()
+        return True
+
+    def _set(self, owners: frozenset[str], live: frozenset[str]) -> None:
+        self._owner_names = owners
+        self._owners = tuple(sorted((m.encode("utf-8", "surrogatepass"), m) for m in owners))
+        self._live = live | owners
+        self.version += 1
+        self.changed_at = self._clock()

@@ -1,0 +1,8 @@
+"""Membership: the live agents of a group, from one Kubernetes Lease per member.
+
+* :mod:`agent.membership.observe` -- liveness by observation (pure: no API, no clock of
+  the other side), as client-go's leader election judges it;
+* :mod:`agent.membership.lease` -- this member's Lease (create, renew, fence, leave) and
+  the group's Leases (list + watch), turned into the view an
+  :class:`~agent.engine.ownership.Ownership` holds.
+"""

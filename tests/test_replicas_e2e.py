@@ -1,0 +1,321 @@
+"""Replicas end to end: real agent processes sharing the work on the simulator's Leases.
+
+Each test runs several ``argo-http-agent run`` processes (members of one group) against the
+simulator and a :class:`~tests.faultkit.CountingTarget` that records every request arriving
+for a node, which is the ground truth: no request sent twice (beyond what the redelivery
+policy documents across a crash), no result lost (docs/replicas.md). Lease durations are
+short (2-3 s) so membership changes happen within a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import random
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from agent_sim import ApiSimulator
+
+from agent.engine.ownership import owner_of
+from agent.membership.lease import GROUP_LABEL
+from tests.agentproc import AgentProcess, taskset, wait_for_nodes
+from tests.faultkit import CountingTarget, Restart, TaskPlan, judge, plan_tasks
+
+NS = "argo"
+TS = "workflowtasksets"
+SELECTOR = f"{GROUP_LABEL}=argo-http-agent"
+
+
+@pytest.fixture
+def counting() -> Iterator[CountingTarget]:
+    with CountingTarget() as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def members(sim: ApiSimulator) -> AsyncIterator[list[AgentProcess]]:
+    """A list to start members into; whatever is still running at the end is killed."""
+    started: list[AgentProcess] = []
+    try:
+        yield started
+    finally:
+        for agent in started:
+            if agent.proc is not None and agent.proc.returncode is None:
+                await agent.kill()
+
+
+async def start_member(
+    sim: ApiSimulator,
+    started: list[AgentProcess],
+    name: str,
+    *extra: str,
+    lease: str = "2s",
+    token: str | None = None,
+) -> AgentProcess:
+    args = ["--namespace", NS, "--agent-id", name, "--lease-duration", lease]
+    args += ["--task-workers", "8", "--shutdown-grace", "10", *extra]
+    agent = AgentProcess(sim, *args, **({"token": token} if token else {}))
+    started.append(agent)
+    await agent.start()
+    await agent.wait_ready()
+    return agent
+
+
+def leases(sim: ApiSimulator) -> list[dict[str, Any]]:
+    return sim.list_objects("leases", namespace=NS, label_selector=SELECTOR)
+
+
+def holders(sim: ApiSimulator) -> set[str]:
+    return {str(lease["spec"].get("holderIdentity") or "") for lease in leases(sim)}
+
+
+async def wait_members(sim: ApiSimulator, count: int, timeout: float = 20.0) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = holders(sim) - {""}
+        if len(found) == count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} member lease(s), found {leases(sim)}")
+
+
+def create_wave(
+    sim: ApiSimulator, counting: CountingTarget, name: str, plans: list[TaskPlan]
+) -> None:
+    sim.create_object(TS, taskset(name, {p.node: p.template(counting) for p in plans}))
+
+
+async def wait_all(
+    sim: ApiSimulator, waves: dict[str, list[TaskPlan]], timeout: float = 60.0
+) -> dict[str, Any]:
+    nodes: dict[str, Any] = {}
+    for name, plans in waves.items():
+        nodes.update(
+            await wait_for_nodes(sim, name, [p.node for p in plans], namespace=NS, timeout=timeout)
+        )
+    return nodes
+
+
+def started_total(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith("argo_agent_tasks_started_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def metric(metrics_text: str, name: str) -> float:
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_one_then_two_then_three_members_under_load(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """(a) Members join while tasks run: every node runs once, none is lost, all share."""
+    rng = random.Random(13)
+    waves: dict[str, list[TaskPlan]] = {}
+    async with members(sim) as started:
+        first = await start_member(sim, started, "m1")
+        for index, joiner in enumerate(("m2", "m3", None)):
+            plans = plan_tasks(rng, 40, prefix=f"w{index}-", slow=0.5, max_sleep=1.0)
+            waves[f"wave{index}"] = plans
+            create_wave(sim, counting, f"wave{index}", plans)
+            if joiner is not None:
+                await start_member(sim, started, joiner)  # joins with requests in flight
+        assert len(await wait_members(sim, 3)) == 3
+        nodes = await wait_all(sim, waves)
+        scraped = [(await agent.get("/metrics")).text for agent in started]
+        logs = first.logs()
+    plans = [p for wave in waves.values() for p in wave]
+    verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, (verdict, logs[-3000:])
+    assert not verdict.duplicates and not verdict.lost and verdict.resent_after_restart == 0
+    assert all(started_total(text) > 0 for text in scraped), "every member ran some nodes"
+    assert "member view changed" in logs
+
+
+async def test_sigterm_one_of_three_hands_over_and_deletes_its_lease(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """(b) A clean stop: the leaver finishes what it runs, the others take the rest, its
+    Lease is deleted; no request twice, no result lost."""
+    rng = random.Random(17)
+    plans = plan_tasks(rng, 60, slow=0.7, max_sleep=1.2)
+    async with members(sim) as started:
+        for name in ("m1", "m2", "m3"):
+            await start_member(sim, started, name)
+        identities = await wait_members(sim, 3)
+        leaver = started[1]
+        (leaver_id,) = [i for i in identities if i.startswith("m2-")]
+        create_wave(sim, counting, "wave", plans)
+        # Wait until the leaver has requests in flight: a claim of its own in the status.
+        await wait_for_claim(sim, "wave", leaver_id)
+        assert await leaver.stop(signal.SIGTERM) == 0
+        assert leaver_id not in holders(sim)  # deleted on the way out
+        nodes = await wait_all(sim, {"wave": plans})
+        assert holders(sim) == identities - {leaver_id}
+    verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, (verdict, leaver.logs()[-3000:])
+    assert verdict.abandoned == 0 and verdict.resent_after_restart == 0
+
+
+async def wait_for_claim(sim: ApiSimulator, name: str, member: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    wanted = f"argo-http-agent {member}: request in flight"
+    while time.monotonic() < deadline:
+        obj = sim.find_object(TS, name, namespace=NS) or {}
+        for node, entry in ((obj.get("status") or {}).get("nodes") or {}).items():
+            if entry.get("message") == wanted:
+                return str(node)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no claim by {member} in {name}")
+
+
+async def test_sigkill_one_of_three_survivors_take_over_after_lease_expiry(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """(c) A crash: after the dead member's Lease expires the survivors take its nodes; its
+    claimed POSTs end Failed with the claim message (or were finished by it), idempotent
+    requests may be re-sent, nothing is sent twice otherwise, nothing is lost."""
+    rng = random.Random(23)
+    plans = plan_tasks(rng, 45, methods={"GET": 1, "POST": 2}, slow=1.0, max_sleep=1.5)
+    async with members(sim) as started:
+        for name in ("m1", "m2", "m3"):
+            await start_member(sim, started, name)
+        identities = await wait_members(sim, 3)
+        (victim_id,) = [i for i in identities if i.startswith("m2-")]
+        create_wave(sim, counting, "wave", plans)
+        claimed = await wait_for_claim(sim, "wave", victim_id)
+        await started[1].kill()
+        killed = Restart("SIGKILL", time.monotonic())
+        nodes = await wait_all(sim, {"wave": plans})
+        survivors = [(await agent.get("/metrics")).text for agent in (started[0], started[2])]
+        # The dead member's Lease is collected once expired for another duration.
+        await wait_members(sim, 2)
+    verdict = judge(plans, nodes, counting.all_arrivals(), [killed], target=counting)
+    assert verdict.ok, verdict
+    entry = nodes[claimed]
+    finished_by_victim = entry.get("phase") == "Succeeded"
+    assert finished_by_victim or entry["message"].startswith(f"the agent ({victim_id}) stopped")
+    assert verdict.abandoned + verdict.resent_after_restart >= 1 or finished_by_victim
+    assert sum(metric(text, "argo_agent_takeovers_total") for text in survivors) >= 1
+
+
+async def test_a_member_cut_off_from_the_api_fences_itself_before_its_lease_expires(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """(d) The API refuses a member's token: it stops starting requests (and /readyz says
+    so) before its Lease can expire for the others, who then take its queued work."""
+    sim.add_token("m1-token")
+    sim.add_token("m2-token")
+    plans = [TaskPlan(node=f"g{i:02d}", sleep=0.5) for i in range(24)]  # GET: unclaimed
+    async with members(sim) as started:
+        await start_member(sim, started, "m1", "--task-workers", "1", lease="3s", token="m1-token")
+        cut = await start_member(
+            sim, started, "m2", "--task-workers", "1", lease="3s", token="m2-token"
+        )
+        identities = await wait_members(sim, 2)
+        (cut_id,) = [i for i in identities if i.startswith("m2-")]
+        theirs = {p.node for p in plans if owner_of(identities, p.node) == cut_id}
+        create_wave(sim, counting, "wave", plans)
+        await wait_arrival(counting, theirs)
+        sim.remove_token("m2-token")
+        fenced_at, reason = await wait_fenced(cut)
+        (lease,) = [item for item in leases(sim) if item["spec"]["holderIdentity"] == cut_id]
+        renewed = datetime.datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00"))
+        expires_wall = renewed.timestamp() + lease["spec"]["leaseDurationSeconds"]
+        expires_at = time.monotonic() + (expires_wall - time.time())
+        nodes = await wait_all(sim, {"wave": plans})  # the other member took the rest
+    assert "not starting requests" in reason
+    assert fenced_at < expires_at, "fenced only after its Lease could expire for the others"
+    late = [
+        (node, arrival.at)
+        for node in theirs
+        for arrival in counting.arrivals(node)
+        if fenced_at <= arrival.at < expires_at
+    ]
+    assert late == [], "requests started while fenced"
+    assert all(nodes[p.node]["phase"] == "Succeeded" for p in plans)
+
+
+async def wait_arrival(counting: CountingTarget, nodes: set[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(counting.arrivals(n) for n in nodes):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no request of the member arrived")
+
+
+async def wait_fenced(agent: AgentProcess, timeout: float = 20) -> tuple[float, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await agent.get("/readyz")
+        if response.status_code == 503 and "not renewed" in response.text:
+            return time.monotonic(), str(response.json().get("reason", ""))
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never fenced:\n{agent.logs()[-3000:]}")
+
+
+async def test_lease_api_faults_are_survived(sim: ApiSimulator, counting: CountingTarget) -> None:
+    """409 conflicts, 5xx, 429, a failed list, dropped watches and a deleted Lease: each is
+    retried (the Lease is written again, or created again), never a crash; work goes on."""
+    async with members(sim) as started:
+        agent = await start_member(sim, started, "m1")
+        (identity,) = await wait_members(sim, 1)
+        sim.fail_next(1, code=409, verb="update", resource="leases")
+        sim.fail_next(2, code=500, verb="update", resource="leases")
+        sim.fail_next(1, code=429, verb="update", resource="leases", retry_after=1)
+        sim.fail_next(1, code=503, verb="list", resource="leases")
+        sim.drop_watches(abrupt=True)
+        await wait_metric(agent, 'argo_agent_lease_renew_failures_total{reason="429"}')
+        (lease,) = leases(sim)
+        sim.delete_object("leases", lease["metadata"]["name"], namespace=NS)
+        scraped = await wait_metric(agent, 'argo_agent_lease_renew_failures_total{reason="gone"}')
+        assert await wait_members(sim, 1) == {identity}  # created again, same member
+        plans = [TaskPlan(node=f"n{i}", method="POST") for i in range(5)]
+        create_wave(sim, counting, "after", plans)
+        nodes = await wait_all(sim, {"after": plans})
+        await agent.wait_ready()
+        assert agent.proc is not None and agent.proc.returncode is None
+    for reason in ("conflict", "500", "429", "gone"):
+        assert f'argo_agent_lease_renew_failures_total{{reason="{reason}"}}' in scraped, reason
+    verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, verdict
+
+
+async def wait_metric(agent: AgentProcess, sample: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = (await agent.get("/metrics")).text
+        if any(line.startswith(sample + " ") for line in text.splitlines()):
+            return text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{sample} never reported:\n{agent.logs()[-3000:]}")
+
+
+async def test_the_workers_of_a_pod_are_members_like_any_other(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """``--processes 2`` with Leases: one Lease per worker, next to another replica's; the
+    three members share one ownership, every node runs once."""
+    rng = random.Random(29)
+    plans = plan_tasks(rng, 40, slow=0.3, max_sleep=0.5)
+    async with members(sim) as started:
+        await start_member(sim, started, "pod-a", "--processes", "2")
+        await start_member(sim, started, "pod-b")
+        identities = await wait_members(sim, 3)
+        create_wave(sim, counting, "wave", plans)
+        nodes = await wait_all(sim, {"wave": plans})
+    assert sorted(i.rsplit("-", 1)[0] for i in identities) == ["pod-a-w0", "pod-a-w1", "pod-b"]
+    verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, verdict

@@ -1,0 +1,430 @@
+"""Replicas, unit by unit: rendezvous ownership, liveness by observation, the fence, and the
+engine's handover protocol (docs/replicas.md) with plain objects in place of the API."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from agent.core.model import NodePhase, NodeResult
+from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.claims import ClaimPolicy
+from agent.engine.ownership import Ownership, owner_of, static_members
+from agent.engine.scheduler import Engine
+from agent.engine.shard import Shard
+from agent.membership.lease import lease_name
+from agent.membership.observe import DRAINING_ANNOTATION, LeaseObserver
+from tests.test_engine import KEY, ListSink, RecordingRunner
+
+IDS = [f"wf-{i}-node-{j}" for i in range(100) for j in range(10)] + ["", "ünïcode", "a" * 300]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- rendezvous ownership ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_every_node_has_exactly_one_owner(count: int) -> None:
+    members = [f"m{i}" for i in range(count)]
+    views = [Ownership(me=m, owners=members) for m in members]
+    for node in IDS:
+        assert sum(v.owns(node) for v in views) == 1, node
+    if count > 1:
+        assert all(any(v.owns(n) for n in IDS) for v in views)  # the work spreads
+
+
+def test_a_join_moves_only_the_joiners_nodes() -> None:
+    before = {n: owner_of(["a", "b", "c"], n) for n in IDS}
+    after = {n: owner_of(["a", "b", "c", "d"], n) for n in IDS}
+    moved = {n for n in IDS if before[n] != after[n]}
+    assert moved and all(after[n] == "d" for n in moved)
+    assert {n for n in IDS if after[n] == "d"} == moved
+
+
+def test_a_leave_moves_only_the_leavers_nodes() -> None:
+    before = {n: owner_of(["a", "b", "c"], n) for n in IDS}
+    after = {n: owner_of(["a", "c"], n) for n in IDS}
+    moved = {n for n in IDS if before[n] != after[n]}
+    assert moved == {n for n in IDS if before[n] == "b"}
+
+
+def test_ownership_is_the_same_in_another_process() -> None:
+    script = (
+        "import json\n"
+        "from agent.engine.ownership import owner_of\n"
+        f"print(json.dumps([owner_of(['x', 'y', 'z'], n) for n in {IDS!r}]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "random", "PATH": "/usr/bin:/bin", **_pythonpath()},
+        timeout=30,
+    ).stdout
+    assert out.strip() == str([owner_of(["x", "y", "z"], n) for n in IDS]).replace("'", '"')
+
+
+def _pythonpath() -> dict[str, str]:
+    import os
+
+    return {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+
+
+def test_static_members_are_the_shards() -> None:
+    members = static_members(3)
+    for node in IDS[:200]:
+        owners = [Shard(i, 3).owns(node) for i in range(3)]
+        assert owners.count(True) == 1
+        assert members[owners.index(True)] == owner_of(members, node)
+        assert Shard(1, 3).static_ownership().owns(node) == owners[1]
+
+
+def test_a_member_that_is_not_an_owner_owns_nothing() -> None:
+    leaving = Ownership(me="a", owners=["b", "c"], live=["a", "b", "c"])
+    assert not any(leaving.owns(n) for n in IDS)
+    assert leaving.is_live("b") and not leaving.is_live("a")  # its own claims are not "live"
+
+
+def test_lease_names_are_dns_subdomains() -> None:
+    assert lease_name("Pod_7-w0-ab12") == "pod-7-w0-ab12"
+    assert lease_name("..") == "agent"
+    assert len(lease_name("x" * 400)) == 253
+
+
+# -- the fence ------------------------------------------------------------------------------
+
+
+def test_the_fence_stops_ownership_at_the_deadline_without_a_renew_loop() -> None:
+    clock = Clock()
+    ownership = Ownership(me="a", owners=["a"], clock=clock)
+    ownership.valid_until = clock.now + 10
+    assert ownership.owns("n") and not ownership.fenced
+    clock.now += 9.999
+    assert ownership.owns("n")
+    clock.now += 0.001  # nobody told it: the deadline alone decides
+    assert ownership.fenced and not ownership.owns("n")
+
+
+def test_settle_time_counts_from_the_last_change() -> None:
+    clock = Clock()
+    ownership = Ownership(me="a", owners=(), settle=5, clock=clock)
+    assert ownership.settled_in() == 0  # the initial view is no change
+    ownership.update(owners=["a", "b"], live=[])
+    assert ownership.settled_in() == 5
+    clock.now += 4
+    assert ownership.settled_in() == 1
+    ownership.update(owners=["a"], live=[], settle=False)
+    assert ownership.settled_in() == 0
+
+
+# -- liveness by observation --------------------------------------------------------------------
+
+
+def lease(name: str, rv: int, renew: str, *, holder: str = "", draining: bool = False) -> dict:
+    meta: dict[str, Any] = {"name": name, "resourceVersion": str(rv)}
+    if draining:
+        meta["annotations"] = {DRAINING_ANNOTATION: "true"}
+    return {
+        "metadata": meta,
+        "spec": {
+            "holderIdentity": holder or name,
+            "leaseDurationSeconds": 10,
+            "renewTime": renew,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "renew_time", ["2999-01-01T00:00:00.000000Z", "1970-01-01T00:00:00.000000Z", "garbage"]
+)
+def test_liveness_is_judged_by_observation_not_by_the_remote_clock(renew_time: str) -> None:
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    assert observer.observe(lease("b", 1, renew_time), now=100.0)
+    assert observer.members(now=109.9) == (frozenset({"b"}), frozenset({"b"}))
+    assert observer.members(now=110.0) == (frozenset(), frozenset())  # 10 s after we saw it
+    # A renewal seen later keeps it live for another duration from when we saw it.
+    observer.observe(lease("b", 2, renew_time + "x"), now=105.0)
+    assert observer.members(now=114.9)[0] == {"b"}
+    assert observer.next_expiry(now=106.0) == 115.0
+
+
+def test_an_old_version_or_an_unrelated_change_is_no_renewal() -> None:
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    observer.observe(lease("b", 1, "t1"), now=100.0)
+    observer.observe(lease("b", 2, "t2"), now=101.0)
+    assert not observer.observe(lease("b", 1, "t1"), now=108.0)  # a stale list
+    assert observer.leases["b"].observed_at == 101.0
+    relabelled = lease("b", 3, "t2")
+    relabelled["metadata"]["labels"] = {"x": "y"}
+    observer.observe(relabelled, now=109.0)
+    assert observer.leases["b"].observed_at == 101.0
+    assert observer.members(now=111.0) == (frozenset(), frozenset())
+
+
+def test_deleted_cleared_draining_and_own_leases() -> None:
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    assert not observer.observe(lease("me", 1, "t"), now=1.0)  # our own: not observed
+    observer.observe(lease("b", 1, "t"), now=1.0)
+    observer.observe(lease("c", 1, "t", draining=True), now=1.0)
+    assert observer.members(now=2.0) == (frozenset({"b"}), frozenset({"b", "c"}))
+    cleared = lease("b", 2, "t2")
+    cleared["spec"]["holderIdentity"] = ""
+    assert observer.observe(cleared, now=3.0)
+    assert observer.deleted("c")
+    assert observer.members(now=3.0) == (frozenset(), frozenset())
+
+
+def test_a_list_drops_only_leases_seen_before_it_started() -> None:
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    observer.observe(lease("old", 1, "t"), now=1.0)
+    observer.observe(lease("new", 5, "t"), now=3.0)  # a watch event while the list ran
+    assert observer.listed([], started_at=2.0, now=4.0)
+    assert set(observer.leases) == {"new"}
+
+
+def test_expired_leases_are_collected_after_a_grace() -> None:
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    observer.observe(lease("b", 7, "t"), now=0.0)
+    assert observer.expired(now=19.0, grace=10) == []
+    assert observer.expired(now=21.0, grace=10) == [("b", "7")]
+
+
+# -- the engine's handover protocol ----------------------------------------------------------
+
+
+class DurableListSink(ListSink):
+    """A sink whose writes are durable at once."""
+
+    def submit_and_wait(self, ref: TaskRef, result: NodeResult) -> asyncio.Future[None]:
+        self.submit(ref, result)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class Store:
+    """What a fresh read returns: the taskset as the API has it now."""
+
+    def __init__(self, tasks: Mapping[str, Any]) -> None:
+        self.tasks = dict(tasks)
+        self.nodes: dict[str, Any] = {}
+        self.reads = 0
+
+    async def read(self, key: TaskSetKey) -> TaskSetSnapshot | None:
+        self.reads += 1
+        return TaskSetSnapshot(key=key, tasks=self.tasks, nodes=dict(self.nodes))
+
+    def snapshot(self) -> TaskSetSnapshot:
+        return TaskSetSnapshot(key=KEY, tasks=self.tasks, nodes=dict(self.nodes))
+
+
+def claim(member: str) -> dict[str, str]:
+    return {"phase": "Running", "message": f"argo-http-agent {member}: request in flight"}
+
+
+def member(
+    me: str, store: Store, *, owners: list[str], settle: float = 0.05
+) -> tuple[Engine, Ownership, RecordingRunner, DurableListSink]:
+    runner, sink = RecordingRunner(), DurableListSink()
+    ownership = Ownership(me=me, owners=owners, live=owners, settle=settle)
+    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id=me)
+    engine = Engine(
+        runner=runner,
+        sink=sink,
+        max_in_flight=10,
+        claims=claims,
+        ownership=ownership,
+        reader=store,
+        recheck=0.02,
+    )
+    return engine, ownership, runner, sink
+
+
+def owned_by(members: list[str], who: str, count: int) -> list[str]:
+    return [n for n in IDS if owner_of(members, n) == who][:count]
+
+
+async def until(predicate: Any, what: str) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_running_node_that_moves_gets_a_claim_and_is_finished_here() -> None:
+    nodes = owned_by(["a", "b"], "b", 2)  # a owns them alone; b will win them
+    store = Store({n: {"http": {"url": "http://x", "method": "GET"}} for n in nodes})
+    engine, ownership, runner, sink = member("a", store, owners=["a"])
+    runner.auto = False
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: len(runner.started) == 2, "both started")
+        ownership.update(owners=["a", "b"], live=["a", "b"])  # b joined
+        claims = [(r.node_id, res.message) for r, res in sink.results]
+        assert sorted(n for n, _ in claims) == sorted(nodes)
+        assert all(m == "argo-http-agent a: request in flight" for _, m in claims)
+        for node in nodes:
+            runner.gate(node).set()
+        await until(lambda: len(sink.results) == 4, "results reported")
+        assert {r.node_id for r, res in sink.results[2:] if res.phase == "Succeeded"} == set(nodes)
+        assert set(sink.overwritten) >= set(nodes)  # the result replaces the claim
+    finally:
+        task.cancel()
+
+
+async def test_a_new_owner_settles_then_honours_a_live_members_claim() -> None:
+    (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    engine, ownership, runner, sink = member("b", store, owners=["a"], settle=0.05)
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        assert engine.owned == 0  # a's node
+        ownership.update(owners=["a", "b"], live=["a", "b"])  # b (we) joined
+        store.nodes[node] = claim("a")  # a started it before seeing us
+        await until(lambda: store.reads >= 3, "re-reads while a's claim stands")
+        assert runner.started == []
+        store.nodes[node] = {"phase": "Succeeded"}  # a reported its result
+        await until(lambda: engine.owned == 0, "the node settled as done")
+        assert runner.started == [] and sink.results == []
+    finally:
+        task.cancel()
+
+
+async def test_a_dead_members_claim_is_settled_by_the_redelivery_policy() -> None:
+    post, get = owned_by(["a", "b"], "b", 2)
+    store = Store(
+        {
+            post: {"http": {"url": "http://x", "method": "POST"}},
+            get: {"http": {"url": "http://x", "method": "GET"}},
+        }
+    )
+    engine, ownership, runner, sink = member("b", store, owners=["a", "b"])
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(TaskSetSnapshot(key=KEY, tasks=store.tasks, nodes={}))
+        # Owned by b from the first view (no change since): started at once.
+        await until(lambda: len(runner.finished) == 2, "both run")
+        # A second taskset, a's nodes claimed by a, then a dies.
+        runner.started.clear()
+        other = TaskSetKey("ns", "wf2")
+        mine_a = owned_by(["a", "b"], "a", 2)
+        tasks = {mine_a[0]: {"http": {"method": "POST"}}, mine_a[1]: {"http": {"method": "GET"}}}
+        store.tasks, store.nodes = tasks, {mine_a[0]: claim("a"), mine_a[1]: claim("a")}
+        engine.observe(TaskSetSnapshot(key=other, tasks=tasks, nodes=dict(store.nodes)))
+        ownership.update(owners=["b"], live=["b"])  # a's Lease expired
+        await until(lambda: len(runner.started) == 1, "the GET re-sent")
+        assert runner.started == [("wf2", mine_a[1])]
+        failed = [res for r, res in sink.results if r.node_id == mine_a[0]]
+        assert failed and failed[0].phase == NodePhase.FAILED
+        assert failed[0].message.startswith("the agent (a) stopped while this request")
+    finally:
+        task.cancel()
+
+
+async def test_first_sight_in_a_young_view_waits_for_the_settle_time_and_a_read() -> None:
+    (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x"}}})
+    engine, ownership, runner, _sink = member("b", store, owners=["a"], settle=0.2)
+    task = asyncio.create_task(engine.run())
+    try:
+        ownership.update(owners=["a", "b"], live=["a", "b"])
+        engine.observe(store.snapshot())
+        assert runner.started == [] and engine.owned == 1 and store.reads == 0
+        await until(lambda: runner.started == [("wf", node)], "started after settling")
+        assert store.reads == 1
+    finally:
+        task.cancel()
+
+
+async def test_a_fenced_member_starts_nothing_and_releases_what_it_claimed() -> None:
+    clock = Clock()
+    store = Store({"p": {"http": {"url": "http://x", "method": "POST"}}})
+    runner, sink = RecordingRunner(), DurableListSink()
+    ownership = Ownership(me="a", owners=["a"], clock=clock)
+    ownership.valid_until = clock.now + 10
+
+    class FencingClaims(ClaimPolicy):
+        async def claim(self, ref: TaskRef) -> None:
+            await super().claim(ref)
+            clock.now += 11  # the claim took past the renew deadline
+
+    claims = FencingClaims(sink=sink, redelivery="idempotent", instance_id="a")
+    engine = Engine(runner=runner, sink=sink, max_in_flight=4, claims=claims, ownership=ownership)
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: len(sink.results) == 2, "claim, then release")
+        assert runner.started == []  # never sent
+        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert sink.overwritten == ["p"]
+    finally:
+        task.cancel()
+
+
+async def test_queued_nodes_that_move_away_are_never_started_here() -> None:
+    nodes = owned_by(["a", "b"], "b", 3)
+    store = Store({n: {"http": {"url": "http://x"}} for n in nodes})
+    runner, sink = RecordingRunner(), DurableListSink()
+    ownership = Ownership(me="a", owners=["a"], settle=math.inf)
+    engine = Engine(runner=runner, sink=sink, max_in_flight=1, ownership=ownership, reader=store)
+    runner.auto = False
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: len(runner.started) == 1, "one started")
+        ownership.update(owners=["a", "b"], live=["a", "b"])
+        assert engine.queued == 0
+        runner.gate(nodes[0]).set()
+        await until(lambda: len(sink.results) == 1, "the running one reported")
+        await asyncio.wait_for(engine.wait_idle(), 5)  # nothing queued, nothing running
+        assert len(runner.started) == 1
+    finally:
+        task.cancel()
+
+
+def test_a_join_of_others_does_not_make_a_member_wait() -> None:
+    clock = Clock()
+    ownership = Ownership(me="a", owners=["a", "b"], settle=5, clock=clock)
+    ownership.update(owners=["a", "b", "c"], live=[])  # c joined: a gains nothing
+    assert ownership.settled_in() == 0
+    ownership.update(owners=["a", "c"], live=[])  # b left: a may gain b's nodes
+    assert ownership.settled_in() == 5
+    clock.now += 1
+    ownership.update(owners=["a", "c", "d"], live=[])  # a join keeps the pending wait
+    assert ownership.settled_in() == 4
+    ownership.update(owners=["c", "d"], live=["a"])  # a itself leaves: a change of its own
+    assert ownership.settled_in() == 5
+
+
+async def test_a_handover_claim_cut_short_by_the_drain_is_released() -> None:
+    (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    engine, ownership, runner, sink = member("a", store, owners=["a"])
+    runner.auto = False
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: len(runner.started) == 1, "started")
+        ownership.update(owners=["b"], live=["a", "b"])  # a leaves: its GET gets a claim
+        await engine.drain(grace=0.01)  # the GET outlives the grace
+        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert sink.overwritten == [node]
+    finally:
+        task.cancel()
