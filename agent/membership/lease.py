@@ -184,6 +184,10 @@ class LeaseMembership:
 
     async def _renew_loop(self) -> None:
         while True:
+            # The cadence runs from each renewal's start: the re-list and the clean-up
+            # below must not push the next renewal towards the fencing deadline on a
+            # slow API server.
+            started = self._clock()
             ok = await self._renew_once()
             if ok:
                 listed = await self._relist() is not None
@@ -197,7 +201,11 @@ class LeaseMembership:
                     )
                     self._changed.set()
                 await self._collect()
-            delay = self.renew_interval if ok else self._retry_interval
+            delay = (
+                max(0.0, started + self.renew_interval - self._clock())
+                if ok
+                else self._retry_interval
+            )
             self._renew_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._renew_now.wait(), delay)
