@@ -15,6 +15,10 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -231,3 +235,56 @@ async def test_an_http1_origin_moves_to_the_aiohttp_pool(
         again = await run(executor, {"url": url})
         assert again == first
     assert sent_on_http2 == []
+
+
+class _GoAwayServer:
+    """An HTTP/2 server (TLS, ALPN h2) that answers the first request with GOAWAY."""
+
+    def __init__(self, ca: TestCA) -> None:
+        self._context = ca.server_context()
+        self._context.set_alpn_protocols(["h2"])
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._context)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        try:
+            while data := await reader.read(65536):
+                events = conn.receive_data(data)
+                if any(isinstance(e, h2.events.RequestReceived) for e in events):
+                    conn.close_connection(
+                        error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                        additional_data=b"too many",
+                        last_stream_id=0,
+                    )
+                    writer.write(conn.data_to_send())
+                    await writer.drain()
+                    break
+                writer.write(conn.data_to_send())
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_a_goaway_is_reported_in_gos_words(test_ca: TestCA) -> None:
+    """golang.org/x/net/http2 transport.go ``GoAwayError.Error``: the server refused the
+    request with GOAWAY (here ENHANCE_YOUR_CALM, debug data "too many"); no Python repr."""
+    async with _GoAwayServer(test_ca) as port:
+        settings = ExecutorSettings(ca_dir=None, ca_bundle=test_ca.pem_path, http2=True)
+        async with Executor(settings=settings, secrets=StaticSecretResolver()) as executor:
+            url = f"https://localhost:{port}/x"
+            result = dump(await executor.run({"http": {"url": url}}, ref=TaskRef("ns", "wf", "n")))
+    assert result == {
+        "phase": "Failed",
+        "message": f'Get "{url}": http2: server sent GOAWAY and closed the connection; '
+        'LastStreamID=0, ErrCode=ENHANCE_YOUR_CALM, debug="too many"',
+    }

@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Iterator
 
 import aiohttp
+import h2.events
 import httpx
 
 from agent.executor.policy import PolicyDenied
@@ -264,6 +265,9 @@ _STATUS_LINE = re.compile(r"(?:b|bytearray\(b)(['\"])(?P<line>.*?)\1")
 def _protocol_error_text(chain: list[BaseException]) -> str:
     """A malformed answer, in Go's words, on one line and without Python reprs."""
     for item in chain:
+        goaway = next((a for a in item.args if isinstance(a, h2.events.ConnectionTerminated)), None)
+        if goaway is not None:
+            return _goaway_text(goaway)
         text = _plain(item)
         lowered = text.lower()
         if "bad status line" in lowered or "illegal status line" in lowered:
@@ -280,6 +284,17 @@ def _protocol_error_text(chain: list[BaseException]) -> str:
             first = message.strip().splitlines()[0].rstrip(":")
             return f"net/http: HTTP/1.x transport connection broken: {first}"
     return ""
+
+
+def _goaway_text(event: h2.events.ConnectionTerminated) -> str:
+    """golang.org/x/net/http2 transport.go ``GoAwayError.Error``: the server's GOAWAY."""
+    code = event.error_code
+    name = getattr(code, "name", None) or f"unknown error code 0x{int(code or 0):x}"
+    debug = (event.additional_data or b"").decode("utf-8", "replace")
+    return (
+        "http2: server sent GOAWAY and closed the connection; "
+        f"LastStreamID={event.last_stream_id or 0}, ErrCode={name}, debug={go_quote(debug)}"
+    )
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
