@@ -68,6 +68,15 @@ LEASE_RULES = [
 LEASE_ROLE = f"{FULLNAME}-leases"
 POLICY_ROLE = f"{FULLNAME}-policies"
 POLICY_RULES = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch"]}]
+# Output artifacts (artifacts.enabled, the default): the namespace's default repository where
+# tasksets are served, the controller's ConfigMap in its namespace only (agent/kube/artifacts.py).
+REPOSITORIES_RULE = {
+    "apiGroups": [""],
+    "resources": ["configmaps"],
+    "verbs": ["get"],
+    "resourceNames": ["artifact-repositories"],
+}
+ARTIFACTS_ROLE = f"{FULLNAME}-artifacts"
 
 # The value sets the chart is rendered, linted and validated with.
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -87,6 +96,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "one-replica": {"replicaCount": 1},
     "no-outbound-policies": {"outboundPolicies": False},
+    "artifacts-off": {"artifacts": {"enabled": False}},
+    "artifacts-off-agent-authority": {"artifacts": {"enabled": False}, "secretAuthority": "agent"},
+    "controller-elsewhere": {
+        "artifacts": {
+            "controllerNamespace": "argo-system",
+            "controllerConfigMap": "wf-controller",
+            "repositoryCacheSeconds": 2.5,
+        }
+    },
     "three-replicas": {"replicaCount": 3},
     "single-agent": {"replicaCount": 1, "membership": "none"},
     "leases-elsewhere": {
@@ -248,7 +266,7 @@ def named(objects: Manifests, kind: str, name: str) -> dict[str, Any]:
 def taskset_roles(objects: Manifests, kind: str = "Role") -> Manifests:
     """The Roles (or bindings) granting tasksets and Secrets: all but the Leases' and the
     outbound policies' ones."""
-    others = (LEASE_ROLE, POLICY_ROLE)
+    others = (LEASE_ROLE, POLICY_ROLE, ARTIFACTS_ROLE)
     return [o for o in of_kind(objects, kind) if o["metadata"]["name"] not in others]
 
 
@@ -389,6 +407,9 @@ def test_every_object_is_labelled_and_namespaced_consistently(
             assert obj["metadata"]["namespace"] == lease_namespace
         elif obj["kind"] in ("Role", "RoleBinding") and obj["metadata"]["name"] == POLICY_ROLE:
             assert obj["metadata"]["namespace"] == NAMESPACE  # the policies live there
+        elif obj["kind"] in ("Role", "RoleBinding") and obj["metadata"]["name"] == ARTIFACTS_ROLE:
+            controller = VALUE_SETS[value_set].get("artifacts", {})
+            assert obj["metadata"]["namespace"] == controller.get("controllerNamespace", "argo")
         elif obj["kind"] in ("Role", "RoleBinding"):
             assert obj["metadata"]["namespace"] in served
         else:
@@ -410,6 +431,8 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
         "Role",
         "Role",
         "Role",
+        "Role",
+        "RoleBinding",
         "RoleBinding",
         "RoleBinding",
         "RoleBinding",
@@ -418,7 +441,7 @@ def test_defaults_grant_a_role_in_the_release_namespace_only(
     ]
     role = named(objects, "Role", FULLNAME)
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert role["rules"] == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE]
+    assert role["rules"] == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE, REPOSITORIES_RULE]
     binding = named(objects, "RoleBinding", FULLNAME)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -438,7 +461,7 @@ def test_all_namespaces_grants_a_cluster_role_and_no_roles(rendered: dict[str, M
     objects = rendered["all-namespaces"]
     assert taskset_roles(objects) == [] and taskset_roles(objects, "RoleBinding") == []
     rules = named(objects, "ClusterRole", FULLNAME)["rules"]
-    assert rules == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE]
+    assert rules == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE, REPOSITORIES_RULE]
     binding = named(objects, "ClusterRoleBinding", FULLNAME)
     assert binding["roleRef"]["kind"] == "ClusterRole"
     assert binding["subjects"] == [
@@ -482,12 +505,19 @@ def test_the_workflows_authority_needs_workflows_and_reviews_and_the_agents_none
     for value_set in ("agent-authority", "secrets-disabled"):
         objects = rendered[value_set]
         assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
+        # Artifacts (on by default) still need the Workflow: its artifact repository.
         assert named(objects, "Role", FULLNAME)["rules"] == [
             *TASKSET_RULES,
             *([SECRETS_RULE] if value_set == "agent-authority" else []),
+            WORKFLOWS_RULE,
+            REPOSITORIES_RULE,
         ]
     env = plain_env(agent_container(rendered["agent-authority"]))
     assert env["ARGO_AGENT_SECRET_AUTHORITY"] == "agent"
+    assert named(rendered["artifacts-off-agent-authority"], "Role", FULLNAME)["rules"] == [
+        *TASKSET_RULES,
+        SECRETS_RULE,
+    ]
 
 
 def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
@@ -498,7 +528,12 @@ def test_a_namespace_list_grants_a_role_in_each_for_one_service_account(
     bindings = {b["metadata"]["namespace"]: b for b in taskset_roles(objects, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
     for namespace, binding in bindings.items():
-        assert roles[namespace]["rules"] == [*TASKSET_RULES, SECRETS_RULE, WORKFLOWS_RULE]
+        assert roles[namespace]["rules"] == [
+            *TASKSET_RULES,
+            SECRETS_RULE,
+            WORKFLOWS_RULE,
+            REPOSITORIES_RULE,
+        ]
         assert binding["roleRef"]["name"] == roles[namespace]["metadata"]["name"]
         # The ServiceAccount lives in the release namespace, not in the served ones.
         assert binding["subjects"] == [
@@ -514,8 +549,13 @@ def test_secrets_can_be_restricted_by_name_or_not_granted(rendered: dict[str, Ma
         *TASKSET_RULES,
         {**SECRETS_RULE, "resourceNames": ["orders-api", "hooks-key"]},
         WORKFLOWS_RULE,
+        REPOSITORIES_RULE,
     ]
-    assert named(rendered["secrets-disabled"], "Role", FULLNAME)["rules"] == TASKSET_RULES
+    assert named(rendered["secrets-disabled"], "Role", FULLNAME)["rules"] == [
+        *TASKSET_RULES,
+        WORKFLOWS_RULE,
+        REPOSITORIES_RULE,
+    ]
 
 
 def test_rbac_and_service_account_can_be_brought_by_the_operator(
@@ -535,7 +575,8 @@ def test_no_value_set_grants_more_than_the_agent_uses(rendered: dict[str, Manife
         ("argoproj.io", "workflows"): {"get"},
         ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
         ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "delete"},
-        ("", "configmaps"): {"list", "watch"},  # the outbound policies, release namespace
+        # the outbound policies (release namespace), artifact repositories (named ones)
+        ("", "configmaps"): {"get", "list", "watch"},
     }
     for value_set, objects in rendered.items():
         for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
@@ -695,6 +736,12 @@ def test_rendered_environment_loads_into_the_agents_settings(
     assert settings.plugin_names == (["hello"] if value_set == "everything" else [])
     if "membership" in Settings.model_fields:  # the agent's side of replicas (issue 13)
         assert settings.membership == values.get("membership", "lease")
+    artifacts = values.get("artifacts", {})
+    assert settings.controller_namespace == artifacts.get("controllerNamespace", "argo")
+    assert settings.controller_configmap == artifacts.get(
+        "controllerConfigMap", "workflow-controller-configmap"
+    )
+    assert settings.artifact_repository_cache_seconds == artifacts.get("repositoryCacheSeconds", 10)
 
 
 # --- Service, ServiceMonitor, PodDisruptionBudget -------------------------------------------
@@ -920,10 +967,13 @@ def test_outbound_policies_are_read_from_the_release_namespace_only(
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
     ]
-    # No other role mentions ConfigMaps (not even the cluster-wide one).
+    # No other role lists or watches ConfigMaps (not even the cluster-wide one); artifacts get
+    # named ones only.
     for other in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
         if other is not role:
-            assert all("configmaps" not in rule["resources"] for rule in other["rules"])
+            for rule in other["rules"]:
+                if "configmaps" in rule["resources"]:
+                    assert rule["verbs"] == ["get"] and rule["resourceNames"]
     assert plain_env(agent_container(objects))["ARGO_AGENT_OUTBOUND_POLICIES"] == "on"
 
 
@@ -1040,6 +1090,31 @@ def test_replica_values_are_checked_by_the_schema(
     with pytest.raises(helm.HelmValuesError) as caught:
         chart.validate_schema(values)
     assert named_path in str(caught.value)
+
+
+def test_artifacts_read_the_controllers_configmap_in_its_namespace_only(
+    rendered: dict[str, Manifests],
+) -> None:
+    for value_set, namespace, name in (
+        ("defaults", "argo", "workflow-controller-configmap"),
+        ("controller-elsewhere", "argo-system", "wf-controller"),
+    ):
+        objects = rendered[value_set]
+        role = named(objects, "Role", ARTIFACTS_ROLE)
+        assert role["metadata"]["namespace"] == namespace
+        assert role["rules"] == [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],
+             "resourceNames": [name]}
+        ]  # fmt: skip
+        binding = named(objects, "RoleBinding", ARTIFACTS_ROLE)
+        assert binding["metadata"]["namespace"] == namespace
+        assert binding["roleRef"]["name"] == ARTIFACTS_ROLE
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+        ]
+    off = rendered["artifacts-off"]
+    assert not [o for o in off if o["metadata"]["name"] == ARTIFACTS_ROLE]
+    assert REPOSITORIES_RULE not in named(off, "Role", FULLNAME)["rules"]
 
 
 # --- NOTES ---------------------------------------------------------------------------------

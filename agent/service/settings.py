@@ -128,6 +128,25 @@ class Settings(BaseSettings):
     secret_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("ARGO_AGENT_SECRET_CACHE_SECONDS")
     )
+    # -- output artifacts (docs/artifacts.md) ---------------------------------------------
+    # Where the controller's default artifact repository is read (``artifactRepository`` in
+    # Argo's workflow-controller-configmap), after the Workflow's status and the namespace's
+    # artifact-repositories ConfigMap.
+    controller_namespace: str = Field(
+        default="argo",
+        min_length=1,
+        validation_alias=AliasChoices("ARGO_AGENT_CONTROLLER_NAMESPACE"),
+    )
+    controller_configmap: str = Field(
+        default="workflow-controller-configmap",
+        min_length=1,
+        validation_alias=AliasChoices("ARGO_AGENT_CONTROLLER_CONFIGMAP"),
+    )
+    artifact_repository_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias=AliasChoices("ARGO_AGENT_ARTIFACT_REPOSITORY_CACHE_SECONDS"),
+    )
     expr_max_seconds: float = Field(
         default=DEFAULT_EXPR_TIMEOUT_SECONDS,
         gt=0,

@@ -78,12 +78,20 @@ app.kubernetes.io/component: agent
   resourceNames:
     {{- toYaml . | nindent 4 }}
 {{- end }}
-{{- if eq .Values.secretAuthority "workflow" }}
-{{- /* The owner Workflow names the service account whose authority a Secret is used with. */}}
+{{- end }}
+{{- /* The owner Workflow names the service account whose authority a Secret is used with,
+and its status.artifactRepositoryRef the repository an artifact goes to. */}}
+{{- if or .Values.artifacts.enabled (and .Values.rbac.secrets.enabled (eq .Values.secretAuthority "workflow")) }}
 - apiGroups: ["argoproj.io"]
   resources: ["workflows"]
   verbs: ["get"]
 {{- end }}
+{{- if .Values.artifacts.enabled }}
+{{- /* The namespace's default artifact repository (Argo's artifact-repositories ConfigMap). */}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
+  resourceNames: ["artifact-repositories"]
 {{- end }}
 {{- end }}
 
