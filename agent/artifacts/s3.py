@@ -1,0 +1,518 @@
+"""The S3 artifact store: a body streamed into a bucket in parts, retried, verified, cleaned up.
+
+Built on aiobotocore (the official SDK's botocore over aiohttp; docs/artifacts.md compares
+it with obstore and miniopy-async on this workload). The upload is written here rather
+than with a managed transfer so that every rule of the issue is visible in one place:
+
+- **Bounded memory.** The body is read chunk by chunk into one buffer; every ``part_size``
+  bytes become a part. A body that ends before the first part is full is one ``PutObject``;
+  a longer one is a multipart upload with at most ``parts_in_flight`` parts being sent while
+  the next one fills, so memory is about ``(parts_in_flight + 1) * part_size``.
+- **Retries.** A request is retried only when the store's failure is transient (HTTP 5xx,
+  429, throttling codes such as ``SlowDown``, a connection reset or timeout, a part whose
+  ETag does not match what was sent) and only when what it sends is still in hand: a part
+  or a small body is in memory, so it is sent again with exponential backoff and full
+  jitter. The response body itself cannot be read twice, so a failure while *reading the
+  body* ends the upload, and the exception of the body propagates unchanged.
+- **No orphans.** Whatever ends an upload early (a refused or exhausted part, the body's
+  own error, the caller's cancellation) aborts its multipart upload in a task the caller
+  cannot cancel; :meth:`S3Store.aclose` waits for those aborts before closing the clients.
+  One window remains: a ``CreateMultipartUpload`` whose reply is lost leaves an upload the
+  agent never learned the ID of (docs/artifacts.md recommends the bucket lifecycle rule
+  ``AbortIncompleteMultipartUpload``).
+- **Integrity.** Every request carries ``Content-MD5``, which S3 and MinIO verify on
+  receipt; and the ETag the store answers (the MD5 of what it stored, for objects that are
+  not SSE-KMS encrypted) is compared with what was sent, so corruption is caught even by a
+  store that ignores the header (moto does). A multipart object's ETag is S3's composite
+  (the MD5 of the parts' MD5s, ``-N``) and is checked the same way.
+- **Texts.** A :class:`~agent.artifacts.store.StoreError` names ``s3://bucket/key``, the
+  endpoint, the store's error code and message or the transport's failure; credential
+  values never appear (they are also scrubbed from whatever the store said).
+
+One aiobotocore client (with its aiohttp connection pool) is kept per endpoint, region and
+credentials and reused by every upload until :meth:`S3Store.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import random
+from collections.abc import AsyncIterable, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiobotocore.session
+import botocore.exceptions
+from botocore import UNSIGNED
+from botocore.config import Config
+
+from agent.artifacts.store import (
+    MIN_PART_SIZE,
+    S3Credentials,
+    S3Target,
+    StoreError,
+    Uploaded,
+)
+
+__all__ = ["S3Store"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# S3 error codes that mean "try again later" whatever their HTTP status.
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "OperationAborted",
+        "BadDigest",  # the bytes were damaged in transit; what is sent again is intact
+    }
+)
+# What each refusal means for the person reading the node's message.
+_EXPLAINED_CODES = {
+    "NoSuchBucket": "the bucket does not exist",
+    "InvalidAccessKeyId": "the access key is not known to the store (check the credentials)",
+    "SignatureDoesNotMatch": "the request signature does not match "
+    "(check the secret key and the region)",
+    "AccessDenied": "access denied (check the credentials' permissions for this bucket)",
+    "InvalidBucketName": "the bucket name is not valid",
+    "NoSuchUpload": "the multipart upload no longer exists (aborted by someone else?)",
+    "EntityTooLarge": "the object is larger than the store accepts",
+}
+_SCRUB_MIN_LENGTH = 8
+# Multipart uploads allow at most this many parts.
+_MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class _ClientKey:
+    """What makes two uploads share a client: where they go and as whom."""
+
+    endpoint: str
+    insecure: bool
+    region: str
+    credentials: S3Credentials | None
+
+
+class _Failure(Exception):
+    """One request failed; ``transient`` says whether sending it again may succeed."""
+
+    def __init__(self, cause: str, *, transient: bool) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.transient = transient
+
+
+class _Mismatch(Exception):
+    """The store's ETag is not the MD5 of what was sent."""
+
+
+class S3Store:
+    """:class:`~agent.artifacts.store.ArtifactStore` for S3 and S3-compatible stores."""
+
+    def __init__(
+        self,
+        *,
+        part_size: int,
+        max_attempts: int,
+        backoff_base: float,
+        backoff_max: float,
+        connect_timeout: float,
+        read_timeout: float,
+        parts_in_flight: int,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if parts_in_flight < 1:
+            raise ValueError("parts_in_flight must be at least 1")
+        self._part_size = part_size
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._parts_in_flight = parts_in_flight
+        self._config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # Retries are decided here (what is in hand can be resent), not by botocore.
+            retries={"total_max_attempts": 1},
+            # Content-MD5 is sent and checked here; botocore's default CRC32 would hash
+            # every part a second time.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            max_pool_connections=max(10, 2 * parts_in_flight),
+        )
+        self._session = aiobotocore.session.get_session()
+        self._stack = AsyncExitStack()
+        self._clients: dict[_ClientKey, Any] = {}
+        self._client_lock = asyncio.Lock()
+        self._aborts: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- the port ---------------------------------------------------------------------
+
+    async def put(self, target: S3Target, body: AsyncIterable[bytes]) -> Uploaded:
+        if self._closed:
+            raise RuntimeError("the artifact store is closed")
+        client = await self._client(target)
+        upload = _Upload(store=self, client=client, target=target)
+        return await upload.run(body)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._aborts:
+            await asyncio.gather(*self._aborts, return_exceptions=True)
+        await self._stack.aclose()
+        self._clients.clear()
+
+    # -- clients ----------------------------------------------------------------------
+
+    async def _client(self, target: S3Target) -> Any:
+        key = _ClientKey(
+            endpoint=target.endpoint,
+            insecure=target.insecure,
+            region=target.region or "us-east-1",
+            credentials=target.credentials,
+        )
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        async with self._client_lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = await self._stack.enter_async_context(self._create_client(key))
+                self._clients[key] = client
+        return client
+
+    def _create_client(self, key: _ClientKey) -> Any:
+        config = self._config.merge(
+            Config(
+                s3={"addressing_style": _addressing_style(key.endpoint)},
+                signature_version=UNSIGNED if key.credentials is None else "s3v4",
+            )
+        )
+        credentials: dict[str, str | None] = {}
+        if key.credentials is not None:
+            credentials = {
+                "aws_access_key_id": key.credentials.access_key_id,
+                "aws_secret_access_key": key.credentials.secret_access_key,
+                "aws_session_token": key.credentials.session_token,
+            }
+        endpoint_url = None
+        if key.endpoint:
+            endpoint_url = f"{'http' if key.insecure else 'https'}://{key.endpoint}"
+        return self._session.create_client(
+            "s3", region_name=key.region, endpoint_url=endpoint_url, config=config, **credentials
+        )
+
+    # -- retries ----------------------------------------------------------------------
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
+        """``call`` until it succeeds, fails for good, or runs out of attempts."""
+        attempt = 1
+        while True:
+            try:
+                return await _classified(call)
+            except _Failure as failure:
+                if not failure.transient or attempt >= self._max_attempts:
+                    if failure.transient:
+                        raise _Failure(
+                            f"{what}: {failure.cause} (gave up after {attempt} attempts)",
+                            transient=True,
+                        ) from None
+                    raise _Failure(f"{what}: {failure.cause}", transient=False) from None
+                delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
+                log.debug("retrying %s after %s (attempt %d)", what, failure.cause, attempt)
+                await asyncio.sleep(random.uniform(0, delay))
+                attempt += 1
+
+    def _abort_in_background(self, client: Any, target: S3Target, upload_id: str) -> None:
+        """Abort ``upload_id`` in a task of its own: a cancelled caller still cleans up."""
+        task = asyncio.get_running_loop().create_task(self._abort(client, target, upload_id))
+        self._aborts.add(task)
+        task.add_done_callback(self._aborts.discard)
+
+    async def _abort(self, client: Any, target: S3Target, upload_id: str) -> None:
+        try:
+            await self._attempt(
+                lambda: client.abort_multipart_upload(
+                    Bucket=target.bucket, Key=target.key, UploadId=upload_id
+                ),
+                what="aborting the multipart upload",
+            )
+        except _Failure as failure:
+            # Nothing is left to tell: the node already failed. The bucket's lifecycle
+            # rule is the last line (docs/artifacts.md).
+            log.warning(
+                "could not abort the multipart upload of %s: %s",
+                target.url,
+                _scrub(failure.cause, target.credentials),
+            )
+
+
+class _Upload:
+    """One ``put``: single request or multipart, with its cleanup."""
+
+    def __init__(self, *, store: S3Store, client: Any, target: S3Target) -> None:
+        self._store = store
+        self._client = client
+        self._target = target
+        self._upload_id: str | None = None
+        self._parts: dict[int, tuple[str, bytes]] = {}  # number -> (etag, md5 digest)
+        self._size = 0
+
+    async def run(self, body: AsyncIterable[bytes]) -> Uploaded:
+        completed = False
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            uploaded = await self._stream(body, in_flight)
+            completed = True
+            return uploaded
+        except _Failure as failure:
+            raise self._error(failure) from None
+        finally:
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+            if not completed and self._upload_id is not None:
+                self._store._abort_in_background(self._client, self._target, self._upload_id)
+
+    async def _stream(
+        self, body: AsyncIterable[bytes], in_flight: set[asyncio.Task[None]]
+    ) -> Uploaded:
+        part_size = self._store._part_size
+        buffer = bytearray()
+        number = 0
+        async for chunk in body:
+            buffer += chunk
+            self._size += len(chunk)
+            while len(buffer) >= part_size and (number > 0 or len(buffer) > part_size):
+                # The first part waits for one more byte: a body of exactly one part is a
+                # single PutObject.
+                with memoryview(buffer) as view:
+                    part = bytes(view[:part_size])  # one copy, no intermediate slice
+                del buffer[:part_size]
+                number += 1
+                await self._send_part(number, part, in_flight)
+        if number == 0:
+            return await self._put_single(bytes(buffer))
+        if buffer:
+            number += 1
+            await self._send_part(number, bytes(buffer), in_flight)
+        del buffer
+        while in_flight:
+            await self._wait_one(in_flight)
+        return await self._complete()
+
+    async def _send_part(
+        self, number: int, part: bytes, in_flight: set[asyncio.Task[None]]
+    ) -> None:
+        if number > _MAX_PARTS:
+            raise _Failure(
+                f"the body needs more than {_MAX_PARTS} parts of {self._store._part_size} bytes",
+                transient=False,
+            )
+        if self._upload_id is None:
+            self._upload_id = await self._create()
+        while len(in_flight) >= self._store._parts_in_flight:
+            await self._wait_one(in_flight)
+        in_flight.add(asyncio.get_running_loop().create_task(self._upload_part(number, part)))
+
+    @staticmethod
+    async def _wait_one(in_flight: set[asyncio.Task[None]]) -> None:
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.discard(task)
+            task.result()  # a failed part ends the upload
+
+    async def _create(self) -> str:
+        target = self._target
+        response = await self._store._attempt(
+            lambda: self._client.create_multipart_upload(Bucket=target.bucket, Key=target.key),
+            what="starting the multipart upload",
+        )
+        return str(response["UploadId"])
+
+    async def _upload_part(self, number: int, part: bytes) -> None:
+        digest = hashlib.md5(part, usedforsecurity=False).digest()
+        content_md5 = base64.b64encode(digest).decode("ascii")
+        target, upload_id = self._target, self._upload_id
+
+        async def send() -> str:
+            response = await self._client.upload_part(
+                Bucket=target.bucket,
+                Key=target.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=part,
+                ContentMD5=content_md5,
+            )
+            etag = str(response["ETag"])
+            _check_etag(etag, digest.hex())
+            return etag
+
+        etag = await self._store._attempt(send, what=f"uploading part {number}")
+        self._parts[number] = (etag, digest)
+
+    async def _put_single(self, data: bytes) -> Uploaded:
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        content_md5 = base64.b64encode(digest).decode("ascii")
+        target = self._target
+
+        async def send() -> str:
+            response = await self._client.put_object(
+                Bucket=target.bucket, Key=target.key, Body=data, ContentMD5=content_md5
+            )
+            etag = str(response["ETag"])
+            _check_etag(etag, digest.hex())
+            return etag
+
+        etag = await self._store._attempt(send, what="uploading the object")
+        return Uploaded(size=len(data), etag=etag, checksum=f"md5:{digest.hex()}")
+
+    async def _complete(self) -> Uploaded:
+        target, upload_id = self._target, self._upload_id
+        numbers = sorted(self._parts)
+        parts = [{"PartNumber": n, "ETag": self._parts[n][0]} for n in numbers]
+        composite = (
+            hashlib.md5(
+                b"".join(self._parts[n][1] for n in numbers), usedforsecurity=False
+            ).hexdigest()
+            + f"-{len(numbers)}"
+        )
+
+        async def send() -> str:
+            response = await self._client.complete_multipart_upload(
+                Bucket=target.bucket,
+                Key=target.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+            etag = str(response["ETag"])
+            _check_etag(etag, composite)
+            return etag
+
+        etag = await self._store._attempt(send, what="completing the multipart upload")
+        return Uploaded(size=self._size, etag=etag, checksum=f"md5:{composite}")
+
+    def _error(self, failure: _Failure) -> StoreError:
+        target = self._target
+        where = f" at {target.endpoint}" if target.endpoint else ""
+        cause = _scrub(failure.cause, target.credentials)
+        return StoreError(
+            f"cannot store the artifact in {target.url}{where}: {cause}",
+            transient=failure.transient,
+        )
+
+
+async def _classified(call: Callable[[], Awaitable[T]]) -> T:
+    """Run one request; its failure as a :class:`_Failure` that says whether it is transient."""
+    try:
+        return await call()
+    except botocore.exceptions.ClientError as error:
+        raise _client_failure(error) from None
+    except (
+        botocore.exceptions.ConnectionError,
+        botocore.exceptions.HTTPClientError,
+        TimeoutError,
+    ) as error:
+        raise _Failure(_transport_text(error), transient=True) from None
+    except _Mismatch as mismatch:
+        raise _Failure(str(mismatch), transient=True) from None
+
+
+def _client_failure(error: botocore.exceptions.ClientError) -> _Failure:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "") or "")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    said = str(details.get("Message", "") or "")
+    explained = _EXPLAINED_CODES.get(code) or (said or "the store refused the request")
+    if code == "NoSuchBucket" and status == 0:
+        status = 404
+    label = ", ".join(part for part in (code, f"HTTP {status}" if status else "") if part)
+    text = f"{explained} ({label})" if label else explained
+    if said and code in _EXPLAINED_CODES and said != explained:
+        text = f"{text}: {said}"
+    transient = code in _TRANSIENT_CODES or status >= 500 or status == 429
+    return _Failure(text, transient=transient)
+
+
+def _transport_text(error: Exception) -> str:
+    """A transport failure in a sentence, without botocore's URL-with-query noise."""
+    if isinstance(error, botocore.exceptions.EndpointConnectionError):
+        return "cannot connect to the store"
+    if isinstance(error, botocore.exceptions.ConnectTimeoutError):
+        return "timed out connecting to the store"
+    if isinstance(error, botocore.exceptions.ReadTimeoutError):
+        return "timed out waiting for the store's answer"
+    if isinstance(error, botocore.exceptions.ConnectionClosedError):
+        return "the store closed the connection"
+    if isinstance(error, TimeoutError):
+        return "timed out talking to the store"
+    return f"connection to the store failed ({type(error).__name__})"
+
+
+def _check_etag(etag: str, expected_md5: str) -> None:
+    """Compare the store's ETag with the MD5 of what was sent, when the ETag is one.
+
+    SSE-KMS objects and some S3-compatible stores answer ETags that are not MD5s; those
+    are left to the store's own ``Content-MD5`` check.
+    """
+    value = etag.strip('"').lower()
+    expected = expected_md5.lower()
+    if not _looks_like_md5(value):
+        return
+    if value != expected:
+        raise _Mismatch(
+            f"the store's ETag {value} is not the MD5 of what was sent ({expected}): "
+            "the bytes were damaged on the way"
+        )
+
+
+def _looks_like_md5(etag: str) -> bool:
+    digest, _, parts = etag.partition("-")
+    if len(digest) != 32 or (parts and not parts.isdigit()):
+        return False
+    try:
+        binascii.unhexlify(digest)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _addressing_style(endpoint: str) -> str:
+    """Virtual-hosted buckets on AWS, path-style elsewhere (MinIO, Ceph, moto), as
+    minio-go (Argo's S3 driver) chooses."""
+    host = endpoint.rsplit(":", 1)[0].lower()
+    return "virtual" if not host or host.endswith("amazonaws.com") else "path"
+
+
+def _scrub(text: str, credentials: S3Credentials | None) -> str:
+    """``text`` with any credential value replaced: a store may echo what it was sent.
+
+    Values shorter than 8 characters are left alone (no real key is that short, and
+    replacing them would garble the sentence around them)."""
+    if credentials is None:
+        return text
+    for value in (
+        credentials.secret_access_key,
+        credentials.session_token,
+        credentials.access_key_id,
+    ):
+        if value and len(value) >= _SCRUB_MIN_LENGTH:
+            text = text.replace(value, "<redacted>")
+    return text
