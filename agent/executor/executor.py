@@ -28,11 +28,14 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
+from agent.artifacts.store import ArtifactStore
+from agent.core.artifacts import ArtifactError, RepositoryLookup, parse_output_artifact
 from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretAuthority, SecretResolver
+from agent.executor.artifacts import ArtifactPlanner
 from agent.executor.condition import ConditionEvaluator
-from agent.executor.http import HTTPExecutor
+from agent.executor.http import BodyArtifact, HTTPExecutor
 from agent.executor.plugin import PluginExecutor
 from agent.executor.policy import NamespacePolicies, NamespaceRules, OutboundPolicy
 from agent.executor.settings import ExecutorSettings
@@ -95,8 +98,16 @@ class Executor:
         authority: SecretAuthority | None = None,
         on_progress: Callable[[TaskRef, NodeResult], None] | None = None,
         namespace_policies: NamespacePolicies | None = None,
+        store: ArtifactStore | None = None,
+        repositories: RepositoryLookup | None = None,
     ) -> None:
         self.settings = settings
+        # Output artifacts: the store every HTTP client streams bodies into (None: a
+        # template declaring an artifact fails), and where repositories are found.
+        self._store = store
+        self._planner = ArtifactPlanner(
+            repositories=repositories, secrets=secrets, authority=authority
+        )
         self._secrets = secrets
         self._authority = authority  # every HTTP executor asks it, scoped ones included
         self._namespace_policies = namespace_policies
@@ -119,6 +130,7 @@ class Executor:
             secrets=secrets,
             conditions=self._conditions,
             authority=self._authority,
+            store=store,
         )
         # Plugins are sidecars the operator configured: trusted, local, never redirected,
         # and exempt from the deny list (which may well deny loopback for templates).
@@ -186,6 +198,9 @@ class Executor:
 
     async def _run_http(self, parsed: Template, ref: TaskRef) -> NodeResult:
         assert parsed.http is not None
+        artifact = await self._artifact(parsed, ref)
+        if isinstance(artifact, NodeResult):
+            return artifact
         policies = self._namespace_policies
         rules: tuple[NamespaceRules, ...] = ()
         if policies is not None:
@@ -193,15 +208,41 @@ class Executor:
                 await policies.wait_loaded()
             rules = policies.rules_for(ref.namespace)
         if not rules:
-            return await self._http.run(parsed.http, namespace=ref.namespace, ref=ref)
+            return await self._http.run(
+                parsed.http, namespace=ref.namespace, ref=ref, artifact=artifact
+            )
         scoped = self._scoped_for(rules)
         scoped.in_flight += 1
         try:
-            return await scoped.http.run(parsed.http, namespace=ref.namespace, ref=ref)
+            return await scoped.http.run(
+                parsed.http, namespace=ref.namespace, ref=ref, artifact=artifact
+            )
         finally:
             scoped.in_flight -= 1
             if scoped.stale and scoped.in_flight == 0:
                 self._close_later(scoped)
+
+    async def _artifact(self, parsed: Template, ref: TaskRef) -> BodyArtifact | NodeResult | None:
+        """The artifact the body goes to, planned before the request; or the node's result
+        when it cannot be (a bad field: ``Failed``; a repository, permission or Secret
+        problem: ``Error``, as Argo reports a failed artifact save)."""
+        name = ""
+        try:
+            declared = parse_output_artifact((parsed.model_extra or {}).get("outputs"))
+            if declared is None:
+                return None
+            name = declared.name
+            if self._store is None:
+                raise ArtifactError(
+                    "this agent was started without an artifact store (local: give "
+                    "--artifact-repository)"
+                )
+            plan = await self._planner.plan(declared, ref=ref)
+        except ArtifactError as exc:
+            message = exc.message if not name else f"artifact '{name}': {exc.message}"
+            phase = NodePhase.FAILED if exc.bad_input else NodePhase.ERROR
+            return NodeResult(phase=phase, message=message)
+        return BodyArtifact(artifact=declared, plan=plan)
 
     def _scoped_for(self, rules: tuple[NamespaceRules, ...]) -> _Scoped:
         assert self._namespace_policies is not None
@@ -224,6 +265,7 @@ class Executor:
                 secrets=self._secrets,
                 conditions=self._conditions,
                 authority=self._authority,
+                store=self._store,
             )
             scoped = self._scoped[rules] = _Scoped(client, http)
         return scoped

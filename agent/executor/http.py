@@ -44,6 +44,15 @@ The expression scope (``successCondition``), exactly what Argo passes:
   name, secret-sourced headers excluded (Argo's ``HTTPHeaders.ToHeader``);
 * ``response.statusCode`` (int), ``response.body`` (string), ``response.headers``
   (Go-canonical name such as ``Content-Type`` -> list of values in received order).
+
+**Artifacts.** With an output artifact (:class:`BodyArtifact`, planned by
+:mod:`agent.executor.artifacts`), the decoded body is streamed into the artifact's store
+while it is read (never held whole; the store holds a few parts), whatever the status, and
+the node's ``outputs.artifacts`` records the complete location. ``outputs.result`` is still
+the body while it fits under ``max_result_bytes``; above it there is no ``outputs.result``
+and no size failure, and ``successCondition`` sees ``response.body`` as ``nil`` (never a
+truncated text; a failing condition's message says why the body is nil). A store failure is
+an ``Error`` naming the artifact, ``s3://bucket/key`` and the cause.
 """
 
 from __future__ import annotations
@@ -55,16 +64,19 @@ import re
 import time
 import urllib.parse
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from agent.artifacts.store import ArtifactStore, StoreError
 from agent.core import metrics
+from agent.core.artifacts import OutputArtifact
 from agent.core.model import HTTP, NodePhase, NodeResult, Outputs, SecretKeySelector
 from agent.core.refs import TaskRef
 from agent.core.secrets import SECRET_TEXT_ERRORS, SecretAuthority, SecretError, SecretResolver
+from agent.executor.artifacts import ArtifactPlan
 from agent.executor.condition import ConditionEvaluator
 from agent.executor.errors import (
     describe_transport_error,
@@ -81,7 +93,7 @@ from agent.executor.transport import (
 )
 from agent.expr import ExprError, success_condition_false_message
 
-__all__ = ["HTTPExecutor", "canonical_header_key", "is_token"]
+__all__ = ["BodyArtifact", "HTTPExecutor", "canonical_header_key", "is_token"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +149,27 @@ class _BodyTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class BodyArtifact:
+    """The artifact a node's response body is streamed to, with where it goes."""
+
+    artifact: OutputArtifact
+    plan: ArtifactPlan
+
+
+@dataclass(slots=True)
+class _Body:
+    """A response body as the verdict sees it."""
+
+    #: the body as text, or None when it is larger than the cap and went to the artifact only
+    text: str | None
+    size: int
+    #: the node's ``outputs.artifacts`` entry once the body is stored
+    artifact: dict[str, Any] | None = None
+    #: the node's message when the body could not be stored
+    store_failure: str = ""
+
+
 @dataclass(slots=True)
 class _Header:
     name: str
@@ -172,15 +205,25 @@ class HTTPExecutor:
         secrets: SecretResolver,
         conditions: ConditionEvaluator,
         authority: SecretAuthority | None = None,
+        store: ArtifactStore | None = None,
     ) -> None:
         self._client = client
+        self._store = store
         self._settings = settings
         self._secrets = secrets
         # None: the agent's own authority (the Secret read alone decides).
         self._authority = authority
         self._conditions = conditions
 
-    async def run(self, spec: HTTP, *, namespace: str, ref: TaskRef | None = None) -> NodeResult:
+    async def run(
+        self,
+        spec: HTTP,
+        *,
+        namespace: str,
+        ref: TaskRef | None = None,
+        artifact: BodyArtifact | None = None,
+    ) -> NodeResult:
+        """Execute ``spec``; with ``artifact``, the body is streamed into its store."""
         try:
             prepared = self._prepare(spec)
         except _BadTemplate as exc:
@@ -188,7 +231,9 @@ class HTTPExecutor:
         started = time.monotonic()
         try:
             async with asyncio.timeout(prepared.timeout) as deadline:
-                result = await self._execute(prepared, spec, namespace=namespace, ref=ref)
+                result = await self._execute(
+                    prepared, spec, namespace=namespace, ref=ref, artifact=artifact
+                )
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -286,7 +331,13 @@ class HTTPExecutor:
     # -- the request --------------------------------------------------------------------
 
     async def _execute(
-        self, prepared: _Prepared, spec: HTTP, *, namespace: str, ref: TaskRef | None
+        self,
+        prepared: _Prepared,
+        spec: HTTP,
+        *,
+        namespace: str,
+        ref: TaskRef | None,
+        artifact: BodyArtifact | None,
     ) -> NodeResult:
         try:
             wire_headers = await self._wire_headers(prepared, namespace=namespace, ref=ref)
@@ -328,7 +379,11 @@ class HTTPExecutor:
                     response.headers.get("content-encoding", "").strip().lower() == "gzip"
                 )
                 try:
-                    raw_body = await self._read_body(response, gunzip=gunzip)
+                    if artifact is not None:
+                        body = await self._store_body(response, gunzip=gunzip, artifact=artifact)
+                    else:
+                        raw = await self._read_body(response, gunzip=gunzip)
+                        body = _Body(raw.decode("utf-8", "replace"), len(raw))
                 except _BodyTooLarge as exc:
                     return _failed(str(exc))
                 except httpx.HTTPError as exc:
@@ -345,8 +400,7 @@ class HTTPExecutor:
                 metrics.method_label(prepared.method),
                 metrics.status_class(status_code),
             ).observe(time.perf_counter() - started)
-        text = raw_body.decode("utf-8", "replace")
-        return await self._judge(spec, response, text, gunzip=gunzip)
+        return await self._judge(spec, response, body, gunzip=gunzip)
 
     async def _wire_headers(
         self, prepared: _Prepared, *, namespace: str, ref: TaskRef | None
@@ -434,6 +488,71 @@ class HTTPExecutor:
             raise _BodyTooLarge(_too_large(size, limit, exact=True))
         return b"".join(parts)
 
+    async def _store_body(
+        self, response: httpx.Response, *, gunzip: bool, artifact: BodyArtifact
+    ) -> _Body:
+        """Stream the (decoded) body into the artifact's store, part by part.
+
+        The first ``max_result_bytes`` are also kept, to become ``outputs.result`` when the
+        whole body fits; beyond that the body exists only in the store. An error reading
+        the body is raised as :meth:`_read_body` raises it (the store aborts the upload).
+        """
+        if self._store is None:
+            raise AssertionError("an HTTP executor with artifacts needs a store")
+        limit = self._settings.max_result_bytes
+        bodiless = response.request.method == "HEAD" or response.status_code in (204, 304)
+        state = _Body(text=None, size=0)
+        kept: list[bytes] | None = []
+        read_error: list[BaseException] = []
+
+        def keep(piece: bytes) -> None:
+            nonlocal kept
+            state.size += len(piece)
+            if kept is not None:
+                if limit and state.size > limit:
+                    kept = None  # over the cap: the artifact alone holds the body
+                else:
+                    kept.append(piece)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            try:
+                if bodiless:
+                    return
+                decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gunzip else None
+                stream = response.stream
+                chunks = (
+                    stream if isinstance(stream, httpx.AsyncByteStream) else response.aiter_raw()
+                )
+                async for chunk in chunks:
+                    for piece in _inflate(decoder, chunk) if decoder is not None else (chunk,):
+                        keep(piece)
+                        yield piece
+                if decoder is not None:
+                    tail = decoder.flush()
+                    if not decoder.eof:
+                        raise zlib.error("unexpected end of gzip stream")
+                    if tail:
+                        keep(tail)
+                        yield tail
+            except (httpx.HTTPError, zlib.error) as exc:
+                read_error.append(exc)
+                raise
+
+        plan = artifact.plan
+        try:
+            await self._store.put(plan.target, pieces())
+        except StoreError as exc:
+            if read_error:
+                raise read_error[0] from None
+            state.store_failure = _store_failure(plan, exc.message)
+        else:
+            state.artifact = plan.record(artifact.artifact)
+        if read_error:  # a store that swallowed the body's error must not look successful
+            raise read_error[0]
+        if kept is not None:
+            state.text = b"".join(kept).decode("utf-8", "replace")
+        return state
+
     def _transport_message(
         self, prepared: _Prepared, exc: httpx.HTTPError, *, reading_body: bool = False
     ) -> str:
@@ -454,9 +573,20 @@ class HTTPExecutor:
     # -- the verdict --------------------------------------------------------------------
 
     async def _judge(
-        self, spec: HTTP, response: httpx.Response, body: str, *, gunzip: bool
+        self, spec: HTTP, response: httpx.Response, body: _Body, *, gunzip: bool
     ) -> NodeResult:
-        outputs = Outputs(result=body)
+        if body.store_failure:
+            # Argo: a failed artifact save is an Error of the node (operator.go
+            # inferFailedReason), whatever the response said.
+            return NodeResult(
+                phase=NodePhase.ERROR,
+                message=body.store_failure,
+                outputs=None if body.text is None else Outputs(result=body.text),
+            )
+        outputs = Outputs(
+            result=body.text, artifacts=None if body.artifact is None else [body.artifact]
+        )
+        withheld = "" if body.text is not None else _withheld_note(body.size, self._settings)
         condition = spec.success_condition
         status = response.status_code
         if not condition:
@@ -471,7 +601,8 @@ class HTTPExecutor:
             "request": _request_scope(spec),
             "response": {
                 "statusCode": status,
-                "body": body,
+                # nil above the cap: the body is in the artifact only, never truncated
+                "body": body.text,
                 "headers": _response_headers(response, gunzip=gunzip),
             },
         }
@@ -479,15 +610,32 @@ class HTTPExecutor:
             ok = await self._conditions.eval_bool(condition, scope)
         except ExprError as exc:
             metrics.CONDITION_EVALUATIONS.labels(outcome="error").inc()
-            return _failed(str(exc))
+            # Argo reports no outputs here; a stored artifact is reported all the same.
+            return NodeResult(
+                phase=NodePhase.FAILED,
+                message=f"{exc}{withheld}",
+                outputs=None if body.artifact is None else outputs,
+            )
         metrics.CONDITION_EVALUATIONS.labels(outcome="true" if ok else "false").inc()
         if ok:
             return NodeResult(phase=NodePhase.SUCCEEDED, outputs=outputs)
         return NodeResult(
             phase=NodePhase.FAILED,
-            message=success_condition_false_message(condition),
+            message=success_condition_false_message(condition) + withheld,
             outputs=outputs,
         )
+
+
+def _withheld_note(size: int, settings: ExecutorSettings) -> str:
+    return (
+        f" (response.body is nil: the body of {size} bytes exceeds the agent's limit of "
+        f"{settings.max_result_bytes} bytes for outputs.result and is only in the artifact)"
+    )
+
+
+def _store_failure(plan: ArtifactPlan, cause: str) -> str:
+    text = cause if plan.target.url in cause else f"{plan.target.url}: {cause}"
+    return f"failed to save artifact '{plan.name}': {text}"
 
 
 def _refused(message: str, explanation: str) -> _BadTemplate:

@@ -53,6 +53,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from agent import __version__
+from agent.artifacts.store import open_store
 from agent.core import metrics
 from agent.core.model import NodeResult
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
@@ -64,6 +65,7 @@ from agent.engine.shard import Shard
 from agent.executor.executor import Executor
 from agent.executor.policy import NamespacePolicies
 from agent.executor.settings import ExecutorSettings, PluginEndpoint
+from agent.kube.artifacts import ClusterRepositoryLookup
 from agent.kube.authority import WorkflowSecretAuthority
 from agent.kube.client import connect
 from agent.kube.secrets import KubeSecretResolver
@@ -115,6 +117,8 @@ class Agent:
                 request_timeout=settings.api_request_timeout,
             )
         )
+        # One artifact store (its clients and pools) for every node of this process.
+        self.store = open_store()
         self._executor = Executor(
             settings=executor_settings(settings, task_workers=workers),
             secrets=KubeSecretResolver(
@@ -125,6 +129,14 @@ class Agent:
             authority=secret_authority(settings, api),
             on_progress=self._on_progress,
             namespace_policies=self.policies,
+            store=self.store,
+            repositories=ClusterRepositoryLookup(
+                api=api,
+                controller_namespace=settings.controller_namespace,
+                controller_configmap=settings.controller_configmap,
+                ttl=settings.artifact_repository_cache_seconds,
+                request_timeout=settings.api_request_timeout,
+            ),
         )
         self.patcher = StatusPatcher(
             api=api,
@@ -265,9 +277,13 @@ class Agent:
             log.error("shutdown: %d result(s) could not be delivered in time", self.patcher.pending)
 
     async def aclose(self) -> None:
-        """Close the patcher's and the executor's clients (the API client is the caller's)."""
-        await self.patcher.aclose()
-        await self._executor.aclose()
+        """Close the patcher's, the executor's and the artifact store's clients (the API
+        client is the caller's)."""
+        try:
+            await self.patcher.aclose()
+            await self._executor.aclose()
+        finally:
+            await self.store.aclose()
 
     async def _sample_gauges(self) -> None:
         # Sampled, not set on every task: setting them per task would cost CPU on the hot

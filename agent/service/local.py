@@ -18,6 +18,11 @@ other (a kept ``Failed`` entry makes it 1). A node with any other entry (``Runni
 ``spec.tasks`` are dropped. The ``workflows.argoproj.io/completed`` label is not
 consulted: the file is run because it was asked for.
 
+Output artifacts (``outputs.artifacts``, the response body streamed to S3) go where the
+artifact's own ``s3`` fields say, completed from ``--artifact-repository FILE`` (Argo's
+``ArtifactRepository`` document, as under a key of an ``artifact-repositories`` ConfigMap);
+its ``accessKeySecret``/``secretKeySecret`` are read from ``--secrets``.
+
 Secret-sourced headers read the Secrets given with ``--secrets`` (a YAML file of Kubernetes
 ``Secret`` manifests, ``data`` base64 or ``stringData``; several documents or a ``List``),
 looked up in the taskset's namespace.
@@ -45,7 +50,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, get_args
 
+import yaml
+
 from agent import retry, shims
+from agent.artifacts.store import ArtifactStore, open_store
+from agent.core.artifacts import (
+    ArtifactError,
+    FixedRepository,
+    Repository,
+    declares_artifacts,
+    parse_repository,
+)
 from agent.core.model import NodePhase, NodeResult, RetryStrategy, parse_template
 from agent.core.ports import TaskRunner
 from agent.core.refs import TaskRef, TaskSetSnapshot
@@ -68,6 +83,7 @@ __all__ = [
     "LocalInputError",
     "RetryVerdict",
     "RetryingRunner",
+    "load_artifact_repository",
     "load_manifest",
     "load_secret_manifests",
     "main",
@@ -133,6 +149,7 @@ async def run_local(
     settings: ExecutorSettings | None = None,
     on_attempt: AttemptHook | None = None,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    artifact_repository: Repository | None = None,
 ) -> dict[str, Any]:
     """Execute the tasks of ``manifest``; return a copy with ``status.nodes`` filled.
 
@@ -140,19 +157,51 @@ async def run_local(
     ``{(namespace, name): {...}}``, or Secret manifests. Raises :class:`LocalInputError`
     for an unusable manifest; a bad template only fails its own node. Nodes already
     fulfilled in ``status.nodes`` are not run (see the module docstring).
+    ``artifact_repository`` completes the locations of output artifacts.
     """
     snapshot = to_snapshot(manifest)
     resolver = _resolver(secrets, namespace=snapshot.key.namespace)
     sink = StdoutSink()
-    async with Executor(settings=settings or ExecutorSettings(), secrets=resolver) as executor:
-        engine = Engine(
-            runner=RetryingRunner(executor, on_attempt=on_attempt),
-            sink=sink,
-            max_in_flight=max(max_in_flight, 1),
-            claims=None,  # nothing else runs these nodes: no at-most-once bookkeeping
-        )
-        await _run_until_done(engine, snapshot)
+    # The S3 client library is loaded only when some template can use it.
+    store: ArtifactStore | None = None
+    if artifact_repository is not None or any(map(declares_artifacts, snapshot.tasks.values())):
+        store = open_store()
+    try:
+        async with Executor(
+            settings=settings or ExecutorSettings(),
+            secrets=resolver,
+            store=store,
+            repositories=None
+            if artifact_repository is None
+            else FixedRepository(artifact_repository),
+        ) as executor:
+            engine = Engine(
+                runner=RetryingRunner(executor, on_attempt=on_attempt),
+                sink=sink,
+                max_in_flight=max(max_in_flight, 1),
+                claims=None,  # nothing else runs these nodes: no at-most-once bookkeeping
+            )
+            await _run_until_done(engine, snapshot)
+    finally:
+        if store is not None:
+            await store.aclose()
     return sink.filled(manifest, key=snapshot.key)
+
+
+def load_artifact_repository(path: str) -> Repository:
+    """``--artifact-repository FILE``: Argo's ``ArtifactRepository`` document (YAML/JSON)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = yaml.safe_load(stream)
+    except OSError as exc:
+        raise LocalInputError(f"{path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LocalInputError(f"{path}: invalid YAML: {first}") from None
+    try:
+        return parse_repository(document, source=f"--artifact-repository {path}")
+    except ArtifactError as exc:
+        raise LocalInputError(exc.message) from None
 
 
 async def _run_until_done(engine: Engine, snapshot: TaskSetSnapshot) -> None:
@@ -299,6 +348,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--secrets", metavar="FILE", help="YAML file of Kubernetes Secret manifests"
     )
+    parser.add_argument(
+        "--artifact-repository",
+        metavar="FILE",
+        help="Argo ArtifactRepository document (s3: bucket, endpoint, ...) completing the "
+        "locations of output artifacts; its credentials come from --secrets",
+    )
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     parser.add_argument("--ca-bundle", metavar="FILE", help="extra PEM CA certificates to trust")
     parser.add_argument(
@@ -334,6 +389,9 @@ def main(argv: list[str]) -> int:
     try:
         manifest = load_manifest(args.file)
         secrets = load_secret_manifests(args.secrets) if args.secrets else None
+        repository = (
+            load_artifact_repository(args.artifact_repository) if args.artifact_repository else None
+        )
         settings = ExecutorSettings(
             default_timeout_seconds=args.default_timeout,
             max_result_bytes=args.max_result_bytes,
@@ -342,7 +400,11 @@ def main(argv: list[str]) -> int:
         )
         result = asyncio.run(
             run_local(
-                manifest, secrets=secrets, settings=settings, on_attempt=_print_attempt(sys.stderr)
+                manifest,
+                secrets=secrets,
+                settings=settings,
+                on_attempt=_print_attempt(sys.stderr),
+                artifact_repository=repository,
             )
         )
     except LocalInputError as exc:

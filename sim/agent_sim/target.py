@@ -16,6 +16,9 @@ One application, so what the demo shows is what the tests exercise. Endpoints (a
 ``/redirect-to?url=&status=``    one redirect to any URL
 ``/bytes/{n}``                   ``n`` bytes ``x`` with ``Content-Length``
 ``/stream/{n}``                  ``n`` bytes ``x``, chunked (no ``Content-Length``)
+``/pattern/{n}?seed=``           ``n`` reproducible, non-repeating bytes (:func:`pattern`),
+                                 generated while sent, chunked; ``length=1`` adds
+                                 ``Content-Length`` (for artifacts: a misplaced part shows)
 ``/gzip?body=``                  the body gzip-compressed, ``Content-Encoding: gzip``
 ``/reset``                       resets the TCP connection (RST) instead of answering
 ``/close``                       closes the connection without an answer (EOF)
@@ -30,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import hashlib
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 
-__all__ = ["abort_connection", "target_app"]
+__all__ = ["abort_connection", "pattern", "pattern_chunks", "target_app"]
 
 _REDACT = web.AppKey("redact", frozenset[str])
 _FLAKY = web.AppKey("flaky", dict[str, int])
@@ -55,6 +59,7 @@ def target_app(*, redact: Iterable[str] = ()) -> web.Application:
     app.router.add_route("*", "/redirect-to", _redirect_to)
     app.router.add_route("*", "/bytes/{n}", _bytes)
     app.router.add_route("*", "/stream/{n}", _stream)
+    app.router.add_route("*", "/pattern/{n}", _pattern)
     app.router.add_route("*", "/gzip", _gzip)
     app.router.add_route("*", "/reset", _reset)
     app.router.add_route("*", "/close", _close)
@@ -141,6 +146,43 @@ async def _stream(request: web.Request) -> web.StreamResponse:
         size = min(remaining, 64 * 1024)
         await response.write(b"x" * size)
         remaining -= size
+    await response.write_eof()
+    return response
+
+
+_PATTERN_BLOCK = 2048  # one SHA-256 digest repeated 64 times
+
+
+def pattern_chunks(size: int, *, seed: int = 0, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """The bytes of :func:`pattern`, ``chunk`` at a time (never held whole)."""
+    blocks_per_chunk = max(1, chunk // _PATTERN_BLOCK)
+    block = 0
+    remaining = size
+    while remaining > 0:
+        data = b"".join(
+            hashlib.sha256(f"{seed}:{block + i}".encode()).digest() * 64
+            for i in range(blocks_per_chunk)
+        )[:remaining]
+        block += blocks_per_chunk
+        remaining -= len(data)
+        yield data
+
+
+def pattern(size: int, *, seed: int = 0) -> bytes:
+    """``size`` reproducible bytes in which no 2 KiB block repeats another (for ``seed``)."""
+    return b"".join(pattern_chunks(size, seed=seed))
+
+
+async def _pattern(request: web.Request) -> web.StreamResponse:
+    size = int(request.match_info["n"])
+    response = web.StreamResponse()
+    if request.query.get("length") == "1":
+        response.content_length = size
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    for data in pattern_chunks(size, seed=int(request.query.get("seed", "0"))):
+        await response.write(data)
     await response.write_eof()
     return response
 
