@@ -434,3 +434,31 @@ def test_a_bad_repository_file_is_refused_naming_it(tmp_path: Path) -> None:
         f"argo-http-agent local: artifact repository --artifact-repository {repo} is not an s3 "
         "repository (it has gcs); the HTTP agent stores artifacts in S3 only"
     )
+
+
+async def test_an_endpoint_the_template_chose_obeys_the_outbound_policy(
+    moto_s3: MotoServer, bucket: str, target: TargetServer
+) -> None:
+    """A template's own ``s3.endpoint`` is a destination like its URL: a denied one fails the
+    node before the request; the repository's endpoint is the operator's and not checked."""
+    out = await run_local(
+        taskset(
+            {
+                "denied": http_node(
+                    target.url("/respond?body=x"),
+                    {"name": "body", "s3": {"endpoint": "127.0.0.2:9", "key": "k"}},
+                ),
+                "repo": http_node(target.url("/respond?body=y"), {"name": "body"}),
+            }
+        ),
+        secrets=CREDS,
+        settings=ExecutorSettings(deny_networks=("127.0.0.2/32",)),
+        artifact_repository=parse_repository(repository(moto_s3, bucket), source="test"),
+    )
+    nodes = out["status"]["nodes"]
+    assert nodes["denied"] == {
+        "phase": "Error",
+        "message": "artifact 'body': s3.endpoint '127.0.0.2:9': outbound policy: destination "
+        "127.0.0.2 is denied by rule 127.0.0.2/32 (deny_networks)",
+    }
+    assert nodes["repo"]["phase"] == "Succeeded"

@@ -49,6 +49,7 @@ __all__ = [
     "output_record",
     "parse_output_artifact",
     "parse_repository",
+    "split_endpoint_host",
 ]
 
 #: Argo's ``DefaultArchivePattern`` (artifact_repository_types.go): the key format of a
@@ -386,6 +387,14 @@ def complete_location(
                 bad_input=True,
             )
     return location
+
+
+def split_endpoint_host(endpoint: str) -> str:
+    """The host of an S3 ``endpoint`` (``host``, ``host:port``, ``[v6]:port``)."""
+    if endpoint.startswith("["):
+        return endpoint[1:].partition("]")[0]
+    host, _, _ = endpoint.partition(":")
+    return host
 
 
 def output_record(artifact: OutputArtifact, location: S3Location) -> dict[str, Any]:

@@ -42,6 +42,8 @@ class ArtifactPlan:
     name: str
     location: S3Location
     target: S3Target
+    #: the template chose the endpoint (not its repository): the outbound policy applies
+    own_endpoint: bool = False
 
     def record(self, artifact: OutputArtifact) -> dict[str, Any]:
         return output_record(artifact, self.location)
@@ -75,7 +77,13 @@ class ArtifactPlanner:
             insecure=bool(location.insecure),
             credentials=credentials,
         )
-        return ArtifactPlan(name=artifact.name, location=location, target=target)
+        own = artifact.location.endpoint if artifact.location is not None else ""
+        return ArtifactPlan(
+            name=artifact.name,
+            location=location,
+            target=target,
+            own_endpoint=bool(own) and (repository is None or own != repository.s3.endpoint),
+        )
 
     async def _credentials(self, location: S3Location, *, ref: TaskRef) -> S3Credentials | None:
         access, secret = location.access_key_secret, location.secret_key_secret

@@ -29,7 +29,12 @@ from types import TracebackType
 from typing import Any
 
 from agent.artifacts.store import ArtifactStore
-from agent.core.artifacts import ArtifactError, RepositoryLookup, parse_output_artifact
+from agent.core.artifacts import (
+    ArtifactError,
+    RepositoryLookup,
+    parse_output_artifact,
+    split_endpoint_host,
+)
 from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dump, parse_template
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretAuthority, SecretResolver
@@ -37,7 +42,12 @@ from agent.executor.artifacts import ArtifactPlanner
 from agent.executor.condition import ConditionEvaluator
 from agent.executor.http import BodyArtifact, HTTPExecutor
 from agent.executor.plugin import PluginExecutor
-from agent.executor.policy import NamespacePolicies, NamespaceRules, OutboundPolicy
+from agent.executor.policy import (
+    NamespacePolicies,
+    NamespaceRules,
+    OutboundPolicy,
+    PolicyDenied,
+)
 from agent.executor.settings import ExecutorSettings
 from agent.executor.transport import AgentClient, build_client, build_tls_contexts
 
@@ -198,15 +208,15 @@ class Executor:
 
     async def _run_http(self, parsed: Template, ref: TaskRef) -> NodeResult:
         assert parsed.http is not None
-        artifact = await self._artifact(parsed, ref)
-        if isinstance(artifact, NodeResult):
-            return artifact
         policies = self._namespace_policies
         rules: tuple[NamespaceRules, ...] = ()
         if policies is not None:
             if not policies.loaded:
                 await policies.wait_loaded()
             rules = policies.rules_for(ref.namespace)
+        artifact = await self._artifact(parsed, ref, rules=rules)
+        if isinstance(artifact, NodeResult):
+            return artifact
         if not rules:
             return await self._http.run(
                 parsed.http, namespace=ref.namespace, ref=ref, artifact=artifact
@@ -222,7 +232,9 @@ class Executor:
             if scoped.stale and scoped.in_flight == 0:
                 self._close_later(scoped)
 
-    async def _artifact(self, parsed: Template, ref: TaskRef) -> BodyArtifact | NodeResult | None:
+    async def _artifact(
+        self, parsed: Template, ref: TaskRef, *, rules: tuple[NamespaceRules, ...]
+    ) -> BodyArtifact | NodeResult | None:
         """The artifact the body goes to, planned before the request; or the node's result
         when it cannot be (a bad field: ``Failed``; a repository, permission or Secret
         problem: ``Error``, as Argo reports a failed artifact save)."""
@@ -238,11 +250,35 @@ class Executor:
                     "--artifact-repository)"
                 )
             plan = await self._planner.plan(declared, ref=ref)
+            if plan.own_endpoint:
+                await self._check_endpoint(plan.location.endpoint, rules=rules)
         except ArtifactError as exc:
             message = exc.message if not name else f"artifact '{name}': {exc.message}"
             phase = NodePhase.FAILED if exc.bad_input else NodePhase.ERROR
             return NodeResult(phase=phase, message=message)
         return BodyArtifact(artifact=declared, plan=plan)
+
+    async def _check_endpoint(self, endpoint: str, *, rules: tuple[NamespaceRules, ...]) -> None:
+        """An endpoint the template chose (not its repository's) is a destination like a
+        template's URL: the outbound policy applies to every address it resolves to. (The
+        store connects on its own, so this is checked on resolution, not per connection.)"""
+        host = split_endpoint_host(endpoint)
+        policy = (
+            self.policy
+            if not rules
+            else OutboundPolicy(self.settings.deny_networks, namespace_rules=rules)
+        )
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            raise ArtifactError(
+                f"s3.endpoint {endpoint!r}: cannot resolve {host!r}: {exc}"
+            ) from None
+        try:
+            for address in sorted({str(info[4][0]) for info in infos}):
+                policy.check(address, host=host)
+        except PolicyDenied as exc:
+            raise ArtifactError(f"s3.endpoint {endpoint!r}: {exc}") from None
 
     def _scoped_for(self, rules: tuple[NamespaceRules, ...]) -> _Scoped:
         assert self._namespace_policies is not None
