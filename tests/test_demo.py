@@ -33,3 +33,8 @@ def test_demo_runs_the_agent_and_prints_every_result() -> None:
     # rate_limiters.go DEFAULT_REQUEUE_TIME) comes on top of the agent's time.
     assert "results in the tasksets' status after" in done.stdout
     assert "DEFAULT_REQUEUE_TIME (10s by default)" in done.stdout
+    # moto (a test dependency) serves the demo's bucket: the artifact row and its read-back.
+    (report,) = [line for line in lines if line.startswith("reports-wf ")]
+    assert "Succeeded" in report
+    assert "artifact report: s3://demo-artifacts/reports-wf/download-report/report" in report
+    assert "read back: 3145728 bytes, identical to what the target sent" in done.stdout

@@ -6,6 +6,12 @@ them, creates WorkflowTaskSets the way Argo's controller would (success, a faili
 a ``successCondition``, a secret-sourced header, a timeout, a POST with a body), waits for
 the results to appear in each taskset's status, prints them as a table, and stops
 everything. Nothing outside this machine is contacted.
+
+When moto (a test dependency of the agent, installed by ``make demo``) is importable, it
+also serves an S3 bucket on 127.0.0.1: a task declares an output artifact, its 3 MiB body
+is streamed into the bucket found through the namespace's ``artifact-repositories``
+ConfigMap, and the object is read back. Without moto that part is skipped, saying so: the
+agent itself never needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -21,17 +28,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import yaml
 from aiohttp import web
 
 from agent_sim import ApiSimulator, Rule, service_account_user
 from agent_sim.samples import http_task, secret, workflow, workflow_taskset
-from agent_sim.target import target_app
+from agent_sim.target import pattern, target_app
 
 __all__ = ["main"]
 
 _TOKEN = "demo-token"
 _NS = "argo"
 _TS = "workflowtasksets"
+_BUCKET = "demo-artifacts"
+_REPORT_BYTES = 3 * 1024 * 1024
 
 
 def main(argv: list[str]) -> int:
@@ -45,11 +56,31 @@ async def _demo(*, timeout: float) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="argo-http-agent-demo-"))
     target = await _start_target()
     target_url = f"http://127.0.0.1:{_port(target)}"
+    bucket = await _start_bucket()
+    try:
+        return await _with_target(workdir, target, target_url, bucket, timeout=timeout)
+    finally:
+        if bucket is not None:
+            bucket[0].stop()
+
+
+async def _with_target(
+    workdir: Path,
+    target: web.AppRunner,
+    target_url: str,
+    bucket: tuple[Any, str] | None,
+    *,
+    timeout: float,
+) -> int:
     async with ApiSimulator() as sim:
         sim.add_token(_TOKEN)
         kubeconfig = sim.kubeconfig(workdir / "kubeconfig", token=_TOKEN, namespace=_NS)
         _say(f"API simulator   {sim.url}  (kubeconfig: {kubeconfig})")
         _say(f"echo target     {target_url}")
+        if bucket is not None:
+            _say(f"S3 bucket       http://{bucket[1]}/{_BUCKET}  (moto_server)")
+        else:
+            _say("S3 bucket       skipped: moto is not installed (pip install 'moto[server]')")
         log_path = workdir / "agent.log"
         with open(log_path, "wb") as log:
             agent = await asyncio.create_subprocess_exec(
@@ -77,7 +108,14 @@ async def _demo(*, timeout: float) -> int:
                 f"(log: {log_path})"
             )
             try:
-                return await _scenario(sim, target_url, agent, log_path, timeout=timeout)
+                return await _scenario(
+                    sim,
+                    target_url,
+                    agent,
+                    log_path,
+                    timeout=timeout,
+                    s3=None if bucket is None else bucket[1],
+                )
             finally:
                 if agent.returncode is None:
                     agent.send_signal(signal.SIGTERM)
@@ -93,6 +131,7 @@ async def _scenario(
     log_path: Path,
     *,
     timeout: float,
+    s3: str | None,
 ) -> int:
     await asyncio.wait_for(sim.wait_for_watches(1), timeout)
     sim.create_object(
@@ -130,8 +169,18 @@ async def _scenario(
             "refused": http_task("http://127.0.0.1:9/unreachable"),
         },
     }
+    secrets = ["demo-credentials"]
+    if s3 is not None:
+        secrets.append("demo-s3")
+        _artifact_repository(sim, s3)
+        tasksets["reports-wf"] = {
+            "download-report": {
+                **http_task(f"{target}/pattern/{_REPORT_BYTES}"),
+                "outputs": {"artifacts": [{"name": "report"}]},
+            }
+        }
     sim.grant(
-        [Rule.of("get", "secrets", namespaces=_NS, resource_names="demo-credentials")],
+        [Rule.of("get", "secrets", namespaces=_NS, resource_names=secrets)],
         user=service_account_user(_NS, "demo-workflows"),
     )
     started = time.monotonic()
@@ -185,6 +234,8 @@ async def _scenario(
         "DEFAULT_REQUEUE_TIME (10s by default) later, with either agent; set it lower on the "
         "controller (e.g. 2s) to profit from this speed"
     )
+    if s3 is not None:
+        await _show_artifact(results[("reports-wf", "download-report")][0], s3)
     for name, node in sorted(claimed):
         _say(
             f"{name}/{node} was first claimed in the status (phase Running) and only then sent: "
@@ -203,7 +254,11 @@ def _print_table(
             status, after = results[(name, node)]
             http = template["http"]
             request = f"{http.get('method') or 'GET'} {http['url'].split('//', 1)[-1]}"
-            detail = status.get("message") or (status.get("outputs") or {}).get("result", "")
+            outputs = status.get("outputs") or {}
+            detail = status.get("message") or outputs.get("result", "")
+            for artifact in outputs.get("artifacts") or ():
+                location = artifact.get("s3") or {}
+                detail = f"artifact {artifact['name']}: s3://{location.get('bucket')}/{location.get('key')}"
             rows.append(
                 (
                     name,
@@ -219,6 +274,86 @@ def _print_table(
         print(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
         )
+
+
+async def _start_bucket() -> tuple[Any, str] | None:
+    """moto's S3 server on 127.0.0.1 with the demo's bucket, or None without moto."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"{host}:{port}"
+    async with aiohttp.ClientSession() as session:  # moto accepts unsigned requests
+        async with session.put(f"http://{endpoint}/{_BUCKET}") as response:
+            response.raise_for_status()
+    return server, endpoint
+
+
+def _read_object(endpoint: str, key: str) -> bytes:
+    """The object, read with a plain S3 client (boto3 comes with moto)."""
+    import boto3  # type: ignore[import-untyped]  # comes with moto, untyped
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{endpoint}",
+        aws_access_key_id="demo-access",
+        aws_secret_access_key="demo-secret",
+        region_name="us-east-1",
+    )
+    body: bytes = client.get_object(Bucket=_BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def _artifact_repository(sim: ApiSimulator, endpoint: str) -> None:
+    """The namespace's default artifact repository, as Argo documents it: the
+    ``artifact-repositories`` ConfigMap and its default-repository annotation."""
+    sim.create_object(
+        "secrets",
+        secret("demo-s3", {"accessKey": "demo-access", "secretKey": "demo-secret"}, namespace=_NS),
+    )
+    repository = {
+        "s3": {
+            "bucket": _BUCKET,
+            "endpoint": endpoint,
+            "insecure": True,
+            "accessKeySecret": {"name": "demo-s3", "key": "accessKey"},
+            "secretKeySecret": {"name": "demo-s3", "key": "secretKey"},
+        }
+    }
+    sim.create_object(
+        "configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "artifact-repositories",
+                "namespace": _NS,
+                "annotations": {"workflows.argoproj.io/default-artifact-repository": "demo"},
+            },
+            "data": {"demo": yaml.safe_dump(repository)},
+        },
+    )
+
+
+async def _show_artifact(status: dict[str, Any], endpoint: str) -> None:
+    artifacts = (status.get("outputs") or {}).get("artifacts") or []
+    if not artifacts:
+        _say(f"\nreports-wf/download-report stored no artifact: {status.get('message', '')}")
+        return
+    key = artifacts[0]["s3"]["key"]
+    stored = await asyncio.to_thread(_read_object, endpoint, key)
+    same = stored == pattern(_REPORT_BYTES)
+    _say(
+        f"\nreports-wf/download-report streamed its {_REPORT_BYTES >> 20} MiB body into "
+        f"s3://{_BUCKET}/{key} (found through the namespace's artifact-repositories "
+        f"ConfigMap); read back: {len(stored)} bytes, "
+        f"{'identical to what the target sent' if same else 'DIFFERENT from what was sent'}; "
+        "a next step reads it as {{steps.download-report.outputs.artifacts.report}}"
+    )
 
 
 def _short(text: str, limit: int = 70) -> str:
