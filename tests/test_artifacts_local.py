@@ -11,7 +11,10 @@ Argo facts pinned here (argo-workflows):
   ``outputs`` onto the node (``node.Outputs = taskResult.Outputs.DeepCopy()``), so the
   artifact recorded here is what ``{{steps.X.outputs.artifacts.Y}}`` resolves to.
 * workflow/controller/operator.go ``inferFailedReason``: a failure of the wait container,
-  which saves output artifacts, makes the node ``Error`` (a store failure is an Error here).
+  which saves output artifacts, makes the node ``Error`` (a store failure is an Error here),
+  but the main container's failure ranks first (a failed response stays ``Failed``).
+* workflow/executor/postmain.go ``PostMain``: output artifacts are saved whatever the main
+  container's exit (a failed response's body is stored too).
 * pkg/apis/workflow/v1alpha1/workflow_types.go ``ArchiveStrategy``: ``none: {}`` means the
   object is the file as it is (here: the body as sent).
 """
@@ -263,9 +266,19 @@ async def test_a_missing_bucket_is_an_error_naming_artifact_location_and_cause(
                 target.url("/respond?body=x"), {"name": "body", "s3": {"bucket": "no-such"}}
             ),
             "fine": http_node(target.url("/respond?body=y"), {"name": "body"}),
+            "lost-and-failed": http_node(
+                target.url("/respond?status=500&body=z"),
+                {"name": "body", "s3": {"bucket": "no-such"}},
+            ),
         },
         repo=repository(moto_s3, bucket),
     )
+    both = nodes["lost-and-failed"]
+    assert both["phase"] == "Failed"
+    assert both["message"].startswith(
+        "received non-2xx response code: 500; failed to save artifact 'body': "
+    )
+    assert both["outputs"] == {"result": "z"}
     lost = nodes["lost"]
     assert lost["phase"] == "Error"
     assert lost["message"].startswith("failed to save artifact 'body': ")

@@ -575,17 +575,25 @@ class HTTPExecutor:
     async def _judge(
         self, spec: HTTP, response: httpx.Response, body: _Body, *, gunzip: bool
     ) -> NodeResult:
-        if body.store_failure:
-            # Argo: a failed artifact save is an Error of the node (operator.go
-            # inferFailedReason), whatever the response said.
-            return NodeResult(
-                phase=NodePhase.ERROR,
-                message=body.store_failure,
-                outputs=None if body.text is None else Outputs(result=body.text),
-            )
-        outputs = Outputs(
+        result = await self._verdict(spec, response, body, gunzip=gunzip)
+        if not body.store_failure:
+            return result
+        # Argo (operator.go inferFailedReason): the main container's failure ranks first
+        # (Failed, its message); otherwise a failed artifact save, the wait container's
+        # failure, makes the node Error.
+        if result.phase == NodePhase.FAILED:
+            result.message = f"{result.message}; {body.store_failure}"
+            return result
+        return NodeResult(phase=NodePhase.ERROR, message=body.store_failure, outputs=result.outputs)
+
+    async def _verdict(
+        self, spec: HTTP, response: httpx.Response, body: _Body, *, gunzip: bool
+    ) -> NodeResult:
+        outputs: Outputs | None = Outputs(
             result=body.text, artifacts=None if body.artifact is None else [body.artifact]
         )
+        if body.text is None and body.artifact is None:
+            outputs = None  # nothing to report: the body is neither kept nor stored
         withheld = "" if body.text is not None else _withheld_note(body.size, self._settings)
         condition = spec.success_condition
         status = response.status_code
