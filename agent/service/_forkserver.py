@@ -9,6 +9,7 @@ the workers do not write to (and so un-share) the pages they live on.
 
 import gc
 
+import agent.artifacts.s3  # every worker opens the artifact store: aiobotocore, shared too
 import agent.service.agent
 import agent.service.supervisor  # noqa: F401
 
