@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiobotocore.session
+import aiohttp
 import botocore.exceptions
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -453,8 +454,13 @@ def _client_failure(error: botocore.exceptions.ClientError) -> _Failure:
 
 def _transport_text(error: Exception) -> str:
     """A transport failure in a sentence, without botocore's URL-with-query noise."""
+    inner = getattr(error, "kwargs", {}).get("error")
     if isinstance(error, botocore.exceptions.EndpointConnectionError):
-        return "cannot connect to the store"
+        # aiobotocore reports every aiohttp connection error as this one: a refused
+        # connection and one reset mid-request are told apart by the error it wraps.
+        if inner is None or isinstance(inner, aiohttp.ClientConnectorError):
+            return "cannot connect to the store"
+        return f"the connection to the store broke ({_inner_text(inner)})"
     if isinstance(error, botocore.exceptions.ConnectTimeoutError):
         return "timed out connecting to the store"
     if isinstance(error, botocore.exceptions.ReadTimeoutError):
@@ -464,6 +470,11 @@ def _transport_text(error: Exception) -> str:
     if isinstance(error, TimeoutError):
         return "timed out talking to the store"
     return f"connection to the store failed ({type(error).__name__})"
+
+
+def _inner_text(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _check_etag(etag: str, expected_md5: str) -> None:
