@@ -355,14 +355,20 @@ class FaultProxy:
                     return
                 method, target, headers = head
                 length = int(_header(headers, "content-length") or "0")
-                if length and self._peek_action(method, target, headers) == "cut":
+                if (_header(headers, "expect") or "").lower() == "100-continue":
+                    # botocore asks before sending a body; the proxy answers for the store
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    await writer.drain()
+                    headers = [(k, v) for k, v in headers if k.lower() != "expect"]
+                # Rules match on the request line, so the action is decided (and counted)
+                # once, before the body is read: concurrent requests cannot share a firing.
+                action = self._action_for(Request(method, target, headers, b""))
+                if length and action == "cut":
                     await reader.readexactly(length // 2)
-                    self._action_for(Request(method, target, headers, b""))
                     writer.transport.abort()
                     return
                 body = await reader.readexactly(length) if length else b""
                 request = Request(method, target, headers, body)
-                action = self._action_for(request)
                 if action == "hold":
                     await asyncio.get_running_loop().run_in_executor(None, self._released.wait)
                     action = "forward"
@@ -382,15 +388,6 @@ class FaultProxy:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
-
-    def _peek_action(self, method: str, target: str, headers: list[tuple[str, str]]) -> str:
-        """The action the next rule would take, without counting it (cuts need it early)."""
-        request = Request(method, target, headers, b"")
-        with self._lock:
-            for rule in self.rules:
-                if rule.fired < rule.times and rule.matches(request):
-                    return rule.action
-        return "forward"
 
     async def _forward(self, request: Request) -> bytes:
         host, port = self.upstream.rsplit(":", 1)

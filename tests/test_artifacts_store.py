@@ -8,8 +8,10 @@ moto (:class:`tests.s3server.FaultProxy`), never from patching the code under te
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -21,7 +23,7 @@ from agent.artifacts.store import (
     StoreError,
     open_store,
 )
-from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, MotoServer
+from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, FaultProxy, MotoServer
 
 PART = MIN_PART_SIZE
 CREDENTIALS = S3Credentials(access_key_id=S3_ACCESS_KEY, secret_access_key=S3_SECRET_KEY)
@@ -94,3 +96,175 @@ async def test_a_missing_bucket_is_named(store: ArtifactStore, moto_s3: MotoServ
     assert "s3://no-such-bucket/k" in message
     assert "bucket does not exist" in message and "NoSuchBucket" in message
     assert failure.value.transient is False
+
+
+@pytest.fixture
+def proxy(moto_s3: MotoServer) -> Iterator[FaultProxy]:
+    with FaultProxy(upstream=moto_s3.endpoint) as running:
+        yield running
+
+
+def _part_puts(line: str) -> bool:
+    return line.startswith("PUT ") and "partNumber=" in line
+
+
+@pytest.mark.parametrize("action", ["503", "500", "cut", "corrupt"])
+async def test_transient_faults_on_parts_are_retried(
+    store: ArtifactStore, moto_s3: MotoServer, bucket: str, proxy: FaultProxy, action: str
+) -> None:
+    """Two failures of part uploads (SlowDown, InternalError, a connection cut mid-body, a
+    damaged byte that only the ETag check catches, moto verifying no checksum) are sent
+    again from memory and the object arrives intact."""
+    body = pattern(3 * PART + 7, seed=3)
+    key = f"retried/{action}"
+    proxy.add(action, times=2)
+    uploaded = await store.put(target(proxy.endpoint, bucket, key), chunks(body))
+    assert moto_s3.read_object(bucket, key) == body
+    assert uploaded.size == len(body)
+    assert proxy.count(_part_puts) == 4 + 2  # four parts, two of them sent twice
+    assert moto_s3.pending_uploads(bucket) == []
+
+
+async def test_a_small_body_is_retried_too(
+    store: ArtifactStore, moto_s3: MotoServer, bucket: str, proxy: FaultProxy
+) -> None:
+    body = pattern(1000, seed=4)
+    proxy.add("503", times=2, matches=lambda request: request.method == "PUT")
+    await store.put(target(proxy.endpoint, bucket, "retried/small"), chunks(body))
+    assert moto_s3.read_object(bucket, "retried/small") == body
+
+
+@pytest.mark.parametrize("action", ["503", "cut"])
+async def test_persistent_faults_fail_and_abort_the_upload(
+    store: ArtifactStore, moto_s3: MotoServer, proxy: FaultProxy, action: str
+) -> None:
+    bucket = moto_s3.create_bucket(f"persistent-{action}")
+    proxy.add(action, times=1000)
+    with pytest.raises(StoreError) as failure:
+        await store.put(target(proxy.endpoint, bucket, "k"), chunks(pattern(3 * PART)))
+    await store.aclose()  # waits for the abort it started
+    message = failure.value.message
+    assert message.startswith(f"cannot store the artifact in s3://{bucket}/k at {proxy.endpoint}")
+    assert "gave up after 5 attempts" in message
+    cause = {"503": "SlowDown, HTTP 503", "cut": "the connection to the store broke"}[action]
+    assert cause in message
+    assert failure.value.transient is True
+    assert moto_s3.pending_uploads(bucket) == []
+    assert not moto_s3.object_exists(bucket, "k")
+
+
+async def test_a_refusal_is_not_retried(
+    store: ArtifactStore, moto_s3: MotoServer, proxy: FaultProxy
+) -> None:
+    bucket = moto_s3.create_bucket("refused-part")
+    proxy.add("403", times=1000)
+    with pytest.raises(StoreError) as failure:
+        await store.put(target(proxy.endpoint, bucket, "k"), chunks(pattern(2 * PART + 1)))
+    await store.aclose()
+    assert (
+        "access denied" in failure.value.message
+        and "AccessDenied, HTTP 403" in failure.value.message
+    )
+    assert failure.value.transient is False
+    assert proxy.count(_part_puts) <= 2  # each part in flight tried once
+    assert moto_s3.pending_uploads(bucket) == []
+
+
+class BodyBroke(Exception):
+    pass
+
+
+async def test_a_failing_body_propagates_and_aborts(
+    store: ArtifactStore, moto_s3: MotoServer
+) -> None:
+    """The response body cannot be read again: its own error ends the upload unchanged."""
+    bucket = moto_s3.create_bucket("failing-body")
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in chunks(pattern(3 * PART)):
+            yield chunk
+        raise BodyBroke("the target reset the connection")
+
+    with pytest.raises(BodyBroke):
+        await store.put(target(moto_s3.endpoint, bucket, "k"), body())
+    await store.aclose()
+    assert moto_s3.pending_uploads(bucket) == []
+    assert not moto_s3.object_exists(bucket, "k")
+
+
+async def test_cancellation_mid_upload_aborts(
+    store: ArtifactStore, moto_s3: MotoServer, proxy: FaultProxy
+) -> None:
+    """A node cancelled while a part is on the wire leaves no pending upload behind."""
+    bucket = moto_s3.create_bucket("cancelled-upload")
+    proxy.add("hold", times=1)
+    put = asyncio.ensure_future(
+        store.put(target(proxy.endpoint, bucket, "k"), chunks(pattern(3 * PART)))
+    )
+    for _ in range(1500):  # bounded: 30 s
+        if proxy.count(_part_puts):
+            break
+        await asyncio.sleep(0.02)
+    assert len(moto_s3.pending_uploads(bucket)) == 1  # the upload did start
+    put.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+    proxy.release()
+    await store.aclose()
+    assert moto_s3.pending_uploads(bucket) == []
+    assert not moto_s3.object_exists(bucket, "k")
+
+
+async def test_an_unreachable_store_is_named(store: ArtifactStore, bucket: str) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(StoreError) as failure:
+        await store.put(target(endpoint, bucket, "k"), chunks(b"x"))
+    assert failure.value.message == (
+        f"cannot store the artifact in s3://{bucket}/k at {endpoint}: uploading the object: "
+        "cannot connect to the store (gave up after 5 attempts)"
+    )
+    assert failure.value.transient is True
+
+
+@pytest.mark.parametrize("wrong", ["secret", "access-key"])
+async def test_wrong_credentials_are_named_without_their_values(
+    store: ArtifactStore, moto_s3_auth: MotoServer, wrong: str
+) -> None:
+    user = moto_s3_auth.user
+    assert user is not None
+    bucket = moto_s3_auth.create_bucket("checked-credentials")
+    good = S3Credentials(access_key_id=user.access_key_id, secret_access_key=user.secret_access_key)
+    await store.put(target(moto_s3_auth.endpoint, bucket, "ok", credentials=good), chunks(b"fine"))
+    assert moto_s3_auth.read_object(bucket, "ok") == b"fine"
+
+    if wrong == "secret":
+        bad = S3Credentials(user.access_key_id, "not-the-secret-key-0123456789abcdefghijkl")
+        cause = "the request signature does not match (check the secret key and the region)"
+    else:
+        bad = S3Credentials("AKIANOTAKNOWNKEY0000", user.secret_access_key)
+        cause = "the access key is not known to the store (check the credentials)"
+    for size in (10, 2 * PART + 1):  # a single request and a multipart upload
+        with pytest.raises(StoreError) as failure:
+            await store.put(
+                target(moto_s3_auth.endpoint, bucket, "bad", credentials=bad), chunks(pattern(size))
+            )
+        message = failure.value.message
+        assert f"s3://{bucket}/bad" in message and cause in message
+        assert failure.value.transient is False
+        for value in (bad.secret_access_key, bad.access_key_id, user.secret_access_key):
+            assert value not in message
+            assert value not in repr(failure.value)
+    assert not moto_s3_auth.object_exists(bucket, "bad")
+
+
+def test_credentials_never_show_in_a_repr() -> None:
+    shown = repr(target("127.0.0.1:1", "b", "k"))
+    assert S3_SECRET_KEY not in shown and S3_ACCESS_KEY not in shown
+    assert "S3Credentials()" in shown
+
+
+def test_part_sizes_below_s3s_minimum_are_refused() -> None:
+    with pytest.raises(ValueError, match="part_size must be at least 5242880"):
+        open_store(part_size=PART - 1)

@@ -4,10 +4,11 @@ Built on aiobotocore (the official SDK's botocore over aiohttp; docs/artifacts.m
 it with obstore and miniopy-async on this workload). The upload is written here rather
 than with a managed transfer so that every rule of the issue is visible in one place:
 
-- **Bounded memory.** The body is read chunk by chunk into one buffer; every ``part_size``
-  bytes become a part. A body that ends before the first part is full is one ``PutObject``;
-  a longer one is a multipart upload with at most ``parts_in_flight`` parts being sent while
-  the next one fills, so memory is about ``(parts_in_flight + 1) * part_size``.
+- **Bounded memory.** The body is copied chunk by chunk into a part-sized buffer; a full
+  buffer is sent as a part (no further copy) and the next one fills meanwhile. A body that
+  ends within the first part is one ``PutObject``; a longer one is a multipart upload with
+  at most ``parts_in_flight`` parts on the wire. The ``parts_in_flight + 1`` buffers are
+  reused, so memory is about ``(parts_in_flight + 1) * part_size`` for any body size.
 - **Retries.** A request is retried only when the store's failure is transient (HTTP 5xx,
   429, throttling codes such as ``SlowDown``, a connection reset or timeout, a part whose
   ETag does not match what was sent) and only when what it sends is still in hand: a part
@@ -39,6 +40,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import io
 import logging
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiobotocore.session
+import aiohttp
 import botocore.exceptions
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -113,6 +116,51 @@ class _Failure(Exception):
         super().__init__(cause)
         self.cause = cause
         self.transient = transient
+
+
+class _PartReader(io.RawIOBase):
+    """A part's bytes as a seekable stream, so that the HTTP client sends them in small
+    reads: given ``bytes`` or a ``bytearray`` body, aiohttp copies the whole part (a slice,
+    then a join with the headers, then the socket buffer), about two more parts in memory
+    per part in flight (measured: docs/artifacts.md). botocore seeks it back to sign it."""
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, min(len(self._view), base[whence] + offset))
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        taken = self._view[self._position : self._position + len(buffer)]
+        buffer[: len(taken)] = taken
+        self._position += len(taken)
+        return len(taken)
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._position + size
+        taken = bytes(self._view[self._position : end])
+        self._position += len(taken)
+        return taken
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
 
 
 class _Mismatch(Exception):
@@ -273,6 +321,8 @@ class _Upload:
         self._upload_id: str | None = None
         self._parts: dict[int, tuple[str, bytes]] = {}  # number -> (etag, md5 digest)
         self._size = 0
+        self._free: list[bytearray] = []
+        self._allocated = 0
 
     async def run(self, body: AsyncIterable[bytes]) -> Uploaded:
         completed = False
@@ -295,31 +345,45 @@ class _Upload:
         self, body: AsyncIterable[bytes], in_flight: set[asyncio.Task[None]]
     ) -> Uploaded:
         part_size = self._store._part_size
-        buffer = bytearray()
+        filling = self._buffer()
+        fill = 0
         number = 0
         async for chunk in body:
-            buffer += chunk
             self._size += len(chunk)
-            while len(buffer) >= part_size and (number > 0 or len(buffer) > part_size):
-                # The first part waits for one more byte: a body of exactly one part is a
-                # single PutObject.
-                with memoryview(buffer) as view:
-                    part = bytes(view[:part_size])  # one copy, no intermediate slice
-                del buffer[:part_size]
-                number += 1
-                await self._send_part(number, part, in_flight)
+            with memoryview(chunk) as rest:
+                while rest:
+                    if fill == part_size:
+                        # Full, and more bytes follow (so a body of exactly one part stays
+                        # a single PutObject): the buffer goes out as it is, no copy.
+                        number += 1
+                        await self._send_part(number, filling, in_flight)
+                        filling, fill = self._buffer(), 0
+                    taken = min(part_size - fill, len(rest))
+                    filling[fill : fill + taken] = rest[:taken]
+                    fill += taken
+                    rest = rest[taken:]
+        last = filling if fill == part_size else bytes(memoryview(filling)[:fill])
         if number == 0:
-            return await self._put_single(bytes(buffer))
-        if buffer:
+            return await self._put_single(last)
+        if fill:
             number += 1
-            await self._send_part(number, bytes(buffer), in_flight)
-        del buffer
+            await self._send_part(number, last, in_flight)
         while in_flight:
             await self._wait_one(in_flight)
         return await self._complete()
 
+    def _buffer(self) -> bytearray:
+        """A part-sized buffer not being sent. At most ``parts_in_flight + 1`` exist per
+        upload and they are reused, so memory stays flat however long the body (and the
+        allocator sees no churn of part-sized blocks)."""
+        if self._free:
+            return self._free.pop()
+        self._allocated += 1
+        assert self._allocated <= self._store._parts_in_flight + 1
+        return bytearray(self._store._part_size)
+
     async def _send_part(
-        self, number: int, part: bytes, in_flight: set[asyncio.Task[None]]
+        self, number: int, part: bytes | bytearray, in_flight: set[asyncio.Task[None]]
     ) -> None:
         if number > _MAX_PARTS:
             raise _Failure(
@@ -347,7 +411,14 @@ class _Upload:
         )
         return str(response["UploadId"])
 
-    async def _upload_part(self, number: int, part: bytes) -> None:
+    async def _upload_part(self, number: int, part: bytes | bytearray) -> None:
+        try:
+            await self._send_upload_part(number, part)
+        finally:
+            if isinstance(part, bytearray):
+                self._free.append(part)  # sent or given up: the buffer can be filled again
+
+    async def _send_upload_part(self, number: int, part: bytes | bytearray) -> None:
         digest = hashlib.md5(part, usedforsecurity=False).digest()
         content_md5 = base64.b64encode(digest).decode("ascii")
         target, upload_id = self._target, self._upload_id
@@ -358,7 +429,7 @@ class _Upload:
                 Key=target.key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=part,
+                Body=_PartReader(part),
                 ContentMD5=content_md5,
             )
             etag = str(response["ETag"])
@@ -368,14 +439,14 @@ class _Upload:
         etag = await self._store._attempt(send, what=f"uploading part {number}")
         self._parts[number] = (etag, digest)
 
-    async def _put_single(self, data: bytes) -> Uploaded:
+    async def _put_single(self, data: bytes | bytearray) -> Uploaded:
         digest = hashlib.md5(data, usedforsecurity=False).digest()
         content_md5 = base64.b64encode(digest).decode("ascii")
         target = self._target
 
         async def send() -> str:
             response = await self._client.put_object(
-                Bucket=target.bucket, Key=target.key, Body=data, ContentMD5=content_md5
+                Bucket=target.bucket, Key=target.key, Body=_PartReader(data), ContentMD5=content_md5
             )
             etag = str(response["ETag"])
             _check_etag(etag, digest.hex())
@@ -453,8 +524,13 @@ def _client_failure(error: botocore.exceptions.ClientError) -> _Failure:
 
 def _transport_text(error: Exception) -> str:
     """A transport failure in a sentence, without botocore's URL-with-query noise."""
+    inner = getattr(error, "kwargs", {}).get("error")
     if isinstance(error, botocore.exceptions.EndpointConnectionError):
-        return "cannot connect to the store"
+        # aiobotocore reports every aiohttp connection error as this one: a refused
+        # connection and one reset mid-request are told apart by the error it wraps.
+        if inner is None or isinstance(inner, aiohttp.ClientConnectorError):
+            return "cannot connect to the store"
+        return f"the connection to the store broke ({_inner_text(inner)})"
     if isinstance(error, botocore.exceptions.ConnectTimeoutError):
         return "timed out connecting to the store"
     if isinstance(error, botocore.exceptions.ReadTimeoutError):
@@ -464,6 +540,11 @@ def _transport_text(error: Exception) -> str:
     if isinstance(error, TimeoutError):
         return "timed out talking to the store"
     return f"connection to the store failed ({type(error).__name__})"
+
+
+def _inner_text(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _check_etag(etag: str, expected_md5: str) -> None:
