@@ -190,7 +190,12 @@ async def test_credentials_follow_the_workflows_authority(
         )
         ok = (await wait_for_nodes(sim, "allowed", ["n"], timeout=WAIT))["n"]
         refused = (await wait_for_nodes(sim, "denied", ["n"], timeout=WAIT))["n"]
+        scraped = (await agent.get("/metrics")).text
         logs = agent.logs()
+    assert 'argo_agent_artifacts_total{result="stored"} 1.0' in scraped
+    assert 'argo_agent_artifacts_total{result="refused"} 1.0' in scraped
+    assert 'argo_agent_artifacts_total{result="store_error"} 0.0' in scraped
+    assert "argo_agent_artifact_bytes_total 1.0" in scraped
     assert ok["phase"] == "Succeeded"
     assert fetch(ok["outputs"]["artifacts"][0]) == b"a"
     assert refused == {

@@ -13,6 +13,8 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
+    "ARTIFACTS",
+    "ARTIFACT_BYTES",
     "BUILD",
     "CONDITION_EVALUATIONS",
     "HANDOVERS",
@@ -156,6 +158,16 @@ SECRET_AUTHORITY = Counter(
     "(allowed, denied, error) and cache (hit, miss)",
     ["result", "cache"],
 )
+ARTIFACTS = Counter(
+    f"{_PREFIX}_artifacts_total",
+    "Output artifacts of HTTP nodes by result: stored, store_error (the store failed), "
+    "refused (not attempted: a bad declaration, the repository, a permission, a Secret or "
+    "the outbound policy)",
+    ["result"],
+)
+ARTIFACT_BYTES = Counter(
+    f"{_PREFIX}_artifact_bytes_total", "Bytes of response bodies stored as output artifacts"
+)
 SECRET_READ_RETRIES = Counter(
     f"{_PREFIX}_secret_read_retries_total",
     "Secret reads tried again after a transient API error (as Argo's GetSecrets)",
@@ -179,6 +191,7 @@ _KNOWN_LABELS: tuple[tuple[Any, tuple[str | tuple[str, ...], ...]], ...] = (
     (WATCH_EVENTS, ("ADDED", "MODIFIED", "DELETED", "BOOKMARK")),
     (WATCH_RESTARTS, ("gone", "error")),
     (SECRET_CACHE, ("hit", "miss")),
+    (ARTIFACTS, ("stored", "store_error", "refused")),
     (LEASE_RENEW_FAILURES, ("conflict", "gone", "error")),
     (
         SECRET_AUTHORITY,

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from agent.artifacts.store import ArtifactStore
+from agent.core import metrics
 from agent.core.artifacts import (
     ArtifactError,
     RepositoryLookup,
@@ -253,6 +254,7 @@ class Executor:
             if plan.own_endpoint:
                 await self._check_endpoint(plan.location.endpoint, rules=rules)
         except ArtifactError as exc:
+            metrics.child(metrics.ARTIFACTS, "refused").inc()
             message = exc.message if not name else f"artifact '{name}': {exc.message}"
             phase = NodePhase.FAILED if exc.bad_input else NodePhase.ERROR
             return NodeResult(phase=phase, message=message)

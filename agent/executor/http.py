@@ -544,8 +544,11 @@ class HTTPExecutor:
         except StoreError as exc:
             if read_error:
                 raise read_error[0] from None
+            metrics.child(metrics.ARTIFACTS, "store_error").inc()
             state.store_failure = _store_failure(plan, exc.message)
         else:
+            metrics.child(metrics.ARTIFACTS, "stored").inc()
+            metrics.ARTIFACT_BYTES.inc(state.size)
             state.artifact = plan.record(artifact.artifact)
         if read_error:  # a store that swallowed the body's error must not look successful
             raise read_error[0]
