@@ -246,13 +246,19 @@ def any_request(request: Request) -> bool:
     return True
 
 
+def completions(request: Request) -> bool:
+    """``CompleteMultipartUpload``: ``POST /bucket/key?uploadId=...``."""
+    return request.method == "POST" and "uploadId=" in request.target
+
+
 @dataclass
 class FaultRule:
     """``action`` for the next ``times`` requests ``matches`` accepts.
 
     Actions: ``"503"`` (``SlowDown``), ``"500"`` (``InternalError``), ``"403"``
     (``AccessDenied``), ``"cut"`` (close the connection halfway through the body, unanswered),
-    ``"corrupt"`` (forward with one byte of the body changed), ``"hold"`` (never answer until
+    ``"corrupt"`` (forward with one byte of the body changed), ``"lose"`` (forward, then close
+    the connection instead of passing the answer on), ``"hold"`` (never answer until
     :meth:`FaultProxy.release`).
     """
 
@@ -380,7 +386,11 @@ class FaultProxy:
                     damaged = bytearray(body)
                     damaged[len(damaged) // 2] ^= 0xFF
                     request.body = bytes(damaged)
-                writer.write(await self._forward(request))
+                answer = await self._forward(request)
+                if action == "lose":
+                    writer.transport.abort()  # the store acted; its answer never arrives
+                    return
+                writer.write(answer)
                 await writer.drain()
                 return  # the upstream closed after its answer: so do we
         except (asyncio.IncompleteReadError, ConnectionError):

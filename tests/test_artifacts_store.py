@@ -23,7 +23,7 @@ from agent.artifacts.store import (
     StoreError,
     open_store,
 )
-from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, FaultProxy, MotoServer
+from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, FaultProxy, MotoServer, completions
 
 PART = MIN_PART_SIZE
 CREDENTIALS = S3Credentials(access_key_id=S3_ACCESS_KEY, secret_access_key=S3_SECRET_KEY)
@@ -132,6 +132,20 @@ async def test_a_small_body_is_retried_too(
     proxy.add("503", times=2, matches=lambda request: request.method == "PUT")
     await store.put(target(proxy.endpoint, bucket, "retried/small"), chunks(body))
     assert moto_s3.read_object(bucket, "retried/small") == body
+
+
+async def test_a_completion_whose_answer_was_lost_is_recognised(
+    store: ArtifactStore, moto_s3: MotoServer, bucket: str, proxy: FaultProxy
+) -> None:
+    """The store completed the upload but the answer never came: the retry finds the upload
+    gone (NoSuchUpload) and the object there with the parts' composite ETag, so the put
+    succeeds instead of failing a node whose artifact is stored."""
+    body = pattern(2 * PART + 99, seed=5)
+    proxy.add("lose", times=1, matches=completions)
+    uploaded = await store.put(target(proxy.endpoint, bucket, "lost-answer"), chunks(body))
+    assert moto_s3.read_object(bucket, "lost-answer") == body
+    assert uploaded.checksum.endswith("-3")
+    assert proxy.count(lambda line: line.startswith("POST ") and "uploadId=" in line) == 2
 
 
 @pytest.mark.parametrize("action", ["503", "cut"])
