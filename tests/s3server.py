@@ -376,7 +376,10 @@ class FaultProxy:
                 body = await reader.readexactly(length) if length else b""
                 request = Request(method, target, headers, body)
                 if action == "hold":
-                    await asyncio.get_running_loop().run_in_executor(None, self._released.wait)
+                    for _ in range(6000):  # bounded: 60 s
+                        if self._released.is_set():
+                            break
+                        await asyncio.sleep(0.01)
                     action = "forward"
                 if action in _ERRORS:
                     writer.write(_error_response(*_ERRORS[action]))

@@ -163,6 +163,7 @@ async def test_persistent_faults_fail_and_abort_the_upload(
     cause = {"503": "SlowDown, HTTP 503", "cut": "the connection to the store broke"}[action]
     assert cause in message
     assert failure.value.transient is True
+    assert S3_SECRET_KEY not in message and S3_ACCESS_KEY not in message
     assert moto_s3.pending_uploads(bucket) == []
     assert not moto_s3.object_exists(bucket, "k")
 
