@@ -230,6 +230,23 @@ async def test_cancellation_mid_upload_aborts(
     assert not moto_s3.object_exists(bucket, "k")
 
 
+@pytest.mark.parametrize(
+    ("bucket_name", "key", "named"),
+    [("Not_A_Bucket!", "k", 'Invalid bucket name "Not_A_Bucket!"'), ("a-bucket", "", "Key")],
+    ids=["bad-bucket-name", "empty-key"],
+)
+async def test_a_location_s3_cannot_take_is_refused_before_sending(
+    store: ArtifactStore, moto_s3: MotoServer, bucket_name: str, key: str, named: str
+) -> None:
+    with pytest.raises(StoreError) as failure:
+        await store.put(target(moto_s3.endpoint, bucket_name, key), chunks(b"x"))
+    assert failure.value.message.startswith(
+        f"cannot store the artifact in s3://{bucket_name}/{key}"
+    )
+    assert named in failure.value.message
+    assert failure.value.transient is False
+
+
 async def test_an_unreachable_store_is_named(store: ArtifactStore, bucket: str) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

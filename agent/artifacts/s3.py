@@ -534,6 +534,11 @@ async def _classified(call: Callable[[], Awaitable[T]]) -> T:
         raise _Failure(_transport_text(error), transient=True) from None
     except _Mismatch as mismatch:
         raise _Failure(str(mismatch), transient=True) from None
+    except botocore.exceptions.ParamValidationError as error:
+        # refused before sending: a bucket name or key S3 cannot take
+        raise _Failure(_one_line(str(error)), transient=False) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise _Failure(_one_line(str(error)), transient=False) from None
 
 
 def _client_failure(error: botocore.exceptions.ClientError) -> _Failure:
@@ -570,6 +575,10 @@ def _transport_text(error: Exception) -> str:
     if isinstance(error, TimeoutError):
         return "timed out talking to the store"
     return f"connection to the store failed ({type(error).__name__})"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _inner_text(error: BaseException) -> str:
