@@ -171,7 +171,12 @@ class _Uploader:
             )
         else:
             await self._impl.put_object(
-                self.bucket, key, _Reader(body), length=-1, part_size=self.part_size
+                self.bucket,
+                key,
+                _Reader(body),
+                length=-1,
+                part_size=self.part_size,
+                num_parallel_uploads=self.in_flight,
             )
 
     async def close(self) -> None:
@@ -306,9 +311,11 @@ def main() -> None:
             port = json.loads(server.stdout.readline())["port"]
             command += ["--url", f"http://127.0.0.1:{port}/body"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            raise SystemExit(f"the uploader failed:\n{done.stderr[-4000:]}")
-        report = json.loads(done.stdout.strip().splitlines()[-1])
+        reported = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if not reported:
+            raise SystemExit(f"the uploader failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        report = json.loads(reported[-1])
+        report["uploader_exit_code"] = done.returncode  # obstore's child aborts at exit
         stored = moto.client().get_object(Bucket=args.bucket, Key=args.key)["Body"]
         digest, stored_size = hashlib.sha256(), 0
         for chunk in iter(lambda: stored.read(1 << 20), b""):

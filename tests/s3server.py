@@ -246,13 +246,19 @@ def any_request(request: Request) -> bool:
     return True
 
 
+def completions(request: Request) -> bool:
+    """``CompleteMultipartUpload``: ``POST /bucket/key?uploadId=...``."""
+    return request.method == "POST" and "uploadId=" in request.target
+
+
 @dataclass
 class FaultRule:
     """``action`` for the next ``times`` requests ``matches`` accepts.
 
     Actions: ``"503"`` (``SlowDown``), ``"500"`` (``InternalError``), ``"403"``
     (``AccessDenied``), ``"cut"`` (close the connection halfway through the body, unanswered),
-    ``"corrupt"`` (forward with one byte of the body changed), ``"hold"`` (never answer until
+    ``"corrupt"`` (forward with one byte of the body changed), ``"lose"`` (forward, then close
+    the connection instead of passing the answer on), ``"hold"`` (never answer until
     :meth:`FaultProxy.release`).
     """
 
@@ -370,7 +376,10 @@ class FaultProxy:
                 body = await reader.readexactly(length) if length else b""
                 request = Request(method, target, headers, body)
                 if action == "hold":
-                    await asyncio.get_running_loop().run_in_executor(None, self._released.wait)
+                    for _ in range(6000):  # bounded: 60 s
+                        if self._released.is_set():
+                            break
+                        await asyncio.sleep(0.01)
                     action = "forward"
                 if action in _ERRORS:
                     writer.write(_error_response(*_ERRORS[action]))
@@ -380,7 +389,11 @@ class FaultProxy:
                     damaged = bytearray(body)
                     damaged[len(damaged) // 2] ^= 0xFF
                     request.body = bytes(damaged)
-                writer.write(await self._forward(request))
+                answer = await self._forward(request)
+                if action == "lose":
+                    writer.transport.abort()  # the store acted; its answer never arrives
+                    return
+                writer.write(answer)
                 await writer.drain()
                 return  # the upstream closed after its answer: so do we
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -23,7 +23,7 @@ from agent.artifacts.store import (
     StoreError,
     open_store,
 )
-from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, FaultProxy, MotoServer
+from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, FaultProxy, MotoServer, completions
 
 PART = MIN_PART_SIZE
 CREDENTIALS = S3Credentials(access_key_id=S3_ACCESS_KEY, secret_access_key=S3_SECRET_KEY)
@@ -134,6 +134,20 @@ async def test_a_small_body_is_retried_too(
     assert moto_s3.read_object(bucket, "retried/small") == body
 
 
+async def test_a_completion_whose_answer_was_lost_is_recognised(
+    store: ArtifactStore, moto_s3: MotoServer, bucket: str, proxy: FaultProxy
+) -> None:
+    """The store completed the upload but the answer never came: the retry finds the upload
+    gone (NoSuchUpload) and the object there with the parts' composite ETag, so the put
+    succeeds instead of failing a node whose artifact is stored."""
+    body = pattern(2 * PART + 99, seed=5)
+    proxy.add("lose", times=1, matches=completions)
+    uploaded = await store.put(target(proxy.endpoint, bucket, "lost-answer"), chunks(body))
+    assert moto_s3.read_object(bucket, "lost-answer") == body
+    assert uploaded.checksum.endswith("-3")
+    assert proxy.count(lambda line: line.startswith("POST ") and "uploadId=" in line) == 2
+
+
 @pytest.mark.parametrize("action", ["503", "cut"])
 async def test_persistent_faults_fail_and_abort_the_upload(
     store: ArtifactStore, moto_s3: MotoServer, proxy: FaultProxy, action: str
@@ -149,6 +163,7 @@ async def test_persistent_faults_fail_and_abort_the_upload(
     cause = {"503": "SlowDown, HTTP 503", "cut": "the connection to the store broke"}[action]
     assert cause in message
     assert failure.value.transient is True
+    assert S3_SECRET_KEY not in message and S3_ACCESS_KEY not in message
     assert moto_s3.pending_uploads(bucket) == []
     assert not moto_s3.object_exists(bucket, "k")
 
@@ -213,6 +228,23 @@ async def test_cancellation_mid_upload_aborts(
     await store.aclose()
     assert moto_s3.pending_uploads(bucket) == []
     assert not moto_s3.object_exists(bucket, "k")
+
+
+@pytest.mark.parametrize(
+    ("bucket_name", "key", "named"),
+    [("Not_A_Bucket!", "k", 'Invalid bucket name "Not_A_Bucket!"'), ("a-bucket", "", "Key")],
+    ids=["bad-bucket-name", "empty-key"],
+)
+async def test_a_location_s3_cannot_take_is_refused_before_sending(
+    store: ArtifactStore, moto_s3: MotoServer, bucket_name: str, key: str, named: str
+) -> None:
+    with pytest.raises(StoreError) as failure:
+        await store.put(target(moto_s3.endpoint, bucket_name, key), chunks(b"x"))
+    assert failure.value.message.startswith(
+        f"cannot store the artifact in s3://{bucket_name}/{key}"
+    )
+    assert named in failure.value.message
+    assert failure.value.transient is False
 
 
 async def test_an_unreachable_store_is_named(store: ArtifactStore, bucket: str) -> None:
