@@ -11,6 +11,9 @@ Argo facts pinned here (argo-workflows, pkg/apis/workflow/v1alpha1):
   ``DefaultArchivePattern = "{{workflow.name}}/{{pod.name}}"``.
 * ``ArtifactLocation.Relocate`` (workflow_types.go): a location that ``HasLocation`` is
   kept as it is.
+* workflow/validate/validate.go ``validateOutputs``: an output artifact of a leaf template
+  (HTTP included, ``Template.IsLeaf``) must have a ``path`` (``Artifact.CleanPath``), so
+  one is accepted here and ignored (an HTTP node has no file).
 * The executor joins the archive key and the file name (workflow/executor/executor.go
   ``saveArtifactFromFile``: ``path.Join(key, fileName)``); here the file name is the
   artifact's name.
