@@ -247,6 +247,29 @@ async def test_a_location_s3_cannot_take_is_refused_before_sending(
     assert failure.value.transient is False
 
 
+async def test_cancellation_while_the_upload_starts_aborts_it(
+    store: ArtifactStore, moto_s3: MotoServer, proxy: FaultProxy
+) -> None:
+    """Cancelled while CreateMultipartUpload is on the wire: the agent has no upload ID yet;
+    the request is let finish and the upload it created is aborted."""
+    bucket = moto_s3.create_bucket("cancelled-start")
+    proxy.add("hold", times=1, matches=lambda request: request.target.endswith("?uploads"))
+    put = asyncio.ensure_future(
+        store.put(target(proxy.endpoint, bucket, "k"), chunks(pattern(2 * PART)))
+    )
+    for _ in range(1500):  # bounded: 30 s
+        if proxy.count(lambda line: line.startswith("POST ") and "?uploads" in line):
+            break
+        await asyncio.sleep(0.02)
+    put.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+    proxy.release()
+    await store.aclose()
+    assert proxy.count(lambda line: line.startswith("DELETE ") and "uploadId=" in line) == 1
+    assert moto_s3.pending_uploads(bucket) == []
+
+
 async def test_an_unreachable_store_is_named(store: ArtifactStore, bucket: str) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

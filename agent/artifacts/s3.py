@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import logging
@@ -159,7 +160,10 @@ class _PartReader(io.RawIOBase):
         return taken
 
     def close(self) -> None:
-        self._view.release()
+        # A slice still held elsewhere keeps the view exported; the buffer is never resized,
+        # so leaving the view to the garbage collector is harmless.
+        with contextlib.suppress(BufferError):
+            self._view.release()
         super().close()
 
 
@@ -207,7 +211,7 @@ class S3Store:
         self._stack = AsyncExitStack()
         self._clients: dict[_ClientKey, Any] = {}
         self._client_lock = asyncio.Lock()
-        self._aborts: set[asyncio.Task[None]] = set()
+        self._aborts: set[asyncio.Future[Any]] = set()  # cleanup that outlives its caller
         self._closed = False
 
     # -- the port ---------------------------------------------------------------------
@@ -221,8 +225,8 @@ class S3Store:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._aborts:
-            await asyncio.gather(*self._aborts, return_exceptions=True)
+        while self._aborts:  # an upload started by a cancelled caller adds its abort
+            await asyncio.gather(*list(self._aborts), return_exceptions=True)
         await self._stack.aclose()
         self._clients.clear()
 
@@ -268,7 +272,7 @@ class S3Store:
 
     # -- retries ----------------------------------------------------------------------
 
-    async def _attempt(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
+    async def _attempt(self, call: Callable[[], Awaitable[T]], *, what: str, target: S3Target) -> T:
         """``call`` until it succeeds, fails for good, or runs out of attempts."""
         attempt = 1
         while True:
@@ -283,7 +287,13 @@ class S3Store:
                         ) from None
                     raise _Failure(f"{what}: {failure.cause}", transient=False) from None
                 delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-                log.debug("retrying %s after %s (attempt %d)", what, failure.cause, attempt)
+                log.debug(
+                    "retrying %s of %s after %s (attempt %d)",
+                    what,
+                    target.url,
+                    _scrub(failure.cause, target.credentials),
+                    attempt,
+                )
                 await asyncio.sleep(random.uniform(0, delay))
                 attempt += 1
 
@@ -300,6 +310,7 @@ class S3Store:
                     Bucket=target.bucket, Key=target.key, UploadId=upload_id
                 ),
                 what="aborting the multipart upload",
+                target=target,
             )
         except _Failure as failure:
             # Nothing is left to tell: the node already failed. The bucket's lifecycle
@@ -404,11 +415,29 @@ class _Upload:
             task.result()  # a failed part ends the upload
 
     async def _create(self) -> str:
-        target = self._target
-        response = await self._store._attempt(
-            lambda: self._client.create_multipart_upload(Bucket=target.bucket, Key=target.key),
-            what="starting the multipart upload",
+        """Start the multipart upload. Shielded: a caller cancelled while the request is on
+        the wire would never learn the upload's ID, so the request finishes on its own and
+        the upload it created is aborted."""
+        target, store, client = self._target, self._store, self._client
+        starting = asyncio.ensure_future(
+            store._attempt(
+                lambda: client.create_multipart_upload(Bucket=target.bucket, Key=target.key),
+                what="starting the multipart upload",
+                target=target,
+            )
         )
+        try:
+            response = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+
+            def abort_when_started(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    store._abort_in_background(client, target, str(done.result()["UploadId"]))
+
+            starting.add_done_callback(abort_when_started)
+            store._aborts.add(starting)  # aclose() waits for it, then for its abort
+            starting.add_done_callback(store._aborts.discard)
+            raise
         return str(response["UploadId"])
 
     async def _upload_part(self, number: int, part: bytes | bytearray) -> None:
@@ -436,7 +465,7 @@ class _Upload:
             _check_etag(etag, digest.hex())
             return etag
 
-        etag = await self._store._attempt(send, what=f"uploading part {number}")
+        etag = await self._store._attempt(send, what=f"uploading part {number}", target=target)
         self._parts[number] = (etag, digest)
 
     async def _put_single(self, data: bytes | bytearray) -> Uploaded:
@@ -452,7 +481,7 @@ class _Upload:
             _check_etag(etag, digest.hex())
             return etag
 
-        etag = await self._store._attempt(send, what="uploading the object")
+        etag = await self._store._attempt(send, what="uploading the object", target=target)
         return Uploaded(size=len(data), etag=etag, checksum=f"md5:{digest.hex()}")
 
     async def _complete(self) -> Uploaded:
@@ -492,7 +521,9 @@ class _Upload:
             _check_etag(etag, composite)
             return etag
 
-        etag = await self._store._attempt(send, what="completing the multipart upload")
+        etag = await self._store._attempt(
+            send, what="completing the multipart upload", target=target
+        )
         return Uploaded(size=self._size, etag=etag, checksum=f"md5:{composite}")
 
     async def _stored_etag(self) -> str | None:
