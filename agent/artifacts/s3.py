@@ -17,7 +17,8 @@ than with a managed transfer so that every rule of the issue is visible in one p
   body* ends the upload, and the exception of the body propagates unchanged.
 - **No orphans.** Whatever ends an upload early (a refused or exhausted part, the body's
   own error, the caller's cancellation) aborts its multipart upload in a task the caller
-  cannot cancel; :meth:`S3Store.aclose` waits for those aborts before closing the clients.
+  cannot cancel (a cancellation while the upload is being created lets that request finish
+  first); :meth:`S3Store.aclose` waits for those aborts before closing the clients.
   One window remains: a ``CreateMultipartUpload`` whose reply is lost leaves an upload the
   agent never learned the ID of (docs/artifacts.md recommends the bucket lifecycle rule
   ``AbortIncompleteMultipartUpload``).
