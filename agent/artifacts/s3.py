@@ -44,7 +44,9 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 import random
+import tempfile
 from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -70,17 +72,21 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# S3 error codes that mean "try again later" whatever their HTTP status.
+# S3 error codes that mean "try again later" whatever their HTTP status: Argo's list
+# (workflow/artifacts/s3/errors.go, s3TransientErrorCodes, from minio-go's retry.go), and a
+# few more that S3-compatible stores answer.
 _TRANSIENT_CODES = frozenset(
     {
-        "SlowDown",
+        "RequestError",
+        "RequestTimeout",
         "Throttling",
         "ThrottlingException",
         "RequestLimitExceeded",
-        "TooManyRequests",
-        "RequestTimeout",
+        "RequestThrottled",
         "InternalError",
+        "SlowDown",
         "ServiceUnavailable",
+        "TooManyRequests",
         "OperationAborted",
         "BadDigest",  # the bytes were damaged in transit; what is sent again is intact
     }
@@ -109,6 +115,8 @@ class _ClientKey:
     insecure: bool
     region: str
     credentials: S3Credentials | None
+    addressing_style: str
+    ca_pem: str | None
 
 
 class _Failure(Exception):
@@ -214,13 +222,17 @@ class S3Store:
         self._client_lock = asyncio.Lock()
         self._aborts: set[asyncio.Future[Any]] = set()  # cleanup that outlives its caller
         self._closed = False
+        self._ca_dir: str | None = None
 
     # -- the port ---------------------------------------------------------------------
 
     async def put(self, target: S3Target, body: AsyncIterable[bytes]) -> Uploaded:
         if self._closed:
             raise RuntimeError("the artifact store is closed")
-        client = await self._client(target)
+        try:
+            client = await self._client(target)
+        except _Failure as failure:
+            raise _store_error(target, failure) from None
         upload = _Upload(store=self, client=client, target=target)
         return await upload.run(body)
 
@@ -239,6 +251,8 @@ class S3Store:
             insecure=target.insecure,
             region=target.region or "us-east-1",
             credentials=target.credentials,
+            addressing_style=target.addressing_style,
+            ca_pem=target.ca_pem,
         )
         client = self._clients.get(key)
         if client is not None:
@@ -253,7 +267,7 @@ class S3Store:
     def _create_client(self, key: _ClientKey) -> Any:
         config = self._config.merge(
             Config(
-                s3={"addressing_style": _addressing_style(key.endpoint)},
+                s3={"addressing_style": _addressing_style(key.endpoint, key.addressing_style)},
                 signature_version=UNSIGNED if key.credentials is None else "s3v4",
             )
         )
@@ -267,9 +281,31 @@ class S3Store:
         endpoint_url = None
         if key.endpoint:
             endpoint_url = f"{'http' if key.insecure else 'https'}://{key.endpoint}"
+        verify: str | None = None
+        if key.ca_pem is not None and not key.insecure:
+            verify = self._ca_file(key.ca_pem)
         return self._session.create_client(
-            "s3", region_name=key.region, endpoint_url=endpoint_url, config=config, **credentials
+            "s3",
+            region_name=key.region,
+            endpoint_url=endpoint_url,
+            config=config,
+            verify=verify,
+            **credentials,
         )
+
+    def _ca_file(self, pem: str) -> str:
+        """A file holding ``pem`` (botocore takes CA bundles as paths), one per distinct
+        bundle, in a directory removed by :meth:`aclose`."""
+        if self._ca_dir is None:
+            self._ca_dir = self._stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="agent-s3-ca-")
+            )
+        name = hashlib.sha256(pem.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        path = os.path.join(self._ca_dir, f"{name}.pem")
+        if not os.path.exists(path):
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+                out.write(pem)
+        return path
 
     # -- retries ----------------------------------------------------------------------
 
@@ -344,7 +380,7 @@ class _Upload:
             completed = True
             return uploaded
         except _Failure as failure:
-            raise self._error(failure) from None
+            raise _store_error(self._target, failure) from None
         finally:
             for task in in_flight:
                 task.cancel()
@@ -534,14 +570,14 @@ class _Upload:
             return None
         return str(head.get("ETag", "")) or None
 
-    def _error(self, failure: _Failure) -> StoreError:
-        target = self._target
-        where = f" at {target.endpoint}" if target.endpoint else ""
-        cause = _scrub(failure.cause, target.credentials)
-        return StoreError(
-            f"cannot store the artifact in {target.url}{where}: {cause}",
-            transient=failure.transient,
-        )
+
+def _store_error(target: S3Target, failure: _Failure) -> StoreError:
+    where = f" at {target.endpoint}" if target.endpoint else ""
+    cause = _scrub(failure.cause, target.credentials)
+    return StoreError(
+        f"cannot store the artifact in {target.url}{where}: {cause}",
+        transient=failure.transient,
+    )
 
 
 async def _md5(data: bytes | bytearray) -> bytes:
@@ -558,6 +594,15 @@ async def _classified(call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except botocore.exceptions.ClientError as error:
         raise _client_failure(error) from None
+    except botocore.exceptions.SSLError as error:
+        # A certificate that does not verify will not verify on the next try either.
+        inner = error.kwargs.get("error")
+        detail = f" ({_inner_text(inner)})" if inner is not None else ""
+        raise _Failure(
+            f"TLS with the store failed: its certificate could not be verified{detail}"
+            " (the repository's caSecret gives the CA to trust)",
+            transient=False,
+        ) from None
     except (
         botocore.exceptions.ConnectionError,
         botocore.exceptions.HTTPClientError,
@@ -646,9 +691,19 @@ def _looks_like_md5(etag: str) -> bool:
     return True
 
 
-def _addressing_style(endpoint: str) -> str:
-    """Virtual-hosted buckets on AWS, path-style elsewhere (MinIO, Ceph, moto), as
-    minio-go (Argo's S3 driver) chooses."""
+def _addressing_style(endpoint: str, chosen: str) -> str:
+    """botocore's name for Argo's ``addressingStyle``. Auto-detect (``""``) is
+    virtual-hosted on AWS and path-style elsewhere (MinIO, Ceph, moto), as minio-go's
+    ``BucketLookupAuto``, which Argo's S3 driver uses for it, decides."""
+    if chosen == "path":
+        return "path"
+    if chosen == "virtual-hosted":
+        return "virtual"
+    if chosen:
+        raise _Failure(
+            f"addressingStyle {chosen!r} is not one of '', 'path', 'virtual-hosted'",
+            transient=False,
+        )
     host = endpoint.rsplit(":", 1)[0].lower()
     return "virtual" if not host or host.endswith("amazonaws.com") else "path"
 
