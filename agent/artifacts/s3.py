@@ -31,8 +31,9 @@ than with a managed transfer so that every rule of the issue is visible in one p
   endpoint, the store's error code and message or the transport's failure; credential
   values never appear (they are also scrubbed from whatever the store said).
 
-One aiobotocore client (with its aiohttp connection pool) is kept per endpoint, region and
-credentials and reused by every upload until :meth:`S3Store.aclose`.
+One aiobotocore client (with its aiohttp connection pool) is kept per endpoint, region,
+credentials, addressing style and CA bundle, and reused by every upload until
+:meth:`S3Store.aclose`.
 """
 
 from __future__ import annotations
