@@ -11,7 +11,7 @@ from kubernetes_asyncio import client
 
 from agent.kube.client import connect
 from tests.agentproc import TOKEN
-from tests.s3server import moto_s3, moto_s3_auth  # noqa: F401 - S3 server fixtures
+from tests.s3server import moto_s3, moto_s3_auth, moto_s3_tls  # noqa: F401 - S3 fixtures
 from tests.servers import TargetServer, TestCA
 
 

@@ -12,7 +12,8 @@
   InternalError``), cuts the connection halfway through the request body, damages one byte
   of the body, or holds the request until released. Rules match requests by method and query
   (part uploads are ``PUT ...?partNumber=N&uploadId=...``) and fire a set number of times.
-* The fixtures ``moto_s3`` (session) and ``moto_s3_auth`` (session) skip, with the reason
+* The fixtures ``moto_s3``, ``moto_s3_auth`` and ``moto_s3_tls`` (HTTPS with a certificate
+  of the session's test CA; all session-scoped) skip, with the reason
   printed, when moto cannot be started here.
 
 Only 127.0.0.1 is ever contacted; every server is stopped in a ``finally``.
@@ -25,6 +26,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -38,6 +40,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers import TestCA
+
 __all__ = [
     "S3_ACCESS_KEY",
     "S3_SECRET_KEY",
@@ -46,6 +50,7 @@ __all__ = [
     "MotoServer",
     "moto_s3",
     "moto_s3_auth",
+    "moto_s3_tls",
 ]
 
 # Credentials for the default (no-auth) server: moto accepts any, these look real so that
@@ -83,9 +88,10 @@ class IamUser:
 class MotoServer:
     """``moto_server`` on 127.0.0.1 at a free port, as a child process."""
 
-    def __init__(self, *, auth: bool = False) -> None:
+    def __init__(self, *, auth: bool = False, tls: TestCA | None = None) -> None:
         self.port = _free_port()
         self.auth = auth
+        self.tls = tls
         self.user: IamUser | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log = Path(os.environ.get("TMPDIR", "/tmp")) / f"moto-{self.port}.log"
@@ -97,23 +103,27 @@ class MotoServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
 
     def start(self, *, timeout: float = 30.0) -> None:
         env = dict(os.environ)
         if self.auth:
             # create_user, create_access_key, put_user_policy: then every request is checked.
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+        command = _moto_command(self.port)
+        context = None
+        if self.tls is not None:
+            cert, key = self.tls.server_files()
+            command += ["-c", cert, "-k", key]
+            context = ssl.create_default_context(cafile=self.tls.pem_path)
         with self._log.open("wb") as log:
-            self._process = subprocess.Popen(
-                _moto_command(self.port), stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto_server exited: {self._log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
+                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1, context=context):
                     break
             except (OSError, urllib.error.URLError):
                 time.sleep(0.1)
@@ -171,6 +181,7 @@ class MotoServer:
             aws_access_key_id=access,
             aws_secret_access_key=secret,
             config=Config(s3={"addressing_style": "path"}),
+            verify=self.tls.pem_path if self.tls is not None else None,
         )
 
     def create_bucket(self, name: str) -> str:
@@ -211,6 +222,13 @@ def _running(server: MotoServer) -> Iterator[MotoServer]:
 def moto_s3() -> Iterator[MotoServer]:
     """moto's S3 server accepting any credentials."""
     with _running(MotoServer()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_s3_tls(test_ca: TestCA) -> Iterator[MotoServer]:
+    """moto's S3 server over HTTPS, its certificate issued by the session's test CA."""
+    with _running(MotoServer(tls=test_ca)) as server:
         yield server
 
 

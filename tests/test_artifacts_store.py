@@ -24,6 +24,7 @@ from agent.artifacts.store import (
     open_store,
 )
 from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, FaultProxy, MotoServer, completions
+from tests.servers import TestCA
 
 PART = MIN_PART_SIZE
 CREDENTIALS = S3Credentials(access_key_id=S3_ACCESS_KEY, secret_access_key=S3_SECRET_KEY)
@@ -247,6 +248,29 @@ async def test_a_location_s3_cannot_take_is_refused_before_sending(
     assert failure.value.transient is False
 
 
+async def test_cancellation_while_the_upload_starts_aborts_it(
+    store: ArtifactStore, moto_s3: MotoServer, proxy: FaultProxy
+) -> None:
+    """Cancelled while CreateMultipartUpload is on the wire: the agent has no upload ID yet;
+    the request is let finish and the upload it created is aborted."""
+    bucket = moto_s3.create_bucket("cancelled-start")
+    proxy.add("hold", times=1, matches=lambda request: request.target.endswith("?uploads"))
+    put = asyncio.ensure_future(
+        store.put(target(proxy.endpoint, bucket, "k"), chunks(pattern(2 * PART)))
+    )
+    for _ in range(1500):  # bounded: 30 s
+        if proxy.count(lambda line: line.startswith("POST ") and "?uploads" in line):
+            break
+        await asyncio.sleep(0.02)
+    put.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+    proxy.release()
+    await store.aclose()
+    assert proxy.count(lambda line: line.startswith("DELETE ") and "uploadId=" in line) == 1
+    assert moto_s3.pending_uploads(bucket) == []
+
+
 async def test_an_unreachable_store_is_named(store: ArtifactStore, bucket: str) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -289,6 +313,51 @@ async def test_wrong_credentials_are_named_without_their_values(
             assert value not in message
             assert value not in repr(failure.value)
     assert not moto_s3_auth.object_exists(bucket, "bad")
+
+
+async def test_a_store_behind_tls_is_trusted_through_its_ca(
+    store: ArtifactStore, moto_s3_tls: MotoServer, test_ca: TestCA
+) -> None:
+    """Argo's ``caSecret``: the store's certificate is verified against the given CA, and
+    without it (the system's roots) the connection is refused, named as a TLS failure."""
+    bucket = moto_s3_tls.create_bucket("tls-bucket")
+    body = pattern(PART + 10, seed=6)
+    trusted = target(moto_s3_tls.endpoint, bucket, "k", insecure=False, ca_pem=test_ca.pem.decode())
+    await store.put(trusted, chunks(body))
+    assert moto_s3_tls.read_object(bucket, "k") == body
+
+    untrusted = target(moto_s3_tls.endpoint, bucket, "k2", insecure=False)
+    with pytest.raises(StoreError) as failure:
+        await store.put(untrusted, chunks(b"x"))
+    assert f"s3://{bucket}/k2" in failure.value.message
+    assert "TLS with the store failed: its certificate could not be verified" in (
+        failure.value.message
+    )
+    assert failure.value.transient is False
+    assert not moto_s3_tls.object_exists(bucket, "k2")
+
+
+@pytest.mark.parametrize("style", ["path", ""])
+async def test_addressing_styles_reach_a_path_style_store(
+    store: ArtifactStore, moto_s3: MotoServer, bucket: str, style: str
+) -> None:
+    await store.put(
+        target(moto_s3.endpoint, bucket, f"style/{style or 'auto'}", addressing_style=style),
+        chunks(b"addressed"),
+    )
+    assert moto_s3.read_object(bucket, f"style/{style or 'auto'}") == b"addressed"
+
+
+async def test_an_unknown_addressing_style_is_named(
+    store: ArtifactStore, moto_s3: MotoServer, bucket: str
+) -> None:
+    with pytest.raises(StoreError) as failure:
+        await store.put(target(moto_s3.endpoint, bucket, "k", addressing_style="dns"), chunks(b"x"))
+    assert failure.value.message == (
+        f"cannot store the artifact in s3://{bucket}/k at {moto_s3.endpoint}: "
+        "addressingStyle 'dns' is not one of '', 'path', 'virtual-hosted'"
+    )
+    assert failure.value.transient is False
 
 
 def test_credentials_never_show_in_a_repr() -> None:

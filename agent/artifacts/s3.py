@@ -17,7 +17,8 @@ than with a managed transfer so that every rule of the issue is visible in one p
   body* ends the upload, and the exception of the body propagates unchanged.
 - **No orphans.** Whatever ends an upload early (a refused or exhausted part, the body's
   own error, the caller's cancellation) aborts its multipart upload in a task the caller
-  cannot cancel; :meth:`S3Store.aclose` waits for those aborts before closing the clients.
+  cannot cancel (a cancellation while the upload is being created lets that request finish
+  first); :meth:`S3Store.aclose` waits for those aborts before closing the clients.
   One window remains: a ``CreateMultipartUpload`` whose reply is lost leaves an upload the
   agent never learned the ID of (docs/artifacts.md recommends the bucket lifecycle rule
   ``AbortIncompleteMultipartUpload``).
@@ -30,8 +31,9 @@ than with a managed transfer so that every rule of the issue is visible in one p
   endpoint, the store's error code and message or the transport's failure; credential
   values never appear (they are also scrubbed from whatever the store said).
 
-One aiobotocore client (with its aiohttp connection pool) is kept per endpoint, region and
-credentials and reused by every upload until :meth:`S3Store.aclose`.
+One aiobotocore client (with its aiohttp connection pool) is kept per endpoint, region,
+credentials, addressing style and CA bundle, and reused by every upload until
+:meth:`S3Store.aclose`.
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import logging
+import os
 import random
+import tempfile
 from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -68,17 +73,21 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# S3 error codes that mean "try again later" whatever their HTTP status.
+# S3 error codes that mean "try again later" whatever their HTTP status: Argo's list
+# (workflow/artifacts/s3/errors.go, s3TransientErrorCodes, from minio-go's retry.go), and a
+# few more that S3-compatible stores answer.
 _TRANSIENT_CODES = frozenset(
     {
-        "SlowDown",
+        "RequestError",
+        "RequestTimeout",
         "Throttling",
         "ThrottlingException",
         "RequestLimitExceeded",
-        "TooManyRequests",
-        "RequestTimeout",
+        "RequestThrottled",
         "InternalError",
+        "SlowDown",
         "ServiceUnavailable",
+        "TooManyRequests",
         "OperationAborted",
         "BadDigest",  # the bytes were damaged in transit; what is sent again is intact
     }
@@ -107,6 +116,8 @@ class _ClientKey:
     insecure: bool
     region: str
     credentials: S3Credentials | None
+    addressing_style: str
+    ca_pem: str | None
 
 
 class _Failure(Exception):
@@ -159,7 +170,10 @@ class _PartReader(io.RawIOBase):
         return taken
 
     def close(self) -> None:
-        self._view.release()
+        # A slice still held elsewhere keeps the view exported; the buffer is never resized,
+        # so leaving the view to the garbage collector is harmless.
+        with contextlib.suppress(BufferError):
+            self._view.release()
         super().close()
 
 
@@ -207,22 +221,26 @@ class S3Store:
         self._stack = AsyncExitStack()
         self._clients: dict[_ClientKey, Any] = {}
         self._client_lock = asyncio.Lock()
-        self._aborts: set[asyncio.Task[None]] = set()
+        self._aborts: set[asyncio.Future[Any]] = set()  # cleanup that outlives its caller
         self._closed = False
+        self._ca_dir: str | None = None
 
     # -- the port ---------------------------------------------------------------------
 
     async def put(self, target: S3Target, body: AsyncIterable[bytes]) -> Uploaded:
         if self._closed:
             raise RuntimeError("the artifact store is closed")
-        client = await self._client(target)
+        try:
+            client = await self._client(target)
+        except _Failure as failure:
+            raise _store_error(target, failure) from None
         upload = _Upload(store=self, client=client, target=target)
         return await upload.run(body)
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._aborts:
-            await asyncio.gather(*self._aborts, return_exceptions=True)
+        while self._aborts:  # an upload started by a cancelled caller adds its abort
+            await asyncio.gather(*list(self._aborts), return_exceptions=True)
         await self._stack.aclose()
         self._clients.clear()
 
@@ -234,6 +252,8 @@ class S3Store:
             insecure=target.insecure,
             region=target.region or "us-east-1",
             credentials=target.credentials,
+            addressing_style=target.addressing_style,
+            ca_pem=target.ca_pem,
         )
         client = self._clients.get(key)
         if client is not None:
@@ -248,7 +268,7 @@ class S3Store:
     def _create_client(self, key: _ClientKey) -> Any:
         config = self._config.merge(
             Config(
-                s3={"addressing_style": _addressing_style(key.endpoint)},
+                s3={"addressing_style": _addressing_style(key.endpoint, key.addressing_style)},
                 signature_version=UNSIGNED if key.credentials is None else "s3v4",
             )
         )
@@ -262,13 +282,35 @@ class S3Store:
         endpoint_url = None
         if key.endpoint:
             endpoint_url = f"{'http' if key.insecure else 'https'}://{key.endpoint}"
+        verify: str | None = None
+        if key.ca_pem is not None and not key.insecure:
+            verify = self._ca_file(key.ca_pem)
         return self._session.create_client(
-            "s3", region_name=key.region, endpoint_url=endpoint_url, config=config, **credentials
+            "s3",
+            region_name=key.region,
+            endpoint_url=endpoint_url,
+            config=config,
+            verify=verify,
+            **credentials,
         )
+
+    def _ca_file(self, pem: str) -> str:
+        """A file holding ``pem`` (botocore takes CA bundles as paths), one per distinct
+        bundle, in a directory removed by :meth:`aclose`."""
+        if self._ca_dir is None:
+            self._ca_dir = self._stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="agent-s3-ca-")
+            )
+        name = hashlib.sha256(pem.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        path = os.path.join(self._ca_dir, f"{name}.pem")
+        if not os.path.exists(path):
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+                out.write(pem)
+        return path
 
     # -- retries ----------------------------------------------------------------------
 
-    async def _attempt(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
+    async def _attempt(self, call: Callable[[], Awaitable[T]], *, what: str, target: S3Target) -> T:
         """``call`` until it succeeds, fails for good, or runs out of attempts."""
         attempt = 1
         while True:
@@ -283,7 +325,13 @@ class S3Store:
                         ) from None
                     raise _Failure(f"{what}: {failure.cause}", transient=False) from None
                 delay = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-                log.debug("retrying %s after %s (attempt %d)", what, failure.cause, attempt)
+                log.debug(
+                    "retrying %s of %s after %s (attempt %d)",
+                    what,
+                    target.url,
+                    _scrub(failure.cause, target.credentials),
+                    attempt,
+                )
                 await asyncio.sleep(random.uniform(0, delay))
                 attempt += 1
 
@@ -300,6 +348,7 @@ class S3Store:
                     Bucket=target.bucket, Key=target.key, UploadId=upload_id
                 ),
                 what="aborting the multipart upload",
+                target=target,
             )
         except _Failure as failure:
             # Nothing is left to tell: the node already failed. The bucket's lifecycle
@@ -332,7 +381,7 @@ class _Upload:
             completed = True
             return uploaded
         except _Failure as failure:
-            raise self._error(failure) from None
+            raise _store_error(self._target, failure) from None
         finally:
             for task in in_flight:
                 task.cancel()
@@ -404,11 +453,29 @@ class _Upload:
             task.result()  # a failed part ends the upload
 
     async def _create(self) -> str:
-        target = self._target
-        response = await self._store._attempt(
-            lambda: self._client.create_multipart_upload(Bucket=target.bucket, Key=target.key),
-            what="starting the multipart upload",
+        """Start the multipart upload. Shielded: a caller cancelled while the request is on
+        the wire would never learn the upload's ID, so the request finishes on its own and
+        the upload it created is aborted."""
+        target, store, client = self._target, self._store, self._client
+        starting = asyncio.ensure_future(
+            store._attempt(
+                lambda: client.create_multipart_upload(Bucket=target.bucket, Key=target.key),
+                what="starting the multipart upload",
+                target=target,
+            )
         )
+        try:
+            response = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+
+            def abort_when_started(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    store._abort_in_background(client, target, str(done.result()["UploadId"]))
+
+            starting.add_done_callback(abort_when_started)
+            store._aborts.add(starting)  # aclose() waits for it, then for its abort
+            starting.add_done_callback(store._aborts.discard)
+            raise
         return str(response["UploadId"])
 
     async def _upload_part(self, number: int, part: bytes | bytearray) -> None:
@@ -436,7 +503,7 @@ class _Upload:
             _check_etag(etag, digest.hex())
             return etag
 
-        etag = await self._store._attempt(send, what=f"uploading part {number}")
+        etag = await self._store._attempt(send, what=f"uploading part {number}", target=target)
         self._parts[number] = (etag, digest)
 
     async def _put_single(self, data: bytes | bytearray) -> Uploaded:
@@ -452,7 +519,7 @@ class _Upload:
             _check_etag(etag, digest.hex())
             return etag
 
-        etag = await self._store._attempt(send, what="uploading the object")
+        etag = await self._store._attempt(send, what="uploading the object", target=target)
         return Uploaded(size=len(data), etag=etag, checksum=f"md5:{digest.hex()}")
 
     async def _complete(self) -> Uploaded:
@@ -492,7 +559,9 @@ class _Upload:
             _check_etag(etag, composite)
             return etag
 
-        etag = await self._store._attempt(send, what="completing the multipart upload")
+        etag = await self._store._attempt(
+            send, what="completing the multipart upload", target=target
+        )
         return Uploaded(size=self._size, etag=etag, checksum=f"md5:{composite}")
 
     async def _stored_etag(self) -> str | None:
@@ -502,14 +571,14 @@ class _Upload:
             return None
         return str(head.get("ETag", "")) or None
 
-    def _error(self, failure: _Failure) -> StoreError:
-        target = self._target
-        where = f" at {target.endpoint}" if target.endpoint else ""
-        cause = _scrub(failure.cause, target.credentials)
-        return StoreError(
-            f"cannot store the artifact in {target.url}{where}: {cause}",
-            transient=failure.transient,
-        )
+
+def _store_error(target: S3Target, failure: _Failure) -> StoreError:
+    where = f" at {target.endpoint}" if target.endpoint else ""
+    cause = _scrub(failure.cause, target.credentials)
+    return StoreError(
+        f"cannot store the artifact in {target.url}{where}: {cause}",
+        transient=failure.transient,
+    )
 
 
 async def _md5(data: bytes | bytearray) -> bytes:
@@ -526,6 +595,15 @@ async def _classified(call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except botocore.exceptions.ClientError as error:
         raise _client_failure(error) from None
+    except botocore.exceptions.SSLError as error:
+        # A certificate that does not verify will not verify on the next try either.
+        inner = error.kwargs.get("error")
+        detail = f" ({_inner_text(inner)})" if inner is not None else ""
+        raise _Failure(
+            f"TLS with the store failed: its certificate could not be verified{detail}"
+            " (the repository's caSecret gives the CA to trust)",
+            transient=False,
+        ) from None
     except (
         botocore.exceptions.ConnectionError,
         botocore.exceptions.HTTPClientError,
@@ -614,9 +692,19 @@ def _looks_like_md5(etag: str) -> bool:
     return True
 
 
-def _addressing_style(endpoint: str) -> str:
-    """Virtual-hosted buckets on AWS, path-style elsewhere (MinIO, Ceph, moto), as
-    minio-go (Argo's S3 driver) chooses."""
+def _addressing_style(endpoint: str, chosen: str) -> str:
+    """botocore's name for Argo's ``addressingStyle``. Auto-detect (``""``) is
+    virtual-hosted on AWS and path-style elsewhere (MinIO, Ceph, moto), as minio-go's
+    ``BucketLookupAuto``, which Argo's S3 driver uses for it, decides."""
+    if chosen == "path":
+        return "path"
+    if chosen == "virtual-hosted":
+        return "virtual"
+    if chosen:
+        raise _Failure(
+            f"addressingStyle {chosen!r} is not one of '', 'path', 'virtual-hosted'",
+            transient=False,
+        )
     host = endpoint.rsplit(":", 1)[0].lower()
     return "virtual" if not host or host.endswith("amazonaws.com") else "path"
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "ADDRESSING_STYLES",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_PART_SIZE",
     "MIN_PART_SIZE",
@@ -35,6 +36,8 @@ __all__ = [
 # that a 1 GiB body is ~128 parts (S3 allows 10,000) while memory stays a few parts.
 MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
+# Argo's S3Bucket.addressingStyle values ("" = auto-detect).
+ADDRESSING_STYLES = ("", "path", "virtual-hosted")
 # Attempts per request (the first one included) for transient store errors.
 DEFAULT_MAX_ATTEMPTS = 5
 
@@ -55,6 +58,10 @@ class S3Target:
     ``endpoint`` is ``host[:port]`` without a scheme, as Argo's ``S3Artifact.endpoint``;
     ``insecure`` selects ``http://`` (Argo's ``insecure: true``), otherwise ``https://``.
     An empty ``region`` means ``us-east-1``. ``credentials`` None means anonymous requests.
+    ``addressing_style`` is Argo's ``addressingStyle``: ``""`` (auto: virtual-hosted on
+    ``*.amazonaws.com``, path-style elsewhere), ``"path"`` or ``"virtual-hosted"``.
+    ``ca_pem`` is the PEM text of the CA certificates that verify the store's TLS
+    certificate instead of the system's (Argo's ``caSecret``).
     """
 
     endpoint: str
@@ -63,6 +70,8 @@ class S3Target:
     region: str = ""
     insecure: bool = False
     credentials: S3Credentials | None = None
+    addressing_style: str = ""
+    ca_pem: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
