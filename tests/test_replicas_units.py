@@ -428,3 +428,143 @@ async def test_a_handover_claim_cut_short_by_the_drain_is_released() -> None:
         assert sink.overwritten == [node]
     finally:
         task.cancel()
+
+
+# -- starts abandoned when the node was someone else's while its claim was written ---------
+
+
+class StoreSink(DurableListSink):
+    """Writes land in the shared :class:`Store` (what the API has), as the status patcher's
+    do; a member's claims can be held back (``hold``) to stand for a slow status patch or
+    a member cut off from the API. Like the status patcher, it asks ``is_current`` before
+    it writes and drops (``LookupError``) what is not current any more."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.hold: asyncio.Event | None = None
+        self.is_current: Any = None
+
+    def submit(self, ref: TaskRef, result: NodeResult, *, overwrite: bool = False) -> None:
+        super().submit(ref, result, overwrite=overwrite)
+        entry = {"phase": str(result.phase)}
+        if result.message:
+            entry["message"] = result.message
+        self.store.nodes[ref.node_id] = entry
+
+    def submit_and_wait(self, ref: TaskRef, result: NodeResult) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        hold = self.hold
+
+        async def land() -> None:
+            if hold is not None:
+                await hold.wait()
+            if self.is_current is not None and not self.is_current(ref.key, ref.node_id):
+                future.set_exception(LookupError("result dropped: node or taskset gone"))
+                return
+            self.submit(ref, result)
+            future.set_result(None)
+
+        self._landing = asyncio.create_task(land())
+        return future
+
+
+def store_member(
+    me: str, store: Store, *, owners: list[str], clock: Clock
+) -> tuple[Engine, Ownership, RecordingRunner, StoreSink]:
+    runner, sink = RecordingRunner(), StoreSink(store)
+    ownership = Ownership(me=me, owners=owners, live=owners, settle=0.05, clock=clock)
+    ownership.valid_until = clock.now + 10
+    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id=me)
+    engine = Engine(
+        runner=runner,
+        sink=sink,
+        max_in_flight=10,
+        claims=claims,
+        ownership=ownership,
+        reader=store,
+        recheck=0.02,
+    )
+    sink.is_current = engine.is_current
+    return engine, ownership, runner, sink
+
+
+@pytest.mark.parametrize("lapse", ["fence", "view"])
+async def test_a_node_taken_away_while_its_claim_is_written_is_never_sent(lapse: str) -> None:
+    """``a`` writes the claim of a POST it owns; the write is slow. Meanwhile the node is
+    ``b``'s for a while -- ``a``'s fence was up (a paused process: its renewal came late) or
+    a view change gave it away -- and ``b``, having settled and read no claim, sends it.
+    Then the node is ``a``'s again and ``a``'s claim is due to land. ``a`` must not send
+    it (the request would reach the target twice), and its claim must not land over
+    ``b``'s (the node would look free, or a's): the claim is dropped, ``a`` settles and
+    finds ``b``'s claim, then ``b``'s result."""
+    clock = Clock()
+    (node,) = owned_by(["a", "b"], "a", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "POST"}}})
+    a, a_view, a_runner, a_sink = store_member("a", store, owners=["a", "b"], clock=clock)
+    b, b_view, b_runner, _ = store_member("b", store, owners=["a", "b"], clock=clock)
+    a_sink.hold = asyncio.Event()
+    b_runner.auto = False
+    tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+    try:
+        a.observe(store.snapshot())
+        b.observe(store.snapshot())
+        await until(lambda: a.in_flight == 1, "a claiming")
+        assert store.nodes == {} and b.owned == 0  # a's claim not in the API yet
+        if lapse == "fence":
+            clock.now += 11  # a's renew deadline passes while it is paused
+            b_view.valid_until = clock.now + 100  # b renews as usual
+        else:
+            third = next(m for m in map(str, range(100)) if owner_of(["a", "b", m], node) == m)
+            a_view.update(owners=["a", "b", third], live=["a", "b", third])  # the node is third's
+        b_view.update(owners=["b"], live=["b"])  # b judges a gone and takes its nodes
+        clock.now += 0.1  # b's settle time
+        await until(lambda: b_runner.started == [("wf", node)], "b sends it")
+        # a is back: renewed (late), or the third member is gone again.
+        if lapse == "fence":
+            a_view.valid_until = clock.now + 10
+        else:
+            a_view.update(owners=["a", "b"], live=["a", "b"])
+        assert a_view.owns(node)
+        a_sink.hold.set()  # a's claim would land now, over b's
+        await until(lambda: a.in_flight == 0, "a gave up the start")
+        assert a_runner.started == []  # else: sent by a and by b
+        assert store.nodes[node]["message"] == "argo-http-agent b: request in flight"
+        b_view.update(owners=["a", "b"], live=["a", "b"])  # b sees a again (b has a claim)
+        clock.now += 0.1  # a's settle time
+        await until(lambda: store.reads >= 4, "a re-reads while b's claim stands")
+        b_runner.gate(node).set()
+        await until(lambda: store.nodes[node].get("phase") == "Succeeded", "b's result")
+        await until(lambda: a.owned == 0, "a sees it done")
+        assert a_runner.started == [] and a_sink.results == []  # nothing of a's landed
+        assert b_runner.started == [("wf", node)]
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def test_a_handover_claim_before_the_node_ran_is_released() -> None:
+    """The node moves after its task was created but before it ran (no claim needed: a
+    GET). The view change writes a handover claim for it ("in flight here"); the task then
+    finds it is not ours and must release that claim, or the new owner waits for a live
+    member's result that never comes."""
+    (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    clock = Clock()
+    engine, ownership, runner, _sink = store_member("a", store, owners=["a"], clock=clock)
+    task = asyncio.create_task(engine.run())
+    try:
+        await asyncio.sleep(0)
+        engine.observe(store.snapshot())
+        for _ in range(10):
+            await asyncio.sleep(0)
+            if engine.in_flight:
+                break
+        assert engine.in_flight == 1 and runner.started == []  # created, not yet run
+        ownership.update(owners=["a", "b"], live=["a", "b"])  # b joined: the node is b's
+        assert store.nodes[node]["message"] == "argo-http-agent a: request in flight"
+        await until(lambda: engine.in_flight == 0, "the task ended")
+        assert runner.started == []
+        assert store.nodes[node] == {"phase": "Pending"}
+    finally:
+        task.cancel()

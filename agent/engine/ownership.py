@@ -83,8 +83,10 @@ class Ownership:
         self._owner_names: frozenset[str] = frozenset()
         self._live: frozenset[str] = frozenset()
         self._listeners: list[Listener] = []
-        #: Monotonic time until which this member may start requests (its renew deadline).
-        self.valid_until = math.inf
+        self._valid_until = math.inf
+        #: How many times the fence was up (the deadline passed before the next renewal):
+        #: a request claimed across a lapse is not started (another member may own it).
+        self.lapses = 0
         self.changed_at = -math.inf
         self.version = 0
         # No owners given: this member alone. A dynamic membership starts with none (it
@@ -103,11 +105,27 @@ class Ownership:
         members = static_members(count)
         return cls(me=members[index], owners=members)
 
+    @property
+    def valid_until(self) -> float:
+        """Monotonic time until which this member may start requests (its renew deadline)."""
+        return self._valid_until
+
+    @valid_until.setter
+    def valid_until(self, deadline: float) -> None:
+        # A renewal that comes after the deadline passed ends a lapse, whether or not the
+        # view was told about the fence meanwhile (a paused process is told nothing): the
+        # others may have taken our nodes meanwhile, so what we own settles again.
+        now = self._clock()
+        if math.isfinite(self._valid_until) and now >= self._valid_until:
+            self.lapses += 1
+            self.changed_at = now
+        self._valid_until = deadline
+
     # -- what the engine asks -----------------------------------------------------------
 
     def owns(self, node_id: str) -> bool:
         """Whether this member owns ``node_id`` now (False for all while fenced)."""
-        if self._clock() >= self.valid_until:
+        if self._clock() >= self._valid_until:
             return False
         owners = self._owners
         if len(owners) == 1:
