@@ -18,7 +18,7 @@ from agent.engine.claims import ClaimPolicy
 from agent.engine.ownership import Ownership, owner_of, static_members
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
-from agent.membership.lease import lease_name
+from agent.membership.lease import lease_name, wait_event
 from agent.membership.observe import DRAINING_ANNOTATION, LeaseObserver
 from tests.test_engine import KEY, ListSink, RecordingRunner
 
@@ -568,3 +568,41 @@ async def test_a_handover_claim_before_the_node_ran_is_released() -> None:
         assert store.nodes[node] == {"phase": "Pending"}
     finally:
         task.cancel()
+
+
+# -- stopping -----------------------------------------------------------------------------
+
+
+async def _waiting(event: asyncio.Event, wait: Any) -> None:
+    while True:  # the shape of the membership's renew and view loops
+        event.clear()
+        await wait(event)
+
+
+@pytest.mark.parametrize("wait", ["wait_event", "wait_for"])
+async def test_a_member_loop_ends_when_cancelled_as_its_event_is_set(wait: str) -> None:
+    """A member stopping cancels its renew and view loops; a change (an event set) may
+    come in the same loop iteration. ``asyncio.wait_for`` on Python 3.11 then returns
+    instead of raising, and the loop runs on: the member never finishes stopping (the
+    hang seen when members stopped). ``wait_event`` lets the cancellation through."""
+    event = asyncio.Event()
+
+    async def via_wait_for(e: asyncio.Event) -> None:
+        await asyncio.wait_for(e.wait(), 10)
+
+    async def via_wait_event(e: asyncio.Event) -> None:
+        await wait_event(e, 10)
+
+    loop_task = asyncio.create_task(
+        _waiting(event, via_wait_event if wait == "wait_event" else via_wait_for)
+    )
+    await asyncio.sleep(0.01)
+    event.set()
+    loop_task.cancel()
+    done, _ = await asyncio.wait([loop_task], timeout=1)
+    if wait == "wait_event" or sys.version_info >= (3, 12):
+        assert done, "the loop outlived its cancellation"
+    else:
+        assert not done  # the trap wait_event avoids, shown on this Python
+        loop_task.cancel()
+        await asyncio.wait([loop_task], timeout=1)

@@ -62,6 +62,7 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.engine.shard import Shard
+from agent.membership.lease import wait_event
 from agent.service.api import ApiServer, Health, create_app
 from agent.service.logs import configure_logging
 from agent.service.process import handle_stop_signals, run_event_loop
@@ -529,8 +530,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
                     next_metrics = time.monotonic() + _METRICS_SECONDS
             except OSError:  # the supervisor closed its end: it is going away
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gone.wait(), _REPORT_SECONDS)
+            await wait_event(gone, _REPORT_SECONDS)  # not wait_for: see wait_event
         log.error("the supervisor is gone: stopping")
         agent.exit_reason = "supervisor gone"
         agent.stop()
