@@ -870,7 +870,8 @@ async def _usage(session: aiohttp.ClientSession, api_url: str, *, clear: bool = 
     """The simulator's per-user counters (``clear``: start them afresh)."""
     method = session.delete if clear else session.get
     async with method(f"{api_url}/_sim/usage") as resp:
-        return (await resp.json())["users"]
+        answer = await resp.json()
+    return {} if clear else answer["users"]
 
 
 def _replica_costs(usage: dict[str, Any], *, tasks: int, patches: float) -> dict[str, Any]:
@@ -1288,7 +1289,7 @@ def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
         delay=args.delay,
         size=args.size,
         argo_defaults=args.argo_defaults,
-        processes=1 if args.argo_defaults else args.processes,
+        processes=1 if args.argo_defaults or args.replicas else args.processes,
         transport=args.transport,
         light=args.light,
         light_iterations=args.light_iterations,
