@@ -353,7 +353,11 @@ async def test_first_sight_in_a_young_view_waits_for_the_settle_time_and_a_read(
         task.cancel()
 
 
-async def test_a_fenced_member_starts_nothing_and_releases_what_it_claimed() -> None:
+async def test_a_claim_that_outlived_the_renew_deadline_is_settled_never_sent() -> None:
+    """The claim was confirmed only after the fence went up: it may have landed after
+    another member took the node over (and over that member's claim). Not sent, and not
+    released either (the node would look free while the other member sends it): finished
+    here by the claim rule, which the other member's result replaces if it sends it."""
     clock = Clock()
     store = Store({"p": {"http": {"url": "http://x", "method": "POST"}}})
     runner, sink = RecordingRunner(), DurableListSink()
@@ -370,9 +374,13 @@ async def test_a_fenced_member_starts_nothing_and_releases_what_it_claimed() -> 
     task = asyncio.create_task(engine.run())
     try:
         engine.observe(store.snapshot())
-        await until(lambda: len(sink.results) == 2, "claim, then release")
+        await until(lambda: len(sink.results) == 2, "claim, then its settlement")
         assert runner.started == []  # never sent
-        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.FAILED]
+        assert sink.results[1][1].message.startswith(
+            "the agent (a) could not renew its member Lease while claiming this request; it "
+            "did not send it"
+        )
         assert sink.overwritten == ["p"]
     finally:
         task.cancel()

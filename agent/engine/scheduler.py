@@ -483,10 +483,13 @@ class Engine:
                     or not ownership.owns(ref.node_id)
                 )
             ):
-                # A claim of ours in the status: the one just written, or a handover claim
-                # written before this task ran.
-                ours = landed if claimed else ref.node_id in state.claimed
-                self._abandon_start(state, ref, release=ours, lapses=lapses)
+                self._abandon_start(
+                    state,
+                    ref,
+                    claim_landed=claimed and landed,
+                    handover=not claimed and ref.node_id in state.claimed,
+                    lapses=lapses,
+                )
                 return
             sent = True
             result = await self._runner.run(template, ref=ref)
@@ -538,23 +541,35 @@ class Engine:
         return True
 
     def _abandon_start(
-        self, state: _TaskSetState, ref: TaskRef, *, release: bool, lapses: int
+        self,
+        state: _TaskSetState,
+        ref: TaskRef,
+        *,
+        claim_landed: bool,
+        handover: bool,
+        lapses: int,
     ) -> None:
         """Not sent: the node was another member's at some moment before it could start.
 
         Fenced, or moved by a change of view, while its claim was being written (or before
         its task ran): the other member may have read the status before our claim landed
         and started the node itself, so it is not sent here even if the node is ours again
-        by now. A claim of ours that landed (the one written before sending, or a handover
-        claim) is released (``Pending``) so that the owner may start it -- unless our fence
-        lapsed meanwhile: then the claim may have landed late, over what a member that took
-        the node over wrote, and a release would make the node look free while that member
-        sends it; the claim stands and is settled like any claim (docs/replicas.md). A node
-        we own again settles like any newly owned node (a fresh read after the settle time).
+        by now. A claim of ours in the status (the one written before sending, or a
+        handover claim written before the task ran) is released (``Pending``) so that the
+        owner may start the node; a node we own again settles like any newly owned node (a
+        fresh read after the settle time). After a lapse of our fence, our claim may have
+        landed late, over the claim of a member that took the node over: a release would
+        make the node look free while that member sends it, and our own claim would look
+        like one we may ignore. The node is then finished here by the claim rule (never
+        sent twice; the other member's result, if it sends it, replaces ours).
         """
         ownership = self._ownership
-        lapsed = ownership is not None and ownership.lapses != lapses
-        if release and not lapsed:
+        # The claim landed (or was confirmed) after our fence went up: late, perhaps.
+        lapsed = ownership is not None and (ownership.lapses != lapses or ownership.fenced)
+        if claim_landed and lapsed and self._claims is not None:
+            self._report(state, ref, self._claims.superseded(ref))
+            return
+        if claim_landed or handover:
             self._sink.submit(ref, NodeResult(phase=NodePhase.PENDING), overwrite=True)
         if ownership is None or ref.node_id not in state.seen:
             return
