@@ -1182,7 +1182,6 @@ async def _cut(run: _Run, victim: AgentProcess, *, seconds: float) -> float | No
     user = run.users[victim]
     cut_at = time.monotonic()
     run.sim.blackhole(user)
-    run.restarts.append(Restart("CUT", cut_at))
     run.injected["cuts"] = run.injected.get("cuts", 0) + 1
     fenced_at: float | None = None
     started = 0.0
@@ -1192,8 +1191,13 @@ async def _cut(run: _Run, victim: AgentProcess, *, seconds: float) -> float | No
             if fenced_at is None and "not starting requests" in ready.text:
                 fenced_at = time.monotonic()
                 started = await run.member_metric(victim, "argo_agent_tasks_started_total")
+                # The interruption the verdict knows: a request the member sent before its
+                # fence, unanswered to the API, may be re-sent by the members taking over
+                # (idempotent ones: docs/replicas.md); none it sent after (checked below).
+                run.restarts.append(Restart("CUT", fenced_at))
             await asyncio.sleep(0.05)
         if fenced_at is None:
+            run.restarts.append(Restart("CUT", cut_at))
             run.problems.append(f"{user} cut off for {seconds:g}s never showed its fence")
             return None
         later = await run.member_metric(victim, "argo_agent_tasks_started_total")

@@ -184,16 +184,42 @@ def test_deleted_cleared_draining_and_own_leases() -> None:
     cleared = lease("b", 2, "t2")
     cleared["spec"]["holderIdentity"] = ""
     assert observer.observe(cleared, now=3.0)
-    assert observer.deleted("c")
+    assert observer.deleted("c", now=3.0)  # draining, then deleted: a clean stop
     assert observer.members(now=3.0) == (frozenset(), frozenset())
+
+
+def test_a_running_members_deleted_lease_keeps_it_live_until_its_observed_expiry() -> None:
+    """A Lease deleted under a member that was not draining (by hand, or by a collector
+    that judged too early) is no proof the member stopped: judged gone at once, its
+    unclaimed requests in flight would be sent again by the members taking its nodes."""
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    observer.observe(lease("b", 1, "t1"), now=100.0)
+    assert not observer.deleted("b", now=101.0)
+    assert observer.members(now=109.9) == (frozenset({"b"}), frozenset({"b"}))
+    observer.observe(lease("b", 5, "t2"), now=105.0)  # b created it again: a renewal
+    assert observer.expired(now=110.0, grace=10) == []
+    assert observer.members(now=114.9)[0] == {"b"}
+    gone = LeaseObserver(own_lease="me", default_duration=15)
+    gone.observe(lease("c", 1, "t1"), now=100.0)
+    assert not gone.deleted("c", now=101.0)
+    assert gone.members(now=110.0) == (frozenset(), frozenset())  # expired as observed
+    gone.expired(now=111.0, grace=10)
+    assert gone.leases == {}
 
 
 def test_a_list_drops_only_leases_seen_before_it_started() -> None:
     observer = LeaseObserver(own_lease="me", default_duration=15)
     observer.observe(lease("old", 1, "t"), now=1.0)
     observer.observe(lease("new", 5, "t"), now=3.0)  # a watch event while the list ran
-    assert observer.listed([], started_at=2.0, now=4.0)
-    assert set(observer.leases) == {"new"}
+    draining = lease("leaver", 2, "t", draining=True)
+    observer.observe(draining, now=1.0)
+    assert observer.listed([], started_at=2.0, now=4.0)  # the leaver's clean stop
+    assert set(observer.leases) == {"old", "new"}
+    # "old" is missing from the list, as if deleted while it ran: live until it expires,
+    # with nothing left to collect; "new" was seen after the list began.
+    assert observer.leases["old"].version == "" and observer.leases["new"].version == "5"
+    assert observer.members(now=10.9)[1] == {"old", "new"}
+    assert observer.members(now=11.0)[1] == {"new"}
 
 
 def test_expired_leases_are_collected_after_a_grace() -> None:

@@ -373,7 +373,7 @@ class LeaseMembership:
                         self._changed.set()
                 elif kind == "DELETED":
                     name = str((obj.get("metadata") or {}).get("name", ""))
-                    if self._observer.deleted(name):
+                    if self._observer.deleted(name, now=self._clock()):
                         self._changed.set()
         finally:
             response.release()
@@ -429,7 +429,7 @@ class LeaseMembership:
             except Exception as exc:  # 404/409: gone or renewed meanwhile; others: later
                 log.debug("collecting an expired lease failed: %s", exc)
                 continue
-            self._observer.deleted(name)
+            self._observer.deleted(name, now=now)
             log.info("deleted the lease of a member that is gone", extra={"lease": name})
 
     # -- the API -----------------------------------------------------------------------
