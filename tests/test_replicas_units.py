@@ -412,6 +412,45 @@ async def test_a_claim_that_outlived_the_renew_deadline_is_settled_never_sent() 
         task.cancel()
 
 
+async def test_a_claim_confirmed_within_the_lease_after_a_lapse_is_released() -> None:
+    """The fence went up while the claim was written, but less than a lease duration had
+    passed since the last renewal: no other member can have judged us gone, so the claim
+    cannot have landed over another's. Not sent (a lapse), released, started once
+    settled and renewed again -- not finished as Failed."""
+    clock = Clock()
+    store = Store({"p": {"http": {"url": "http://x", "method": "POST"}}})
+    runner, sink = RecordingRunner(), StoreSink(store)
+    ownership = Ownership(me="a", owners=["a"], clock=clock, settle=0.05)
+    ownership.expiry_margin = 5  # a lease of 15 s: fence at 10 s, expiry at 15 s
+    ownership.valid_until = clock.now + 10
+    hold = sink.hold = asyncio.Event()
+    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id="a")
+    engine = Engine(
+        runner=runner,
+        sink=sink,
+        max_in_flight=4,
+        claims=claims,
+        ownership=ownership,
+        reader=store,
+        recheck=0.02,
+    )
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: engine.in_flight == 1, "claiming")
+        clock.now += 11  # the fence is up; the Lease has not expired for anyone
+        hold.set()
+        await until(lambda: store.nodes.get("p") == {"phase": "Pending"}, "released")
+        assert runner.started == []
+        ownership.valid_until = clock.now + 10  # renewed: the lapse ends
+        clock.now += 0.1  # settled
+        await until(lambda: runner.started == [("wf", "p")], "started once settled")
+        assert [res.phase for _, res in sink.results][:2] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert (ownership.lapses, ownership.expiries) == (1, 0)
+    finally:
+        task.cancel()
+
+
 async def test_queued_nodes_that_move_away_are_never_started_here() -> None:
     nodes = owned_by(["a", "b"], "b", 3)
     store = Store({n: {"http": {"url": "http://x"}} for n in nodes})

@@ -87,6 +87,12 @@ class Ownership:
         #: How many times the fence was up (the deadline passed before the next renewal):
         #: a request claimed across a lapse is not started (another member may own it).
         self.lapses = 0
+        #: Seconds after the fence before the others may judge this member gone (a lease
+        #: duration after its last renewal); 0 for members whose view never changes.
+        self.expiry_margin = 0.0
+        #: How many times that moment passed before the next renewal: a claim of ours
+        #: written across it may have landed after another member took the node over.
+        self.expiries = 0
         self.changed_at = -math.inf
         self.version = 0
         # No owners given: this member alone. A dynamic membership starts with none (it
@@ -116,10 +122,19 @@ class Ownership:
         # view was told about the fence meanwhile (a paused process is told nothing): the
         # others may have taken our nodes meanwhile, so what we own settles again.
         now = self._clock()
-        if math.isfinite(self._valid_until) and now >= self._valid_until:
+        lapsed = math.isfinite(self._valid_until) and now >= self._valid_until
+        if lapsed:
             self.lapses += 1
-            self.changed_at = now
+            if now >= self._valid_until + self.expiry_margin:
+                self.expiries += 1
         self._valid_until = deadline
+        if lapsed:
+            # A change of view of its own: what we own again is looked at afresh (and
+            # settles first), as after any change.
+            self.version += 1
+            self.changed_at = now
+            for listener in list(self._listeners):
+                listener()
 
     # -- what the engine asks -----------------------------------------------------------
 
@@ -142,6 +157,11 @@ class Ownership:
     @property
     def fenced(self) -> bool:
         return self._clock() >= self.valid_until
+
+    @property
+    def expired(self) -> bool:
+        """Whether the others may have judged this member gone by now (its Lease expired)."""
+        return self._clock() >= self._valid_until + self.expiry_margin
 
     def is_live(self, member: str) -> bool:
         """Whether ``member`` (a claim's author) is another live member: its claim stands."""

@@ -360,7 +360,10 @@ class Engine:
         return len(self._states)
 
     def is_current(self, key: TaskSetKey, node_id: str) -> bool:
-        """Whether ``node_id`` is still in the taskset's ``spec.tasks`` (may be reported)."""
+        """Whether ``node_id`` is still in the taskset's ``spec.tasks`` (may be reported),
+        and, for a node whose claim is being written, whether that claim may still land.
+
+        The status patcher asks before every attempt and drops what is not current."""
         state = self._states.get(key)
         if state is None or node_id not in state.seen:
             return False
@@ -467,6 +470,7 @@ class Engine:
         claimed = sent = False
         ownership = self._ownership
         lapses = ownership.lapses if ownership is not None else 0
+        expiries = ownership.expiries if ownership is not None else 0
         state.disowned.discard(ref.node_id)
         try:
             landed = True
@@ -488,7 +492,7 @@ class Engine:
                     ref,
                     claim_landed=claimed and landed,
                     handover=not claimed and ref.node_id in state.claimed,
-                    lapses=lapses,
+                    expiries=expiries,
                 )
                 return
             sent = True
@@ -547,7 +551,7 @@ class Engine:
         *,
         claim_landed: bool,
         handover: bool,
-        lapses: int,
+        expiries: int,
     ) -> None:
         """Not sent: the node was another member's at some moment before it could start.
 
@@ -557,16 +561,17 @@ class Engine:
         by now. A claim of ours in the status (the one written before sending, or a
         handover claim written before the task ran) is released (``Pending``) so that the
         owner may start the node; a node we own again settles like any newly owned node (a
-        fresh read after the settle time). After a lapse of our fence, our claim may have
-        landed late, over the claim of a member that took the node over: a release would
-        make the node look free while that member sends it, and our own claim would look
-        like one we may ignore. The node is then finished here by the claim rule (never
-        sent twice; the other member's result, if it sends it, replaces ours).
+        fresh read after the settle time). If our Lease may have expired for the others
+        while the claim was written (a lease duration without a renewal: a mere lapse of
+        the fence is not enough), our claim may have landed late, over the claim of a
+        member that took the node over: a release would make the node look free while that
+        member sends it, and our own claim would look like one we may ignore. The node is
+        then finished here by the claim rule (never sent twice; the other member's result,
+        if it sends it, replaces ours).
         """
         ownership = self._ownership
-        # The claim landed (or was confirmed) after our fence went up: late, perhaps.
-        lapsed = ownership is not None and (ownership.lapses != lapses or ownership.fenced)
-        if claim_landed and lapsed and self._claims is not None:
+        late = ownership is not None and (ownership.expiries != expiries or ownership.expired)
+        if claim_landed and late and self._claims is not None:
             self._report(state, ref, self._claims.superseded(ref))
             return
         if claim_landed or handover:

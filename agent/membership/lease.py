@@ -108,6 +108,8 @@ class LeaseMembership:
         self.duration = duration
         self.renew_interval = duration / 3
         self.renew_deadline = duration * 2 / 3
+        # Others judge us gone no sooner than a lease duration after our last renewal.
+        ownership.expiry_margin = duration - self.renew_deadline
         self._retry_interval = max(0.05, self.renew_interval / 4)
         self._ownership = ownership
         self._request_timeout = request_timeout
