@@ -329,6 +329,13 @@ _ABANDONED = re.compile(
     r"flight; it was not sent again to avoid a duplicate side effect "
     r"\(redelivery policy '(?P<policy>\w+)'\)"
 )
+# A member whose Lease may have expired for the others while it claimed (starved, cut off)
+# settles its own claim so (agent/engine/scheduler.py, docs/replicas.md).
+_SUPERSEDED = re.compile(
+    r"the agent \((?P<instance>\S+)\) could not renew its member Lease while claiming this "
+    r"request; it did not send it, and the member that took the node over may have \(a "
+    r"duplicate side effect is avoided; redelivery policy '(?P<policy>\w+)'\)"
+)
 _CLAIM = re.compile(r"argo-http-agent (?P<instance>\S+): request in flight")
 _INSTANCE = re.compile(r"agent started \[.*?\binstance=(\S+)")
 
@@ -360,6 +367,9 @@ class Verdict:
     abandoned: int = 0
     #: unclaimed requests sent again by a new instance after an interruption (documented)
     resent_after_restart: int = 0
+    #: claimed nodes a member settled itself because its Lease may have expired while it
+    #: claimed them (documented: never sent by it; at most once by the member taking over)
+    superseded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -408,6 +418,14 @@ def judge(
         if not isinstance(status, Mapping) or status.get("phase") not in _FULFILLED:
             verdict.lost.append(f"{label}: {status!r}")
             continue
+        superseded = _SUPERSEDED.fullmatch(str(status.get("message", "")))
+        if superseded is not None:
+            problem = _check_superseded(status, superseded, got, claimed, policy)
+            if problem:
+                verdict.mismatched.append(f"{label}: {problem}: {dict(status)}")
+            else:
+                verdict.superseded += 1
+            continue
         abandoned = _ABANDONED.fullmatch(str(status.get("message", "")))
         if abandoned is not None:
             problem = _check_abandoned(plan, status, abandoned, got, restarts, claimed, policy)
@@ -423,6 +441,24 @@ def judge(
         if dict(status) != expected:
             verdict.mismatched.append(f"{label}: reported {dict(status)}, expected {expected}")
     return verdict
+
+
+def _check_superseded(
+    status: Mapping[str, Any],
+    match: re.Match[str],
+    got: list[Arrival],
+    claimed: bool,
+    policy: Policy,
+) -> str:
+    if not claimed:
+        return "settled as superseded, but this method is not claimed"
+    if set(status) != {"phase", "message"} or status.get("phase") != "Failed":
+        return "a superseded claim must be Failed with a message only"
+    if match.group("policy") != policy:
+        return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
+    if len(got) > 1:
+        return "sent more than once"  # also a duplicate, counted there
+    return ""
 
 
 def _check_abandoned(
@@ -537,6 +573,7 @@ class ScenarioReport:
             "resent_without_restart": len(v.resent_without_restart),
             "resent_after_restart": v.resent_after_restart,
             "abandoned_by_claim_rule": v.abandoned,
+            "superseded_by_expiry": v.superseded,
             "results_lost": self.results_lost,
             "problems": len(self.problems),
             "seconds": round(self.seconds, 1),

@@ -302,3 +302,21 @@ def test_judge_requires_the_interruption_a_claim_message_names() -> None:
     assert after_term.ok and after_term.abandoned == 1
     too_late = judge([post], graceful, arrivals, [Restart("SIGTERM", 0.5)], target=target)
     assert len(too_late.mismatched) == 1
+
+
+def test_judge_accepts_a_claim_settled_by_its_expired_member_only_for_a_claimed_method() -> None:
+    """A member whose Lease may have expired while it claimed settles the node itself
+    (docs/replicas.md): Failed, never sent by it. Accepted for a claimed method sent at
+    most once (by the member that took over); not for an unclaimed one."""
+    target = CountingTarget()
+    message = (
+        "the agent (m-1) could not renew its member Lease while claiming this request; it did "
+        "not send it, and the member that took the node over may have (a duplicate side "
+        "effect is avoided; redelivery policy 'idempotent')"
+    )
+    post, sent, get = TaskPlan("p", method="POST"), TaskPlan("s", method="POST"), TaskPlan("g")
+    nodes = {n: {"phase": "Failed", "message": message} for n in ("p", "s", "g")}
+    arrivals = {"s": _arrivals("s", "POST", 1.0), "g": _arrivals("g", "GET", 1.0)}
+    verdict = judge([post, sent, get], nodes, arrivals, [], target=target)
+    assert verdict.superseded == 2
+    assert [m.split()[0] for m in verdict.mismatched] == ["g"]
