@@ -1106,10 +1106,14 @@ async def _kill_one(run: _Run) -> None:
             identity, view = _instance_of(victim), run.identities()
             died = await run.kill_member(victim)
             nodes, arrivals = run.nodes(), run.target.all_arrivals()
+            claimed = run.claims_left(instance=identity)
+            # Its nodes by the view at its death, and those another member owns that it
+            # still ran (their handover claims name it).
             orphaned = [
                 p.node
                 for p in run.plans
-                if owner_of(view, p.node) == identity and not _final(nodes.get(p.node))
+                if (owner_of(view, p.node) == identity or p.node in claimed)
+                and not _final(nodes.get(p.node))
             ]
             kills.append(
                 _Kill(
@@ -1117,7 +1121,7 @@ async def _kill_one(run: _Run) -> None:
                     died=died,
                     orphaned=orphaned,
                     in_flight={n for n in orphaned if arrivals.get(n)},
-                    claimed=run.claims_left(instance=identity),
+                    claimed=claimed,
                 )
             )
             await run.start_member()
@@ -1137,6 +1141,8 @@ def _judge_kills(run: _Run, kills: list[_Kill]) -> None:
     resent = in_flight = 0
     for kill in kills:
         for node in kill.claimed:
+            if methods.get(node) == "GET":
+                continue  # a handover claim: an idempotent request may be re-sent
             status = nodes.get(node) or {}
             abandoned = _ABANDONED.fullmatch(str(status.get("message", "")))
             if abandoned is not None and abandoned.group("instance") == kill.identity:
