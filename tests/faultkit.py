@@ -510,8 +510,8 @@ REDUCED = ScenarioSize(
     workers=48,
     waves=4,
     settle_timeout=90,
-    replica_tasks=200,
-    feed_seconds=6,
+    replica_tasks=150,
+    feed_seconds=4,
 )
 FULL = ScenarioSize(
     tasks=1000,
