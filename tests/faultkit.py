@@ -61,6 +61,7 @@ __all__ = [
     "Verdict",
     "answer_body",
     "judge",
+    "members_judged_gone",
     "plan_tasks",
     "run_scenario",
     "summary_json",
@@ -320,7 +321,9 @@ def plan_tasks(
 class Restart:
     """A new agent instance started after ``kind`` ended the previous one, at ``at``."""
 
-    kind: Literal["SIGKILL", "SIGTERM", "CUT"]  # CUT: a member cut off the API server
+    # CUT: a member cut off the API server (at its fence); GONE: a member judged gone by
+    # another (its Lease not renewed for a lease duration: starved, cut off, killed)
+    kind: Literal["SIGKILL", "SIGTERM", "CUT", "GONE"]
     at: float
 
 
@@ -478,7 +481,7 @@ def _check_abandoned(
         return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
     # "stopped": the member's claim was found after its Lease expired -- it was killed,
     # or cut off the API server long enough; "shut down": it finished it at a SIGTERM.
-    kinds = ("SIGKILL", "CUT") if match.group("how") == "stopped" else ("SIGTERM",)
+    kinds = ("SIGKILL", "CUT", "GONE") if match.group("how") == "stopped" else ("SIGTERM",)
     kind = kinds[0]
     ends = [r.at for r in restarts if r.kind in kinds]
     if not ends:
@@ -1348,6 +1351,7 @@ async def run_scenario(
     """
     scenario = SCENARIOS[name]
     started = time.monotonic()
+    clock_offset = time.time() - started  # the agents log wall-clock times
     async with _environment() as (sim, target, workdir):
         run = _Run(
             name=name,
@@ -1375,6 +1379,10 @@ async def run_scenario(
         nodes = run.nodes()  # after the final graceful stop: everything it flushed
         if run.claims_left():
             run.problems.append("claims left after the final graceful stop")
+        if scenario.replicas:
+            gone = members_judged_gone(run.instance_logs, clock_offset=clock_offset)
+            run.restarts.extend(Restart("GONE", at) for at in gone)
+            run.measured["members_judged_gone"] = len(gone)
         verdict = judge(
             run.plans,
             nodes,
@@ -1399,6 +1407,34 @@ async def run_scenario(
         usage=_usage_per_member(sim.usage()) if scenario.replicas else {},
     )
     return report
+
+
+_VIEW_CHANGED = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO +member view changed "
+    r"\[owners=\[[^\]]*\] live=\[(?P<live>[^\]]*)\]",
+    re.MULTILINE,
+)
+
+
+def members_judged_gone(logs: Iterable[str], *, clock_offset: float) -> list[float]:
+    """When (monotonic) each member first left another member's live view.
+
+    That is when the others may take its nodes over and re-send its unclaimed requests in
+    flight (idempotent ones; docs/replicas.md): after a kill or a cut, and also when a
+    member starved of CPU did not renew its Lease for a lease duration. A graceful leave
+    shows too (its Lease deleted once it drained: nothing of it is re-sent then)."""
+    first: dict[str, float] = {}
+    for text in logs:
+        seen: set[str] | None = None
+        for match in _VIEW_CHANGED.finditer(text):
+            live = {m.strip(" '") for m in match.group("live").split(",") if m.strip(" '")}
+            if seen is not None:
+                wall = time.mktime(time.strptime(match.group("at")[:19], "%Y-%m-%d %H:%M:%S"))
+                at = wall + int(match.group("at")[20:]) / 1000 - clock_offset
+                for member in seen - live:
+                    first[member] = min(first.get(member, at), at)
+            seen = live
+    return sorted(first.values())
 
 
 def _usage_per_member(usage: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import asyncio
 import os
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ from tests.faultkit import (
     CountingTarget,
     Restart,
     TaskPlan,
+    members_judged_gone,
     answer_body,
     judge,
     run_scenario,
@@ -320,3 +322,18 @@ def test_judge_accepts_a_claim_settled_by_its_expired_member_only_for_a_claimed_
     verdict = judge([post, sent, get], nodes, arrivals, [], target=target)
     assert verdict.superseded == 2
     assert [m.split()[0] for m in verdict.mismatched] == ["g"]
+
+
+def test_a_member_judged_gone_is_read_from_the_members_view_logs() -> None:
+    """The kit learns when a member left another's live view (its Lease expired: starved,
+    cut off or killed) from the members' own logs; idempotent re-sends across that moment
+    are the documented at-least-once, so the verdict must know it."""
+    log = (
+        "2026-12-03 02:25:27,171 INFO    member view changed [owners=['a', 'b'] live=['a', "
+        "'b'] joined=['a', 'b'] left=[] fenced=False leaving=False]\n"
+        "2026-12-03 02:25:29,119 INFO    ownership changed [gained=7]\n"
+        "2026-12-03 02:25:29,250 INFO    member view changed [owners=['b'] live=['b'] "
+        "joined=[] left=['a'] fenced=False leaving=False]\n"
+    )
+    offset = time.mktime(time.strptime("2026-12-03 02:25:00", "%Y-%m-%d %H:%M:%S"))
+    assert members_judged_gone([log, log], clock_offset=offset) == [pytest.approx(29.25)]
