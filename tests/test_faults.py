@@ -37,9 +37,9 @@ from tests.faultkit import (
     CountingTarget,
     Restart,
     TaskPlan,
-    members_judged_gone,
     answer_body,
     judge,
+    members_judged_gone,
     run_scenario,
 )
 
