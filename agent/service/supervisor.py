@@ -62,7 +62,6 @@ from prometheus_client.registry import Collector
 
 from agent import __version__
 from agent.engine.shard import Shard
-from agent.membership.lease import wait_event
 from agent.service.api import ApiServer, Health, create_app
 from agent.service.logs import configure_logging
 from agent.service.process import handle_stop_signals, run_event_loop
@@ -530,7 +529,11 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
                     next_metrics = time.monotonic() + _METRICS_SECONDS
             except OSError:  # the supervisor closed its end: it is going away
                 break
-            await wait_event(gone, _REPORT_SECONDS)  # not wait_for: see wait_event
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that meets
+            # the event being set, and this loop would outlive its cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_REPORT_SECONDS):
+                    await gone.wait()
         log.error("the supervisor is gone: stopping")
         agent.exit_reason = "supervisor gone"
         agent.stop()
