@@ -29,6 +29,13 @@ the agent's processes (``--processes``: one per CPU by default, like a pod given
 ``agent_peak_pss_mib`` is the sampled peak of their summed PSS, which counts the pages the
 workers share with their fork server once (the sum of RSS counts them once per process).
 
+``--replicas N`` runs the agent as N members of a Lease group instead (``--membership
+lease``; each a separate ``python -m agent run`` process with its own API user, started
+by ``loadtest/members.py``): CPU and memory are the members' together, the counters are
+summed over them, and ``replicas`` in the report gives what each member cost the API
+server during the throughput phase (requests, watch bytes; the simulator's per-user
+counters) and patches per task -- the cost of sharing the work (docs/replicas.md).
+
 ``--serve -- COMMAND`` runs no benchmark: it starts the same processes, runs COMMAND with
 ``LOADTEST_KUBECONFIG``, ``LOADTEST_NAMESPACE`` and ``LOADTEST_TARGET_URL`` set (the
 locustfile reads them) and stops everything when it exits (``make loadtest``).
@@ -48,6 +55,7 @@ import json
 import math
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -78,6 +86,7 @@ __all__ = [
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_REPORT_DIR = Path(__file__).resolve().parent / "reports"
 TARGET_SCRIPT = Path(__file__).resolve().parent / "target.py"
+MEMBERS_SCRIPT = Path(__file__).resolve().parent / "members.py"
 NAMESPACE = "bench"
 GROUP_PATH = "/apis/argoproj.io/v1alpha1"
 FULFILLED = frozenset({"Succeeded", "Failed", "Error"})
@@ -443,6 +452,7 @@ class BenchConfig:
     agent_args: tuple[str, ...] = ()
     repetitions: int = 5
     report_dir: str | None = str(DEFAULT_REPORT_DIR)
+    replicas: int = 0  # > 0: that many members of a Lease group (loadtest/members.py)
 
 
 async def raw_aiohttp_rps(urls: Sequence[str], *, concurrency: int) -> tuple[float, int]:
@@ -690,6 +700,12 @@ class Stack:
     sim: Child
     target: Child
     agent: Child
+    #: --replicas: every member's metrics URL (the first is ``metrics_url``)
+    member_metrics_urls: tuple[str, ...] = ()
+
+    @property
+    def all_metrics_urls(self) -> tuple[str, ...]:
+        return self.member_metrics_urls or (self.metrics_url,)
 
     def alive(self) -> None:
         """Raise (with the log tail) if any child has exited."""
@@ -770,9 +786,16 @@ async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
         await target.start(stdout_pipe=True)
         api_url = (await sim.ready_line(timeout=_START_TIMEOUT))["url"]
         target_url = (await target.ready_line(timeout=_START_TIMEOUT))["url"]
+        member_urls: tuple[str, ...] = ()
+        if cfg.replicas:
+            agent.argv, member_urls = await _members_argv(
+                cfg, agent_argv, api_url=api_url, kubeconfig=kubeconfig, token=token
+            )
+            metrics_port = int(member_urls[0].rsplit(":", 1)[1])
         await agent.start()
         metrics_url = f"http://127.0.0.1:{metrics_port}"
-        await _wait_ready(f"{metrics_url}/readyz", agent)
+        for url in member_urls or (metrics_url,):
+            await _wait_ready(f"{url}/readyz", agent)
         yield Stack(
             api_url=api_url,
             target_url=target_url,
@@ -784,6 +807,7 @@ async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
             sim=sim,
             target=target,
             agent=agent,
+            member_metrics_urls=member_urls,
         )
         ok = True
     except BaseException:
@@ -798,6 +822,74 @@ async def running_stack(cfg: BenchConfig) -> AsyncIterator[Stack]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             _log(f"logs kept in {workdir}")
+
+
+async def _members_argv(
+    cfg: BenchConfig, agent_argv: Sequence[str], *, api_url: str, kubeconfig: Path, token: str
+) -> tuple[list[str], tuple[str, ...]]:
+    """``--replicas``: the members' launcher command line, and each member's metrics URL.
+
+    Each member gets its own token (a user of its own, so the simulator counts it apart)
+    and kubeconfig; ``--kubeconfig`` and ``--metrics-port`` of ``agent_argv`` are replaced.
+    """
+    common: list[str] = []
+    skip = False
+    for arg in agent_argv[4:]:  # after: python -m agent run
+        if skip:
+            skip = False
+        elif arg in ("--kubeconfig", "--metrics-port", "--processes"):
+            skip = True
+        else:
+            common.append(arg)
+    members: list[str] = []
+    urls: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        for index in range(cfg.replicas):
+            own_token, user = secrets.token_urlsafe(18), f"member-{index}"
+            body = {"token": own_token, "user": user}
+            async with session.post(f"{api_url}/_sim/tokens", json=body) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"add a member token: {resp.status} {await resp.text()}")
+            own_config = _member_kubeconfig(kubeconfig, user=user, token=token, own=own_token)
+            port = _free_port()
+            urls.append(f"http://127.0.0.1:{port}")
+            own = ["--kubeconfig", str(own_config), "--metrics-port", str(port)]
+            own += ["--membership", "lease", "--agent-id", user]
+            members += ["--member", shlex.join(own)]
+    return [sys.executable, str(MEMBERS_SCRIPT), *members, "--", *common], tuple(urls)
+
+
+def _member_kubeconfig(kubeconfig: Path, *, user: str, token: str, own: str) -> Path:
+    # A small local file written once per member at start-up: not worth a thread.
+    path = kubeconfig.with_name(f"kubeconfig-{user}")
+    path.write_text(kubeconfig.read_text().replace(token, own))
+    return path
+
+
+async def _usage(session: aiohttp.ClientSession, api_url: str, *, clear: bool = False) -> Any:
+    """The simulator's per-user counters (``clear``: start them afresh)."""
+    method = session.delete if clear else session.get
+    async with method(f"{api_url}/_sim/usage") as resp:
+        answer = await resp.json()
+    return {} if clear else answer["users"]
+
+
+def _replica_costs(usage: dict[str, Any], *, tasks: int, patches: float) -> dict[str, Any]:
+    """What each member cost the API server, and the patches per task of all of them."""
+    members = {user: u for user, u in usage.items() if user.startswith("member-")}
+    count = max(1, len(members))
+    return {
+        "members": len(members),
+        "api_requests_per_member": round(sum(u["requests"] for u in members.values()) / count),
+        "watch_mib_per_member": round(
+            sum(u["watchBytes"] for u in members.values()) / count / 2**20, 1
+        ),
+        "patches_per_task": round(patches / tasks, 3) if tasks else 0.0,
+        "per_member": {
+            user: {"requests": u["requests"], "watch_bytes": u["watchBytes"]}
+            for user, u in sorted(members.items())
+        },
+    }
 
 
 async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
@@ -820,6 +912,7 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 "agent_processes": cfg.processes,
                 "transport": cfg.transport or "default",
                 "transport_applied": bool(cfg.transport) and transport_applied,
+                **({"agent_replicas": cfg.replicas} if cfg.replicas else {}),
             }
             watcher = ResultWatcher(session, stack.api_url)
             await watcher.start()
@@ -858,6 +951,8 @@ async def _throughput_phase(
     bench_before = ProcStats.read(os.getpid(), tree=False)
     memory = PssSampler(stack.agent.pid)
     sampler = asyncio.create_task(memory.run(), name="pss sampler")
+    if cfg.replicas:
+        await _usage(session, stack.api_url, clear=True)
     try:
         async with _profiled(cfg.profile, pid=stack.agent.pid, workdir=stack.workdir):
             for index in range(cfg.repetitions):
@@ -882,10 +977,25 @@ async def _throughput_phase(
     report["fulfilled"] = len(watcher.seen)
     if watcher.failures:
         report["failure_samples"] = list(watcher.failures)
-    counters = await _metrics(session, stack.metrics_url)
+    counters = await _all_metrics(session, stack)
     counters.pop("tasksets_watched", None)  # a barrier between repetitions, not a result
     report.update(counters)
+    if cfg.replicas:
+        report["replicas"] = _replica_costs(
+            await _usage(session, stack.api_url),
+            tasks=cfg.tasks * cfg.repetitions,
+            patches=counters.get("patches", 0.0),
+        )
     return report
+
+
+async def _all_metrics(session: aiohttp.ClientSession, stack: Stack) -> dict[str, float]:
+    """The counters of :func:`_metrics`, summed over every member (``--replicas``)."""
+    total: dict[str, float] = {}
+    for url in stack.all_metrics_urls:
+        for key, value in (await _metrics(session, url)).items():
+            total[key] = total.get(key, 0.0) + value
+    return total
 
 
 async def _repetition(
@@ -995,7 +1105,7 @@ async def _clear_namespace(session: aiohttp.ClientSession, stack: Stack) -> None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         stack.alive()
-        if (await _metrics(session, stack.metrics_url)).get("tasksets_watched", 1) == 0:
+        if (await _all_metrics(session, stack)).get("tasksets_watched", 1) == 0:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError("the agent still tracks deleted tasksets after 60s")
@@ -1090,6 +1200,12 @@ def _parser() -> argparse.ArgumentParser:
         "1 with --argo-defaults)",
     )
     parser.add_argument(
+        "--replicas",
+        type=_positive_int,
+        help="run the agent as N members of a Lease group, each a separate process with "
+        "its own API user (--membership lease); reports each member's API cost",
+    )
+    parser.add_argument(
         "--transport",
         choices=("aiohttp", "httpcore"),
         help=f"agent HTTP transport, passed as {TRANSPORT_ENV} (if the agent supports it)",
@@ -1173,7 +1289,7 @@ def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
         delay=args.delay,
         size=args.size,
         argo_defaults=args.argo_defaults,
-        processes=1 if args.argo_defaults else args.processes,
+        processes=1 if args.argo_defaults or args.replicas else args.processes,
         transport=args.transport,
         light=args.light,
         light_iterations=args.light_iterations,
@@ -1186,6 +1302,7 @@ def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
         profile=os.path.abspath(args.profile) if args.profile else None,
         repetitions=args.repetitions,
         report_dir=None if args.no_report else os.path.abspath(args.report_dir),
+        replicas=args.replicas or 0,
     )
     return cfg, list(args.command)
 

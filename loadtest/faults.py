@@ -1,12 +1,15 @@
-"""The fault-injection suite at full size: every scenario, 1,000 tasks each, many kills.
+"""The fault-injection suite at full size: every scenario, 1,000 tasks each (the replica
+scenarios 3,000, shared by up to 3 members), many kills.
 
 ``python loadtest/faults.py`` runs each scenario of ``tests/faultkit.py`` (the same code
 ``tests/test_faults.py`` runs at a reduced size in ``make test``): the agent as a real
 process against the API simulator and a counting target, under SIGKILL/SIGTERM with
 restarts, API 5xx/429 storms, dropped watches, 410 Gone, a slow API server, and targets
-that hang, reset, or answer huge or malformed responses. Each scenario is judged by
-:func:`tests.faultkit.judge`; progress goes to stderr, and the run ends with ONE JSON
-document on stdout::
+that hang, reset, or answer huge or malformed responses; and replicas sharing the work on
+Leases (``replicas-*``): scaling 1 -> 3 and 3 -> 1, a rolling restart, a member SIGKILLed
+(takeover time measured), a member cut off the API server past its lease, Lease API storms.
+Each scenario is judged by :func:`tests.faultkit.judge`; progress goes to stderr, and the
+run ends with ONE JSON document on stdout::
 
     {"scenarios_run": 7, "tasks": 7000, "duplicates_found": 0, "results_lost": 0, ...}
 
@@ -46,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="random seed (default: a fresh one)")
     parser.add_argument("--tasks", type=int, default=FULL.tasks, help="tasks per scenario")
     parser.add_argument(
+        "--replica-tasks",
+        type=int,
+        default=FULL.replica_tasks,
+        help="tasks per replica scenario (replicas-*)",
+    )
+    parser.add_argument(
         "--interruptions",
         type=int,
         default=FULL.interruptions,
@@ -56,10 +65,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, seed: int) -> list[ScenarioReport]:
-    size = dataclasses.replace(FULL, tasks=args.tasks, interruptions=args.interruptions)
+    size = dataclasses.replace(
+        FULL,
+        tasks=args.tasks,
+        interruptions=args.interruptions,
+        replica_tasks=args.replica_tasks,
+    )
     reports = []
     for name in args.scenario or list(SCENARIOS):
-        print(f"scenario {name}: {size.tasks} tasks (seed {seed}) ...", file=sys.stderr, flush=True)
+        tasks = size.replica_tasks if SCENARIOS[name].replicas else size.tasks
+        print(f"scenario {name}: {tasks} tasks (seed {seed}) ...", file=sys.stderr, flush=True)
         report = await run_scenario(name, seed=seed, size=size, keep_logs=args.keep_logs)
         print(report.describe(), file=sys.stderr, flush=True)
         reports.append(report)

@@ -41,6 +41,7 @@ from agent_sim import ApiSimulator
 from agent_sim.target import abort_connection
 from aiohttp import web
 
+from agent.engine.ownership import owner_of
 from tests.agentproc import TOKEN, AgentProcess, taskset
 from tests.servers import _ThreadedServer
 
@@ -48,6 +49,7 @@ __all__ = [
     "FULL",
     "IDEMPOTENT_METHODS",
     "REDUCED",
+    "REPLICA_SCENARIOS",
     "SCENARIOS",
     "Arrival",
     "CountingTarget",
@@ -59,6 +61,7 @@ __all__ = [
     "Verdict",
     "answer_body",
     "judge",
+    "members_judged_gone",
     "plan_tasks",
     "run_scenario",
     "summary_json",
@@ -66,6 +69,8 @@ __all__ = [
 
 NS = "argo"
 TASKSETS = "workflowtasksets"
+#: The member Lease duration every scenario runs with (seconds).
+LEASE_SECONDS = 2.0
 
 # RFC 9110 section 9.2.2, as agent/claims.py documents the guarantee.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -316,7 +321,9 @@ def plan_tasks(
 class Restart:
     """A new agent instance started after ``kind`` ended the previous one, at ``at``."""
 
-    kind: Literal["SIGKILL", "SIGTERM"]
+    # CUT: a member cut off the API server (at its fence); GONE: a member judged gone by
+    # another (its Lease not renewed for a lease duration: starved, cut off, killed)
+    kind: Literal["SIGKILL", "SIGTERM", "CUT", "GONE"]
     at: float
 
 
@@ -324,6 +331,13 @@ _ABANDONED = re.compile(
     r"the agent \((?P<instance>\S+)\) (?P<how>stopped|shut down) while this request was in "
     r"flight; it was not sent again to avoid a duplicate side effect "
     r"\(redelivery policy '(?P<policy>\w+)'\)"
+)
+# A member whose Lease may have expired for the others while it claimed (starved, cut off)
+# settles its own claim so (agent/engine/scheduler.py, docs/replicas.md).
+_SUPERSEDED = re.compile(
+    r"the agent \((?P<instance>\S+)\) could not renew its member Lease while claiming this "
+    r"request; it did not send it, and the member that took the node over may have \(a "
+    r"duplicate side effect is avoided; redelivery policy '(?P<policy>\w+)'\)"
 )
 _CLAIM = re.compile(r"argo-http-agent (?P<instance>\S+): request in flight")
 _INSTANCE = re.compile(r"agent started \[.*?\binstance=(\S+)")
@@ -356,6 +370,9 @@ class Verdict:
     abandoned: int = 0
     #: unclaimed requests sent again by a new instance after an interruption (documented)
     resent_after_restart: int = 0
+    #: claimed nodes a member settled itself because its Lease may have expired while it
+    #: claimed them (documented: never sent by it; at most once by the member taking over)
+    superseded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -404,6 +421,14 @@ def judge(
         if not isinstance(status, Mapping) or status.get("phase") not in _FULFILLED:
             verdict.lost.append(f"{label}: {status!r}")
             continue
+        superseded = _SUPERSEDED.fullmatch(str(status.get("message", "")))
+        if superseded is not None:
+            problem = _check_superseded(status, superseded, got, claimed, policy)
+            if problem:
+                verdict.mismatched.append(f"{label}: {problem}: {dict(status)}")
+            else:
+                verdict.superseded += 1
+            continue
         abandoned = _ABANDONED.fullmatch(str(status.get("message", "")))
         if abandoned is not None:
             problem = _check_abandoned(plan, status, abandoned, got, restarts, claimed, policy)
@@ -421,6 +446,24 @@ def judge(
     return verdict
 
 
+def _check_superseded(
+    status: Mapping[str, Any],
+    match: re.Match[str],
+    got: list[Arrival],
+    claimed: bool,
+    policy: Policy,
+) -> str:
+    if not claimed:
+        return "settled as superseded, but this method is not claimed"
+    if set(status) != {"phase", "message"} or status.get("phase") != "Failed":
+        return "a superseded claim must be Failed with a message only"
+    if match.group("policy") != policy:
+        return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
+    if len(got) > 1:
+        return "sent more than once"  # also a duplicate, counted there
+    return ""
+
+
 def _check_abandoned(
     plan: TaskPlan,
     status: Mapping[str, Any],
@@ -436,8 +479,11 @@ def _check_abandoned(
         return "a claim-rule result must be Failed with a message only"
     if match.group("policy") != policy:
         return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
-    kind = "SIGKILL" if match.group("how") == "stopped" else "SIGTERM"
-    ends = [r.at for r in restarts if r.kind == kind]
+    # "stopped": the member's claim was found after its Lease expired -- it was killed,
+    # or cut off the API server long enough; "shut down": it finished it at a SIGTERM.
+    kinds = ("SIGKILL", "CUT", "GONE") if match.group("how") == "stopped" else ("SIGTERM",)
+    kind = kinds[0]
+    ends = [r.at for r in restarts if r.kind in kinds]
     if not ends:
         return f"says the agent {match.group('how')}, but no {kind} happened"
     if got and not any(got[0].at < at for at in ends):
@@ -457,10 +503,28 @@ class ScenarioSize:
     workers: int  # the agent's --task-workers
     waves: int  # tasks arrive in this many batches (new tasksets or added to one)
     settle_timeout: float  # bound on the final wait for every node to be fulfilled
+    replica_tasks: int = 0  # tasks of a replica scenario (several members share them)
+    feed_seconds: float = 0.0  # a replica scenario's tasks arrive over this long
 
 
-REDUCED = ScenarioSize(tasks=150, interruptions=3, workers=48, waves=4, settle_timeout=90)
-FULL = ScenarioSize(tasks=1000, interruptions=12, workers=128, waves=12, settle_timeout=300)
+REDUCED = ScenarioSize(
+    tasks=150,
+    interruptions=3,
+    workers=48,
+    waves=4,
+    settle_timeout=90,
+    replica_tasks=150,
+    feed_seconds=4,
+)
+FULL = ScenarioSize(
+    tasks=1000,
+    interruptions=12,
+    workers=128,
+    waves=12,
+    settle_timeout=300,
+    replica_tasks=3000,
+    feed_seconds=24,
+)
 
 
 @dataclass(slots=True)
@@ -479,6 +543,10 @@ class ScenarioReport:
     problems: list[str] = field(default_factory=list)
     log_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: what a scenario measured (replicas: takeover and fence seconds, ...)
+    measured: dict[str, Any] = field(default_factory=dict)
+    #: replicas: API requests and watch bytes per member (the simulator's counters)
+    usage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -508,9 +576,12 @@ class ScenarioReport:
             "resent_without_restart": len(v.resent_without_restart),
             "resent_after_restart": v.resent_after_restart,
             "abandoned_by_claim_rule": v.abandoned,
+            "superseded_by_expiry": v.superseded,
             "results_lost": self.results_lost,
             "problems": len(self.problems),
             "seconds": round(self.seconds, 1),
+            **({"measured": self.measured} if self.measured else {}),
+            **({"usage": self.usage} if self.usage else {}),
         }
 
     def describe(self, *, limit: int = 15) -> str:
@@ -565,12 +636,106 @@ class _Run:
         self.log_errors: list[str] = []
         self.injected: dict[str, int] = {}
         self.instance_logs: list[str] = []
+        #: replica scenarios: the running members, in the order they started
+        self.members: list[AgentProcess] = []
+        self._member_count = 0
+        #: figures a scenario measured (takeover seconds, fence seconds, ...)
+        self.measured: dict[str, Any] = {}
+        #: each member's API user (the simulator counts and faults users apart)
+        self.users: dict[AgentProcess, str] = {}
+        #: when each node was first seen fulfilled (while :meth:`track_final` runs)
+        self.final_at: dict[str, float] = {}
+        #: when :meth:`feed_over` submitted its first wave
+        self.fed_at: float | None = None
+
+    async def track_final(self) -> None:
+        """Record when each node is first seen fulfilled (until cancelled)."""
+        while True:
+            now = time.monotonic()
+            for node, status in self.nodes().items():
+                if node not in self.final_at and _final(status):
+                    self.final_at[node] = now
+            await asyncio.sleep(0.1)
+
+    # -- members (replica scenarios) ---------------------------------------------------
+
+    async def start_member(self) -> AgentProcess:
+        """One more member of the group: its own process, token and API user (the
+        simulator counts and faults each member apart)."""
+        index = self._member_count
+        self._member_count += 1
+        token, user = f"member-{index}-token", f"member-{index}"
+        self.sim.add_token(token, user=user)
+        member = AgentProcess(
+            self.sim,
+            *self._base_args(),
+            "--agent-id",
+            user,
+            token=token,
+            workdir=tempfile.mkdtemp(prefix=f"{user}-", dir=self._workdir),
+        )
+        await member.start()
+        self.members.append(member)
+        self.users[member] = user
+        await member.wait_ready(timeout=60)
+        return member
+
+    async def stop_member(self, member: AgentProcess) -> None:
+        """SIGTERM one member and wait for it: its claims must be settled when it exits."""
+        self.members.remove(member)
+        self.restarts.append(Restart("SIGTERM", time.monotonic()))
+        code = await member.stop(signal.SIGTERM, timeout=60)
+        if code != 0:
+            self.problems.append(f"{_instance_of(member)} exited {code} on SIGTERM")
+        stale = self.claims_left(instance=_instance_of(member))
+        if stale:
+            self.problems.append(f"{len(stale)} claim(s) left after a graceful stop: {stale[:5]}")
+        self.injected["SIGTERM"] = self.injected.get("SIGTERM", 0) + 1
+        self._collect_log_errors(member)
+
+    async def kill_member(self, member: AgentProcess) -> float:
+        """SIGKILL one member (no clean-up at all); the moment it died."""
+        self.members.remove(member)
+        await member.kill()
+        died = time.monotonic()
+        self.restarts.append(Restart("SIGKILL", died))
+        self.injected["SIGKILL"] = self.injected.get("SIGKILL", 0) + 1
+        self._collect_log_errors(member)
+        return died
+
+    async def stop_members(self) -> None:
+        """SIGTERM every member, one after the other (each waits for the previous)."""
+        for member in list(self.members):
+            if member.proc is not None and member.proc.returncode is None:
+                await self.stop_member(member)
+            else:
+                self.members.remove(member)
+
+    async def member_metric(self, member: AgentProcess, name: str) -> float:
+        text = (await member.get("/metrics")).text
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def identities(self, members: Iterable[AgentProcess] | None = None) -> list[str]:
+        return [_instance_of(m) for m in (self.members if members is None else members)]
+
+    async def feed_over(
+        self, plans: list[TaskPlan], *, seconds: float, waves: int | None = None
+    ) -> None:
+        """Submit ``plans`` in ``waves`` (``size.waves``) spread evenly over ``seconds``."""
+        waves = max(1, min(waves or self.size.waves, len(plans)))
+        self.fed_at = time.monotonic()
+        for index in range(waves):
+            if index:
+                await asyncio.sleep(seconds / waves)
+            self.submit(plans[index * len(plans) // waves : (index + 1) * len(plans) // waves])
 
     # -- the agent ---------------------------------------------------------------------
 
-    async def start_agent(self) -> AgentProcess:
-        agent = AgentProcess(
-            self.sim,
+    def _base_args(self) -> list[str]:
+        return [
             "--namespace",
             NS,
             "--redelivery",
@@ -580,8 +745,14 @@ class _Run:
             # A member Lease of 2 s: a SIGKILLed instance's nodes are taken over by the next
             # one once its Lease expired (docs/replicas.md), so restarts cost ~3 s, not ~23.
             "--lease-duration",
-            "2s",
+            f"{LEASE_SECONDS:g}s",
             *self._agent_args,
+        ]
+
+    async def start_agent(self) -> AgentProcess:
+        agent = AgentProcess(
+            self.sim,
+            *self._base_args(),
             workdir=tempfile.mkdtemp(prefix="agent-", dir=self._workdir),
         )
         await agent.start()
@@ -834,12 +1005,311 @@ async def _bad_targets(run: _Run) -> None:
     await run.feed(plans, gap=(0.1, 0.4))
 
 
+# -- replica scenarios: several members sharing the work (docs/replicas.md) -------------
+
+#: GET (idempotent: re-sent after a crash) and POST (claimed before sending: never twice).
+REPLICA_METHODS: Mapping[str, float] = {"GET": 1, "POST": 1}
+
+
+def _replica_plans(run: _Run) -> list[TaskPlan]:
+    return plan_tasks(run.rng, run.size.replica_tasks, methods=REPLICA_METHODS, slow=0.3)
+
+
+def _pause(run: _Run, low: float, high: float) -> float:
+    """A random fraction of the feeding time."""
+    return run.size.feed_seconds * run.rng.uniform(low, high)
+
+
+async def _start_members(run: _Run, count: int) -> None:
+    for _ in range(count):
+        await run.start_member()
+
+
+async def _scale_up(run: _Run) -> None:
+    """1 -> 3 members under load: each join moves work to the joiner only."""
+    plans = _replica_plans(run)
+    await run.start_member()
+    feeder = asyncio.create_task(run.feed_over(plans, seconds=run.size.feed_seconds))
+    try:
+        for _ in range(2):
+            await asyncio.sleep(_pause(run, 0.1, 0.25))
+            await run.start_member()
+            run.injected["joins"] = run.injected.get("joins", 0) + 1
+        await feeder
+    finally:
+        feeder.cancel()
+
+
+async def _scale_down(run: _Run) -> None:
+    """3 -> 1 members by SIGTERM under load: each leaver hands its queue over at once and
+    finishes what it runs."""
+    plans = _replica_plans(run)
+    await _start_members(run, 3)
+    feeder = asyncio.create_task(run.feed_over(plans, seconds=run.size.feed_seconds))
+    try:
+        for _ in range(2):
+            await asyncio.sleep(_pause(run, 0.15, 0.3))
+            await run.stop_member(run.rng.choice(run.members))
+        await feeder
+    finally:
+        feeder.cancel()
+
+
+async def _rolling(run: _Run) -> None:
+    """A rolling restart of 3 members under load: each stopped (SIGTERM), then replaced."""
+    plans = _replica_plans(run)
+    await _start_members(run, 3)
+    feeder = asyncio.create_task(run.feed_over(plans, seconds=run.size.feed_seconds))
+    try:
+        for member in list(run.members):
+            await asyncio.sleep(_pause(run, 0.05, 0.15))
+            await run.stop_member(member)
+            await run.start_member()
+        await feeder
+    finally:
+        feeder.cancel()
+
+
+@dataclass(slots=True)
+class _Kill:
+    """What a SIGKILLed member left behind, taken right after it died."""
+
+    identity: str
+    died: float
+    orphaned: list[str]  # its nodes (by the view at its death) without a result
+    in_flight: set[str]  # of those, the ones whose request had reached the target
+    claimed: list[str]  # nodes its claim stood on
+
+
+async def _kill_one(run: _Run) -> None:
+    """SIGKILL one of 3 members under load (then a replacement starts, as a Deployment's
+    would); repeated at full size. Judged on top of the verdict: every POST it had claimed
+    ends ``Failed`` by the claim rule naming it, or with the result it reported before
+    dying (one arrival); idempotent re-sends only of requests it had in flight; and the
+    takeover time (the kill -> its last orphaned node final) measured."""
+    # Slower answers than the other scenarios: the victim must die with work in flight.
+    plans = plan_tasks(
+        run.rng, run.size.replica_tasks, methods=REPLICA_METHODS, slow=0.6, max_sleep=3.0
+    )
+    await _start_members(run, 3)
+    cycles = max(1, run.size.interruptions // 4)
+    waves = max(cycles + 1, run.size.waves)
+    feeder = asyncio.create_task(run.feed_over(plans, seconds=run.size.feed_seconds, waves=waves))
+    tracker = asyncio.create_task(run.track_final())
+    await asyncio.sleep(0)  # the first wave is in
+    kills: list[_Kill] = []
+    gap = run.size.feed_seconds / waves
+    try:
+        for cycle in range(cycles):
+            # Shortly after a wave arrived: its slow requests are still in flight.
+            wave = 1 + cycle * (waves - 1) // cycles
+            due = (run.fed_at or time.monotonic()) + wave * gap + run.rng.uniform(0.3, 0.6)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            victim = run.rng.choice(run.members)
+            identity, view = _instance_of(victim), run.identities()
+            died = await run.kill_member(victim)
+            nodes, arrivals = run.nodes(), run.target.all_arrivals()
+            claimed = run.claims_left(instance=identity)
+            # Its nodes by the view at its death, and those another member owns that it
+            # still ran (their handover claims name it).
+            orphaned = [
+                p.node
+                for p in run.plans
+                if (owner_of(view, p.node) == identity or p.node in claimed)
+                and not _final(nodes.get(p.node))
+            ]
+            kills.append(
+                _Kill(
+                    identity=identity,
+                    died=died,
+                    orphaned=orphaned,
+                    in_flight={n for n in orphaned if arrivals.get(n)},
+                    claimed=claimed,
+                )
+            )
+            await run.start_member()
+        await feeder
+        await run.settle()
+    finally:
+        feeder.cancel()
+        tracker.cancel()
+    _judge_kills(run, kills)
+
+
+def _judge_kills(run: _Run, kills: list[_Kill]) -> None:
+    nodes, arrivals = run.nodes(), run.target.all_arrivals()
+    methods = {p.node: p.method for p in run.plans}
+    takeovers: list[float] = []
+    finished: list[float] = []
+    resent = in_flight = 0
+    for kill in kills:
+        for node in kill.claimed:
+            if methods.get(node) == "GET":
+                continue  # a handover claim: an idempotent request may be re-sent
+            status = nodes.get(node) or {}
+            abandoned = _ABANDONED.fullmatch(str(status.get("message", "")))
+            if abandoned is not None and abandoned.group("instance") == kill.identity:
+                continue
+            if _final(status) and len(arrivals.get(node, [])) == 1 and abandoned is None:
+                continue  # it finished it before dying, and its result landed
+            run.problems.append(f"{node} claimed by {kill.identity} ended {status}")
+        again = {
+            n
+            for n, got in arrivals.items()
+            if len(got) > 1 and any(a.at < kill.died < b.at for a, b in itertools.pairwise(got))
+        }
+        if not again <= kill.in_flight:
+            run.problems.append(
+                f"re-sent after {kill.identity} died, not in flight there: "
+                f"{sorted(again - kill.in_flight)[:5]}"
+            )
+        if any(methods.get(n) != "GET" for n in again):
+            run.problems.append(f"a non-idempotent request re-sent: {sorted(again)[:5]}")
+        resent += len(again)
+        in_flight += len(kill.in_flight)
+        finals = [run.final_at.get(n) for n in kill.orphaned]
+        if kill.orphaned and all(at is not None for at in finals):
+            finished.append(max(at for at in finals if at is not None) - kill.died)
+            taken = [
+                _taken_over(arrivals.get(n, []), run.final_at[n], kill.died) for n in kill.orphaned
+            ]
+            takeovers.append(max(taken) - kill.died)
+    run.measured.update(
+        kills=len(kills),
+        orphaned=sum(len(k.orphaned) for k in kills),
+        claimed_at_death=sum(len(k.claimed) for k in kills),
+        in_flight_at_death=in_flight,
+        resent_after_kill=resent,
+        takeover_seconds=[round(t, 2) for t in takeovers],
+        takeover_target_seconds=LEASE_SECONDS + 3,
+        orphans_final_seconds=[round(t, 2) for t in finished],
+    )
+
+
+def _taken_over(got: list[Arrival], final_at: float, died: float) -> float:
+    """When a survivor acted on an orphaned node: its request (re-)sent, or -- for a
+    claimed one finished by the claim rule -- the node final. Not the request's own
+    duration at the target, which is not the agent's to shorten."""
+    again = [a.at for a in got if a.at > died]
+    return min(again) if again else final_at
+
+
+async def _cut_off(run: _Run) -> None:
+    """One member cut off the API server (a simulator blackhole on its user) for three
+    lease durations under load: it must fence itself -- stop starting requests -- before
+    its Lease can expire for the others (who then take its work over); after the cut it
+    rejoins. Measured: the cut -> its fence shown in ``/readyz``; checked: its
+    ``argo_agent_tasks_started_total`` does not move from its fence to the end of the cut."""
+    plans = _replica_plans(run)
+    await _start_members(run, 3)
+    feeder = asyncio.create_task(run.feed_over(plans, seconds=run.size.feed_seconds))
+    cuts = max(1, run.size.interruptions // 6)
+    fences: list[float] = []
+    try:
+        for _ in range(cuts):
+            await asyncio.sleep(_pause(run, 0.15, 0.3) / cuts)
+            victim = run.rng.choice(run.members)
+            fenced = await _cut(run, victim, seconds=3 * LEASE_SECONDS)
+            if fenced is not None:
+                fences.append(fenced)
+        await feeder
+    finally:
+        feeder.cancel()
+        run.sim.lift()
+    run.measured.update(
+        cuts=cuts,
+        fence_seconds=[round(f, 2) for f in fences],
+        lease_seconds=LEASE_SECONDS,
+    )
+
+
+async def _cut(run: _Run, victim: AgentProcess, *, seconds: float) -> float | None:
+    """Cut ``victim`` off for ``seconds``; when its fence showed (seconds after the cut)."""
+    user = run.users[victim]
+    cut_at = time.monotonic()
+    run.sim.blackhole(user)
+    run.injected["cuts"] = run.injected.get("cuts", 0) + 1
+    fenced_at: float | None = None
+    started = 0.0
+    try:
+        while time.monotonic() < cut_at + seconds:
+            ready = await victim.get("/readyz")
+            if fenced_at is None and "not starting requests" in ready.text:
+                fenced_at = time.monotonic()
+                started = await run.member_metric(victim, "argo_agent_tasks_started_total")
+                # The interruption the verdict knows: a request the member sent before its
+                # fence, unanswered to the API, may be re-sent by the members taking over
+                # (idempotent ones: docs/replicas.md); none it sent after (checked below).
+                run.restarts.append(Restart("CUT", fenced_at))
+            await asyncio.sleep(0.05)
+        if fenced_at is None:
+            run.restarts.append(Restart("CUT", cut_at))
+            run.problems.append(f"{user} cut off for {seconds:g}s never showed its fence")
+            return None
+        later = await run.member_metric(victim, "argo_agent_tasks_started_total")
+        if later != started:
+            run.problems.append(f"{user} started {later - started:g} request(s) while fenced")
+        return fenced_at - cut_at
+    finally:
+        run.sim.lift(user)
+
+
+async def _lease_storm(run: _Run) -> None:
+    """Storms on the Lease API under load: 409 conflicts, 5xx, 429 (Retry-After) and cut
+    connections on Lease reads and writes, dropped watches, now and then a member's
+    Lease deleted under it."""
+    plans = _replica_plans(run)
+    await _start_members(run, 3)
+    feeder = asyncio.create_task(run.feed_over(plans, seconds=run.size.feed_seconds))
+    storms = deleted = 0
+    try:
+        while storms < run.size.interruptions or not feeder.done():
+            await asyncio.sleep(run.rng.uniform(0.1, 0.4))
+            code = run.rng.choice((409, 500, 503, 429, 0))
+            run.sim.fail_next(
+                run.rng.randint(2, 8),
+                code=code or 503,
+                resource="leases",
+                verb=run.rng.choice((None, "update", "create", "get", "list", "watch")),
+                retry_after=1 if code == 429 else None,
+                disconnect=code == 0,
+            )
+            if run.rng.random() < 0.3:
+                run.sim.drop_watches(abrupt=run.rng.random() < 0.5)
+            if run.rng.random() < 0.25:
+                leases = run.sim.list_objects("leases", namespace=NS)
+                if leases:
+                    name = run.rng.choice(leases)["metadata"]["name"]
+                    run.sim.delete_object("leases", name, namespace=NS)
+                    deleted += 1
+            storms += 1
+            try:
+                await asyncio.sleep(run.rng.uniform(0.2, 1.0))
+            finally:
+                run.sim.clear_faults()
+        await feeder
+    finally:
+        feeder.cancel()
+    run.injected["lease_storms"] = storms
+    run.injected["leases_deleted"] = deleted
+    run.measured["lease_errors_served"] = sum(
+        1
+        for r in run.sim.requests()
+        if r.resource == "leases" and r.status is not None and (r.status == 0 or r.status >= 400)
+    )
+
+
+def _final(status: object) -> bool:
+    return isinstance(status, Mapping) and status.get("phase") in _FULFILLED
+
+
 @dataclass(frozen=True, slots=True)
 class _Scenario:
     body: ScenarioBody
     policy: Policy = "idempotent"
     agent_args: tuple[str, ...] = ()
     max_result_bytes: int = 1 << 20
+    replicas: bool = False  # several members (start_member), size.replica_tasks tasks
 
 
 SCENARIOS: Mapping[str, _Scenario] = {
@@ -854,7 +1324,14 @@ SCENARIOS: Mapping[str, _Scenario] = {
         agent_args=("--max-result-bytes", str(BAD_TARGET_RESULT_CAP)),
         max_result_bytes=BAD_TARGET_RESULT_CAP,
     ),
+    "replicas-scale-up": _Scenario(_scale_up, replicas=True),
+    "replicas-scale-down": _Scenario(_scale_down, replicas=True),
+    "replicas-rolling": _Scenario(_rolling, replicas=True),
+    "replicas-kill": _Scenario(_kill_one, replicas=True, agent_args=("--shutdown-grace", "5")),
+    "replicas-cut-off": _Scenario(_cut_off, replicas=True),
+    "replicas-lease-storm": _Scenario(_lease_storm, replicas=True),
 }
+REPLICA_SCENARIOS = tuple(name for name, s in SCENARIOS.items() if s.replicas)
 
 
 @contextlib.asynccontextmanager
@@ -874,6 +1351,7 @@ async def run_scenario(
     """
     scenario = SCENARIOS[name]
     started = time.monotonic()
+    clock_offset = time.time() - started  # the agents log wall-clock times
     async with _environment() as (sim, target, workdir):
         run = _Run(
             name=name,
@@ -890,6 +1368,8 @@ async def run_scenario(
             await run.settle()
             faults = run.faults_hit()
         finally:
+            # One by one: each leaver hands over to the members still running.
+            await run.stop_members()
             await run.stop_agent()
         if keep_logs:
             os.makedirs(keep_logs, exist_ok=True)
@@ -899,6 +1379,10 @@ async def run_scenario(
         nodes = run.nodes()  # after the final graceful stop: everything it flushed
         if run.claims_left():
             run.problems.append("claims left after the final graceful stop")
+        if scenario.replicas:
+            gone = members_judged_gone(run.instance_logs, clock_offset=clock_offset)
+            run.restarts.extend(Restart("GONE", at) for at in gone)
+            run.measured["members_judged_gone"] = len(gone)
         verdict = judge(
             run.plans,
             nodes,
@@ -919,8 +1403,52 @@ async def run_scenario(
         problems=run.problems,
         log_errors=run.log_errors,
         seconds=time.monotonic() - started,
+        measured=run.measured,
+        usage=_usage_per_member(sim.usage()) if scenario.replicas else {},
     )
     return report
+
+
+_VIEW_CHANGED = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO +member view changed "
+    r"\[owners=\[[^\]]*\] live=\[(?P<live>[^\]]*)\]",
+    re.MULTILINE,
+)
+
+
+def members_judged_gone(logs: Iterable[str], *, clock_offset: float) -> list[float]:
+    """When (monotonic) each member first left another member's live view.
+
+    That is when the others may take its nodes over and re-send its unclaimed requests in
+    flight (idempotent ones; docs/replicas.md): after a kill or a cut, and also when a
+    member starved of CPU did not renew its Lease for a lease duration. A graceful leave
+    shows too (its Lease deleted once it drained: nothing of it is re-sent then)."""
+    first: dict[str, float] = {}
+    for text in logs:
+        seen: set[str] | None = None
+        for match in _VIEW_CHANGED.finditer(text):
+            live = {m.strip(" '") for m in match.group("live").split(",") if m.strip(" '")}
+            if seen is not None:
+                wall = time.mktime(time.strptime(match.group("at")[:19], "%Y-%m-%d %H:%M:%S"))
+                at = wall + int(match.group("at")[20:]) / 1000 - clock_offset
+                for member in seen - live:
+                    first[member] = min(first.get(member, at), at)
+            seen = live
+    return sorted(first.values())
+
+
+def _usage_per_member(usage: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The members' API cost: requests and watch bytes, each member and on average."""
+    members = {u: v for u, v in usage.items() if u.startswith("member-")}
+    if not members:
+        return {}
+    return {
+        "members": len(members),
+        "requests_per_member": round(sum(v["requests"] for v in members.values()) / len(members)),
+        "watch_bytes_per_member": round(
+            sum(v["watchBytes"] for v in members.values()) / len(members)
+        ),
+    }
 
 
 def summary_json(reports: Iterable[ScenarioReport]) -> dict[str, Any]:

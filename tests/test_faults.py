@@ -21,7 +21,9 @@ import asyncio
 import os
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from agent_sim import ApiSimulator
@@ -29,6 +31,7 @@ from agent_sim import ApiSimulator
 from tests.agentproc import TOKEN, AgentProcess, taskset, wait_for_nodes
 from tests.faultkit import (
     REDUCED,
+    REPLICA_SCENARIOS,
     SCENARIOS,
     Arrival,
     CountingTarget,
@@ -36,6 +39,7 @@ from tests.faultkit import (
     TaskPlan,
     answer_body,
     judge,
+    members_judged_gone,
     run_scenario,
 )
 
@@ -68,6 +72,10 @@ async def test_scenario(name: str) -> None:
     print(report.describe())
     assert report.ok, report.describe()
     verdict = report.verdict
+    if name in REPLICA_SCENARIOS:
+        _check_replica_scenario(name, report.injected, report.measured, report.usage)
+        assert verdict.tasks == REDUCED.replica_tasks
+        return
     assert verdict.tasks == REDUCED.tasks
     # The faults really happened (a scenario that injects nothing proves nothing).
     if name.startswith("kill"):
@@ -82,6 +90,37 @@ async def test_scenario(name: str) -> None:
     if name == "kill-never":
         # Every request is claimed under "never": none may reach the target twice.
         assert verdict.arrivals <= verdict.tasks
+
+
+def _check_replica_scenario(
+    name: str, injected: dict[str, int], measured: dict[str, Any], usage: dict[str, Any]
+) -> None:
+    """The replica scenario did what it says (the verdict alone could pass idle)."""
+    members = {
+        "replicas-scale-up": 3,
+        "replicas-scale-down": 3,
+        "replicas-rolling": 6,
+        "replicas-kill": 4,
+        "replicas-cut-off": 3,
+        "replicas-lease-storm": 3,
+    }
+    assert usage["members"] == members[name], usage  # each member was a client of its own
+    assert usage["requests_per_member"] > 0 and usage["watch_bytes_per_member"] > 0
+    if name == "replicas-scale-up":
+        assert injected["joins"] == 2
+    elif name == "replicas-scale-down":
+        assert injected["SIGTERM"] == 2 + 1  # two under load, the last at the end
+    elif name == "replicas-rolling":
+        assert injected["SIGTERM"] == 3 + 3
+    elif name == "replicas-kill":
+        assert injected["SIGKILL"] == measured["kills"] == 1
+        # Timing is measured (reported), not asserted: every orphaned node was final.
+        assert measured["orphaned"] == 0 or len(measured["takeover_seconds"]) == 1
+        assert measured["resent_after_kill"] <= measured["in_flight_at_death"]
+    elif name == "replicas-cut-off":
+        assert injected["cuts"] == len(measured["fence_seconds"]) == 1
+    elif name == "replicas-lease-storm":
+        assert measured["lease_errors_served"] > 0
 
 
 # -- behaviours the scenarios found, pinned one by one ----------------------------------
@@ -265,3 +304,36 @@ def test_judge_requires_the_interruption_a_claim_message_names() -> None:
     assert after_term.ok and after_term.abandoned == 1
     too_late = judge([post], graceful, arrivals, [Restart("SIGTERM", 0.5)], target=target)
     assert len(too_late.mismatched) == 1
+
+
+def test_judge_accepts_a_claim_settled_by_its_expired_member_only_for_a_claimed_method() -> None:
+    """A member whose Lease may have expired while it claimed settles the node itself
+    (docs/replicas.md): Failed, never sent by it. Accepted for a claimed method sent at
+    most once (by the member that took over); not for an unclaimed one."""
+    target = CountingTarget()
+    message = (
+        "the agent (m-1) could not renew its member Lease while claiming this request; it did "
+        "not send it, and the member that took the node over may have (a duplicate side "
+        "effect is avoided; redelivery policy 'idempotent')"
+    )
+    post, sent, get = TaskPlan("p", method="POST"), TaskPlan("s", method="POST"), TaskPlan("g")
+    nodes = {n: {"phase": "Failed", "message": message} for n in ("p", "s", "g")}
+    arrivals = {"s": _arrivals("s", "POST", 1.0), "g": _arrivals("g", "GET", 1.0)}
+    verdict = judge([post, sent, get], nodes, arrivals, [], target=target)
+    assert verdict.superseded == 2
+    assert [m.split()[0] for m in verdict.mismatched] == ["g"]
+
+
+def test_a_member_judged_gone_is_read_from_the_members_view_logs() -> None:
+    """The kit learns when a member left another's live view (its Lease expired: starved,
+    cut off or killed) from the members' own logs; idempotent re-sends across that moment
+    are the documented at-least-once, so the verdict must know it."""
+    log = (
+        "2026-12-03 02:25:27,171 INFO    member view changed [owners=['a', 'b'] live=['a', "
+        "'b'] joined=['a', 'b'] left=[] fenced=False leaving=False]\n"
+        "2026-12-03 02:25:29,119 INFO    ownership changed [gained=7]\n"
+        "2026-12-03 02:25:29,250 INFO    member view changed [owners=['b'] live=['b'] "
+        "joined=[] left=['a'] fenced=False leaving=False]\n"
+    )
+    offset = time.mktime(time.strptime("2026-12-03 02:25:00", "%Y-%m-%d %H:%M:%S"))
+    assert members_judged_gone([log, log], clock_offset=offset) == [pytest.approx(29.25)]

@@ -151,6 +151,38 @@ def test_repetitions_interleave_and_report_the_median_with_spread_and_plots(
     assert f"**ratio {report['ratio']}**" in page and Path(paths["png"]).name in page
 
 
+def test_replicas_share_the_work_and_report_each_members_api_cost() -> None:
+    """``--replicas 2``: two members of a Lease group, each a process and API user of its
+    own; the counters are summed over them, the simulator's per-user usage gives each
+    member's requests and watch bytes."""
+    done = _bench(
+        "--replicas",
+        "2",
+        "--tasks",
+        "200",
+        "--tasksets",
+        "4",
+        "--concurrency",
+        "20",
+        "--light-iterations",
+        "0",
+        "--repetitions",
+        "1",
+        "--no-raw",
+        "--no-report",
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["agent_replicas"] == 2 and report["agent_processes"] == 1
+    assert report["fulfilled"] == 200 and report["results"] == {"Succeeded": 200}
+    assert report["patched_nodes"] == 200  # both members' counters: every node once
+    replicas = report["replicas"]
+    assert replicas["members"] == 2 and set(replicas["per_member"]) == {"member-0", "member-1"}
+    for cost in replicas["per_member"].values():
+        assert cost["requests"] > 0 and cost["watch_bytes"] > 0
+    assert replicas["patches_per_task"] == round(report["patches"] / 200, 3)
+
+
 def test_light_only_run_skips_the_throughput_phase() -> None:
     done = _bench("--light", "--light-iterations", "3")
     assert done.returncode == 0, done.stderr
@@ -169,6 +201,7 @@ def test_light_only_run_skips_the_throughput_phase() -> None:
         (("--delay", "-1"), "--delay"),
         (("--light", "--light-iterations", "0"), "--light"),
         (("--repetitions", "0"), "--repetitions"),
+        (("--replicas", "0"), "--replicas"),
         (("--serve",), "--serve"),
     ],
 )

@@ -786,6 +786,9 @@ class RecordingClaims:
     def abandoned(self, ref: TaskRef) -> NodeResult | None:
         return None
 
+    def superseded(self, ref: TaskRef) -> NodeResult:
+        raise AssertionError("a static member set has no fence")
+
     def release(self, ref: TaskRef) -> None:
         pass
 

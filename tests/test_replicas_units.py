@@ -18,7 +18,7 @@ from agent.engine.claims import ClaimPolicy
 from agent.engine.ownership import Ownership, owner_of, static_members
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
-from agent.membership.lease import lease_name
+from agent.membership.lease import lease_name, wait_event
 from agent.membership.observe import DRAINING_ANNOTATION, LeaseObserver
 from tests.test_engine import KEY, ListSink, RecordingRunner
 
@@ -184,16 +184,42 @@ def test_deleted_cleared_draining_and_own_leases() -> None:
     cleared = lease("b", 2, "t2")
     cleared["spec"]["holderIdentity"] = ""
     assert observer.observe(cleared, now=3.0)
-    assert observer.deleted("c")
+    assert observer.deleted("c", now=3.0)  # draining, then deleted: a clean stop
     assert observer.members(now=3.0) == (frozenset(), frozenset())
+
+
+def test_a_running_members_deleted_lease_keeps_it_live_until_its_observed_expiry() -> None:
+    """A Lease deleted under a member that was not draining (by hand, or by a collector
+    that judged too early) is no proof the member stopped: judged gone at once, its
+    unclaimed requests in flight would be sent again by the members taking its nodes."""
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    observer.observe(lease("b", 1, "t1"), now=100.0)
+    assert not observer.deleted("b", now=101.0)
+    assert observer.members(now=109.9) == (frozenset({"b"}), frozenset({"b"}))
+    observer.observe(lease("b", 5, "t2"), now=105.0)  # b created it again: a renewal
+    assert observer.expired(now=110.0, grace=10) == []
+    assert observer.members(now=114.9)[0] == {"b"}
+    gone = LeaseObserver(own_lease="me", default_duration=15)
+    gone.observe(lease("c", 1, "t1"), now=100.0)
+    assert not gone.deleted("c", now=101.0)
+    assert gone.members(now=110.0) == (frozenset(), frozenset())  # expired as observed
+    gone.expired(now=111.0, grace=10)
+    assert gone.leases == {}
 
 
 def test_a_list_drops_only_leases_seen_before_it_started() -> None:
     observer = LeaseObserver(own_lease="me", default_duration=15)
     observer.observe(lease("old", 1, "t"), now=1.0)
     observer.observe(lease("new", 5, "t"), now=3.0)  # a watch event while the list ran
-    assert observer.listed([], started_at=2.0, now=4.0)
-    assert set(observer.leases) == {"new"}
+    draining = lease("leaver", 2, "t", draining=True)
+    observer.observe(draining, now=1.0)
+    assert observer.listed([], started_at=2.0, now=4.0)  # the leaver's clean stop
+    assert set(observer.leases) == {"old", "new"}
+    # "old" is missing from the list, as if deleted while it ran: live until it expires,
+    # with nothing left to collect; "new" was seen after the list began.
+    assert observer.leases["old"].version == "" and observer.leases["new"].version == "5"
+    assert observer.members(now=10.9)[1] == {"old", "new"}
+    assert observer.members(now=11.0)[1] == {"new"}
 
 
 def test_expired_leases_are_collected_after_a_grace() -> None:
@@ -353,7 +379,11 @@ async def test_first_sight_in_a_young_view_waits_for_the_settle_time_and_a_read(
         task.cancel()
 
 
-async def test_a_fenced_member_starts_nothing_and_releases_what_it_claimed() -> None:
+async def test_a_claim_that_outlived_the_renew_deadline_is_settled_never_sent() -> None:
+    """The claim was confirmed only after the fence went up: it may have landed after
+    another member took the node over (and over that member's claim). Not sent, and not
+    released either (the node would look free while the other member sends it): finished
+    here by the claim rule, which the other member's result replaces if it sends it."""
     clock = Clock()
     store = Store({"p": {"http": {"url": "http://x", "method": "POST"}}})
     runner, sink = RecordingRunner(), DurableListSink()
@@ -370,10 +400,53 @@ async def test_a_fenced_member_starts_nothing_and_releases_what_it_claimed() -> 
     task = asyncio.create_task(engine.run())
     try:
         engine.observe(store.snapshot())
-        await until(lambda: len(sink.results) == 2, "claim, then release")
+        await until(lambda: len(sink.results) == 2, "claim, then its settlement")
         assert runner.started == []  # never sent
-        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert [res.phase for _, res in sink.results] == [NodePhase.RUNNING, NodePhase.FAILED]
+        assert sink.results[1][1].message.startswith(
+            "the agent (a) could not renew its member Lease while claiming this request; it "
+            "did not send it"
+        )
         assert sink.overwritten == ["p"]
+    finally:
+        task.cancel()
+
+
+async def test_a_claim_confirmed_within_the_lease_after_a_lapse_is_released() -> None:
+    """The fence went up while the claim was written, but less than a lease duration had
+    passed since the last renewal: no other member can have judged us gone, so the claim
+    cannot have landed over another's. Not sent (a lapse), released, started once
+    settled and renewed again -- not finished as Failed."""
+    clock = Clock()
+    store = Store({"p": {"http": {"url": "http://x", "method": "POST"}}})
+    runner, sink = RecordingRunner(), StoreSink(store)
+    ownership = Ownership(me="a", owners=["a"], clock=clock, settle=0.05)
+    ownership.expiry_margin = 5  # a lease of 15 s: fence at 10 s, expiry at 15 s
+    ownership.valid_until = clock.now + 10
+    hold = sink.hold = asyncio.Event()
+    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id="a")
+    engine = Engine(
+        runner=runner,
+        sink=sink,
+        max_in_flight=4,
+        claims=claims,
+        ownership=ownership,
+        reader=store,
+        recheck=0.02,
+    )
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.observe(store.snapshot())
+        await until(lambda: engine.in_flight == 1, "claiming")
+        clock.now += 11  # the fence is up; the Lease has not expired for anyone
+        hold.set()
+        await until(lambda: store.nodes.get("p") == {"phase": "Pending"}, "released")
+        assert runner.started == []
+        ownership.valid_until = clock.now + 10  # renewed: the lapse ends
+        clock.now += 0.1  # settled
+        await until(lambda: runner.started == [("wf", "p")], "started once settled")
+        assert [res.phase for _, res in sink.results][:2] == [NodePhase.RUNNING, NodePhase.PENDING]
+        assert (ownership.lapses, ownership.expiries) == (1, 0)
     finally:
         task.cancel()
 
@@ -428,3 +501,181 @@ async def test_a_handover_claim_cut_short_by_the_drain_is_released() -> None:
         assert sink.overwritten == [node]
     finally:
         task.cancel()
+
+
+# -- starts abandoned when the node was someone else's while its claim was written ---------
+
+
+class StoreSink(DurableListSink):
+    """Writes land in the shared :class:`Store` (what the API has), as the status patcher's
+    do; a member's claims can be held back (``hold``) to stand for a slow status patch or
+    a member cut off from the API. Like the status patcher, it asks ``is_current`` before
+    it writes and drops (``LookupError``) what is not current any more."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.hold: asyncio.Event | None = None
+        self.is_current: Any = None
+
+    def submit(self, ref: TaskRef, result: NodeResult, *, overwrite: bool = False) -> None:
+        super().submit(ref, result, overwrite=overwrite)
+        entry = {"phase": str(result.phase)}
+        if result.message:
+            entry["message"] = result.message
+        self.store.nodes[ref.node_id] = entry
+
+    def submit_and_wait(self, ref: TaskRef, result: NodeResult) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        hold = self.hold
+
+        async def land() -> None:
+            if hold is not None:
+                await hold.wait()
+            if self.is_current is not None and not self.is_current(ref.key, ref.node_id):
+                future.set_exception(LookupError("result dropped: node or taskset gone"))
+                return
+            self.submit(ref, result)
+            future.set_result(None)
+
+        self._landing = asyncio.create_task(land())
+        return future
+
+
+def store_member(
+    me: str, store: Store, *, owners: list[str], clock: Clock
+) -> tuple[Engine, Ownership, RecordingRunner, StoreSink]:
+    runner, sink = RecordingRunner(), StoreSink(store)
+    ownership = Ownership(me=me, owners=owners, live=owners, settle=0.05, clock=clock)
+    ownership.valid_until = clock.now + 10
+    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id=me)
+    engine = Engine(
+        runner=runner,
+        sink=sink,
+        max_in_flight=10,
+        claims=claims,
+        ownership=ownership,
+        reader=store,
+        recheck=0.02,
+    )
+    sink.is_current = engine.is_current
+    return engine, ownership, runner, sink
+
+
+@pytest.mark.parametrize("lapse", ["fence", "view"])
+async def test_a_node_taken_away_while_its_claim_is_written_is_never_sent(lapse: str) -> None:
+    """``a`` writes the claim of a POST it owns; the write is slow. Meanwhile the node is
+    ``b``'s for a while -- ``a``'s fence was up (a paused process: its renewal came late) or
+    a view change gave it away -- and ``b``, having settled and read no claim, sends it.
+    Then the node is ``a``'s again and ``a``'s claim is due to land. ``a`` must not send
+    it (the request would reach the target twice), and its claim must not land over
+    ``b``'s (the node would look free, or a's): the claim is dropped, ``a`` settles and
+    finds ``b``'s claim, then ``b``'s result."""
+    clock = Clock()
+    (node,) = owned_by(["a", "b"], "a", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "POST"}}})
+    a, a_view, a_runner, a_sink = store_member("a", store, owners=["a", "b"], clock=clock)
+    b, b_view, b_runner, _ = store_member("b", store, owners=["a", "b"], clock=clock)
+    a_sink.hold = asyncio.Event()
+    b_runner.auto = False
+    tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+    try:
+        a.observe(store.snapshot())
+        b.observe(store.snapshot())
+        await until(lambda: a.in_flight == 1, "a claiming")
+        assert store.nodes == {} and b.owned == 0  # a's claim not in the API yet
+        if lapse == "fence":
+            clock.now += 11  # a's renew deadline passes while it is paused
+            b_view.valid_until = clock.now + 100  # b renews as usual
+        else:
+            third = next(m for m in map(str, range(100)) if owner_of(["a", "b", m], node) == m)
+            a_view.update(owners=["a", "b", third], live=["a", "b", third])  # the node is third's
+        b_view.update(owners=["b"], live=["b"])  # b judges a gone and takes its nodes
+        clock.now += 0.1  # b's settle time
+        await until(lambda: b_runner.started == [("wf", node)], "b sends it")
+        # a is back: renewed (late), or the third member is gone again.
+        if lapse == "fence":
+            a_view.valid_until = clock.now + 10
+        else:
+            a_view.update(owners=["a", "b"], live=["a", "b"])
+        assert a_view.owns(node)
+        a_sink.hold.set()  # a's claim would land now, over b's
+        await until(lambda: a.in_flight == 0, "a gave up the start")
+        assert a_runner.started == []  # else: sent by a and by b
+        assert store.nodes[node]["message"] == "argo-http-agent b: request in flight"
+        b_view.update(owners=["a", "b"], live=["a", "b"])  # b sees a again (b has a claim)
+        clock.now += 0.1  # a's settle time
+        await until(lambda: store.reads >= 4, "a re-reads while b's claim stands")
+        b_runner.gate(node).set()
+        await until(lambda: store.nodes[node].get("phase") == "Succeeded", "b's result")
+        await until(lambda: a.owned == 0, "a sees it done")
+        assert a_runner.started == [] and a_sink.results == []  # nothing of a's landed
+        assert b_runner.started == [("wf", node)]
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def test_a_handover_claim_before_the_node_ran_is_released() -> None:
+    """The node moves after its task was created but before it ran (no claim needed: a
+    GET). The view change writes a handover claim for it ("in flight here"); the task then
+    finds it is not ours and must release that claim, or the new owner waits for a live
+    member's result that never comes."""
+    (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    clock = Clock()
+    engine, ownership, runner, _sink = store_member("a", store, owners=["a"], clock=clock)
+    task = asyncio.create_task(engine.run())
+    try:
+        await asyncio.sleep(0)
+        engine.observe(store.snapshot())
+        for _ in range(10):
+            await asyncio.sleep(0)
+            if engine.in_flight:
+                break
+        assert engine.in_flight == 1 and runner.started == []  # created, not yet run
+        ownership.update(owners=["a", "b"], live=["a", "b"])  # b joined: the node is b's
+        assert store.nodes[node]["message"] == "argo-http-agent a: request in flight"
+        await until(lambda: engine.in_flight == 0, "the task ended")
+        assert runner.started == []
+        assert store.nodes[node] == {"phase": "Pending"}
+    finally:
+        task.cancel()
+
+
+# -- stopping -----------------------------------------------------------------------------
+
+
+async def _waiting(event: asyncio.Event, wait: Any) -> None:
+    while True:  # the shape of the membership's renew and view loops
+        event.clear()
+        await wait(event)
+
+
+@pytest.mark.parametrize("wait", ["wait_event", "wait_for"])
+async def test_a_member_loop_ends_when_cancelled_as_its_event_is_set(wait: str) -> None:
+    """A member stopping cancels its renew and view loops; a change (an event set) may
+    come in the same loop iteration. ``asyncio.wait_for`` on Python 3.11 then returns
+    instead of raising, and the loop runs on: the member never finishes stopping (the
+    hang seen when members stopped). ``wait_event`` lets the cancellation through."""
+    event = asyncio.Event()
+
+    async def via_wait_for(e: asyncio.Event) -> None:
+        await asyncio.wait_for(e.wait(), 10)
+
+    async def via_wait_event(e: asyncio.Event) -> None:
+        await wait_event(e, 10)
+
+    loop_task = asyncio.create_task(
+        _waiting(event, via_wait_event if wait == "wait_event" else via_wait_for)
+    )
+    await asyncio.sleep(0.01)
+    event.set()
+    loop_task.cancel()
+    done, _ = await asyncio.wait([loop_task], timeout=1)
+    if wait == "wait_event" or sys.version_info >= (3, 12):
+        assert done, "the loop outlived its cancellation"
+    else:
+        assert not done  # the trap wait_event avoids, shown on this Python
+        loop_task.cancel()
+        await asyncio.wait([loop_task], timeout=1)

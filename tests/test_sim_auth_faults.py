@@ -336,6 +336,89 @@ async def test_clear_faults(sim: ApiSimulator, admin: client.CustomObjectsApi) -
     await admin.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "wf")
 
 
+# ---- per-client faults and usage (replicas: one user per member) ----------------------------
+
+MEMBER_A, MEMBER_B = "member-a-token", "member-b-token"
+
+
+def _members(sim: ApiSimulator) -> None:
+    sim.add_token(MEMBER_A, user="member-a")
+    sim.add_token(MEMBER_B, user="member-b")
+
+
+async def test_a_blackhole_cuts_one_user_off_and_applies_nothing(sim: ApiSimulator) -> None:
+    """Fault injection (a network partition between one client and the API server): the
+    cut-off user's writes are held and never applied, its watch goes silent, other users
+    are served; when lifted, the held connections are cut (the client sees a connection
+    error, as after a partition), and the user is served again."""
+    _members(sim)
+    url = f"{sim.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}/wf"
+    body = b'{"status":{"nodes":{"a":{"phase":"Succeeded"}}}}'
+
+    def session(token: str) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}", "Content-Type": MERGE}
+        )
+
+    async with session(MEMBER_A) as cut, session(MEMBER_B) as other:
+        watch_url = url.rsplit("/", 1)[0] + "?watch=true&resourceVersion=0"
+        async with cut.get(watch_url) as stream:
+            first = await stream.content.readline()  # ADDED wf
+            assert json.loads(first)["type"] == "ADDED"
+            sim.blackhole("member-a")
+            held = asyncio.create_task(cut.patch(url + "/status", data=body))
+            async with asyncio.timeout(20):
+                await sim.wait_for_request(verb="patch", completed=False)
+            async with other.get(url) as resp:
+                assert resp.status == 200
+                assert "status" not in await resp.json()  # the held patch did not land
+            async with other.patch(url, data=b'{"metadata":{"labels":{"x":"y"}}}') as resp:
+                assert resp.status == 200
+            silent = asyncio.create_task(stream.content.readline())
+            await asyncio.sleep(0.3)
+            assert not silent.done() and not held.done()  # nothing reaches member-a
+            assert sim.lift("member-a") == 1
+            with pytest.raises(aiohttp.ClientError):
+                await asyncio.wait_for(held, 20)
+            try:
+                line = await asyncio.wait_for(silent, 20)
+            except aiohttp.ClientError:
+                line = b""  # the stream was cut
+            assert line == b""  # no event reached member-a: the stream just ended
+        async with cut.get(url) as resp:
+            assert resp.status == 200
+            assert "status" not in await resp.json()
+
+
+async def test_usage_is_counted_per_user(sim: ApiSimulator) -> None:
+    """Per-client cost (``GET /_sim/usage``): requests by verb, bytes received, bytes
+    answered, and bytes streamed on watches, counted for the user that sent them."""
+    _members(sim)
+    url = f"{sim.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {MEMBER_A}"}) as a:
+        async with a.get(url + "/wf") as resp:
+            got = await resp.read()
+        async with a.get(url + "?watch=true&resourceVersion=0&timeoutSeconds=1") as resp:
+            streamed = await resp.read()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {MEMBER_B}"}) as b:
+        async with b.get(url) as resp:
+            assert resp.status == 200
+    usage = sim.usage()
+    a_usage = usage["member-a"]
+    assert a_usage["byVerb"] == {"get": 1, "watch": 1}
+    assert (a_usage["requests"], a_usage["watches"]) == (2, 1)
+    assert a_usage["responseBytes"] == len(got)
+    assert a_usage["watchBytes"] == len(streamed) > 0
+    assert usage["member-b"]["byVerb"] == {"list": 1}
+    assert usage["member-b"]["watchBytes"] == 0
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.admin_url}/usage") as resp:
+            assert (await resp.json())["users"]["member-a"] == a_usage
+        async with http.delete(f"{sim.admin_url}/usage") as resp:
+            assert resp.status == 200
+    assert sim.usage() == {}
+
+
 # ---- request log ----------------------------------------------------------------------------
 
 

@@ -79,6 +79,11 @@ class Claims(Protocol):
         """The result that settles a claimed request cut short by a shutdown."""
         ...
 
+    def superseded(self, ref: TaskRef) -> NodeResult:
+        """The result that settles a claim of ours that may have landed over another
+        member's (written across a lapse of our fence); the request was not sent here."""
+        ...
+
 
 class StatusReader(Protocol):
     """Reads a taskset afresh from its store (a consistent read, not a cached copy)."""

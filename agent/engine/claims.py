@@ -105,6 +105,17 @@ class ClaimPolicy:
     def abandoned(self, ref: TaskRef) -> NodeResult:
         return self._failed(f"the agent ({self.instance_id}) shut down")
 
+    def superseded(self, ref: TaskRef) -> NodeResult:
+        return NodeResult(
+            phase=NodePhase.FAILED,
+            message=(
+                f"the agent ({self.instance_id}) could not renew its member Lease while "
+                "claiming this request; it did not send it, and the member that took the "
+                "node over may have (a duplicate side effect is avoided; redelivery policy "
+                f"'{self._redelivery}')"
+            ),
+        )
+
     def _failed(self, what: str) -> NodeResult:
         return NodeResult(
             phase=NodePhase.FAILED,

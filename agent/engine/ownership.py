@@ -83,8 +83,16 @@ class Ownership:
         self._owner_names: frozenset[str] = frozenset()
         self._live: frozenset[str] = frozenset()
         self._listeners: list[Listener] = []
-        #: Monotonic time until which this member may start requests (its renew deadline).
-        self.valid_until = math.inf
+        self._valid_until = math.inf
+        #: How many times the fence was up (the deadline passed before the next renewal):
+        #: a request claimed across a lapse is not started (another member may own it).
+        self.lapses = 0
+        #: Seconds after the fence before the others may judge this member gone (a lease
+        #: duration after its last renewal); 0 for members whose view never changes.
+        self.expiry_margin = 0.0
+        #: How many times that moment passed before the next renewal: a claim of ours
+        #: written across it may have landed after another member took the node over.
+        self.expiries = 0
         self.changed_at = -math.inf
         self.version = 0
         # No owners given: this member alone. A dynamic membership starts with none (it
@@ -103,11 +111,36 @@ class Ownership:
         members = static_members(count)
         return cls(me=members[index], owners=members)
 
+    @property
+    def valid_until(self) -> float:
+        """Monotonic time until which this member may start requests (its renew deadline)."""
+        return self._valid_until
+
+    @valid_until.setter
+    def valid_until(self, deadline: float) -> None:
+        # A renewal that comes after the deadline passed ends a lapse, whether or not the
+        # view was told about the fence meanwhile (a paused process is told nothing): the
+        # others may have taken our nodes meanwhile, so what we own settles again.
+        now = self._clock()
+        lapsed = math.isfinite(self._valid_until) and now >= self._valid_until
+        if lapsed:
+            self.lapses += 1
+            if now >= self._valid_until + self.expiry_margin:
+                self.expiries += 1
+        self._valid_until = deadline
+        if lapsed:
+            # A change of view of its own: what we own again is looked at afresh (and
+            # settles first), as after any change.
+            self.version += 1
+            self.changed_at = now
+            for listener in list(self._listeners):
+                listener()
+
     # -- what the engine asks -----------------------------------------------------------
 
     def owns(self, node_id: str) -> bool:
         """Whether this member owns ``node_id`` now (False for all while fenced)."""
-        if self._clock() >= self.valid_until:
+        if self._clock() >= self._valid_until:
             return False
         owners = self._owners
         if len(owners) == 1:
@@ -124,6 +157,11 @@ class Ownership:
     @property
     def fenced(self) -> bool:
         return self._clock() >= self.valid_until
+
+    @property
+    def expired(self) -> bool:
+        """Whether the others may have judged this member gone by now (its Lease expired)."""
+        return self._clock() >= self._valid_until + self.expiry_margin
 
     def is_live(self, member: str) -> bool:
         """Whether ``member`` (a claim's author) is another live member: its claim stands."""

@@ -73,6 +73,11 @@ class _TaskSetState:
     foreign: set[str] = field(default_factory=set)
     pending: set[str] = field(default_factory=set)
     claimed: set[str] = field(default_factory=set)
+    # Running nodes (sent or about to be) that a change of view gave to another member at
+    # some moment: one not sent yet is never sent, even if the view gives it back.
+    disowned: set[str] = field(default_factory=set)
+    # Nodes whose claim is being written, with the fence lapses counted when it began.
+    claiming: dict[str, int] = field(default_factory=dict)
 
 
 class Engine:
@@ -191,6 +196,10 @@ class Engine:
         ref = self._ref(state, node_id)
         if phase == NodePhase.RUNNING and self._claims is not None and isinstance(status, Mapping):
             author = self._claims.claimant(status)
+            if self._ownership is not None and author == self._ownership.me:
+                # Our own claim on a node not running here: one we released after a start
+                # was abandoned (the release not read back yet). It was never sent: start it.
+                author, status = None, {}
             if author is not None and self._ownership is not None:
                 if self._ownership.is_live(author):
                     # Theirs: a live member started it and reports its result (or
@@ -220,7 +229,10 @@ class Engine:
         moved_in = moved_out = handed = 0
         for state in self._states.values():
             for node_id in list(state.running):
-                if node_id not in state.claimed and not ownership.owns(node_id):
+                if ownership.owns(node_id):
+                    continue
+                state.disowned.add(node_id)
+                if node_id not in state.claimed:
                     # Another member owns it now and will read the status before starting
                     # it: a claim says "mine, in flight" (we finish it and report).
                     state.claimed.add(node_id)
@@ -348,9 +360,21 @@ class Engine:
         return len(self._states)
 
     def is_current(self, key: TaskSetKey, node_id: str) -> bool:
-        """Whether ``node_id`` is still in the taskset's ``spec.tasks`` (may be reported)."""
+        """Whether ``node_id`` is still in the taskset's ``spec.tasks`` (may be reported),
+        and, for a node whose claim is being written, whether that claim may still land.
+
+        The status patcher asks before every attempt and drops what is not current."""
         state = self._states.get(key)
-        return state is not None and node_id in state.seen
+        if state is None or node_id not in state.seen:
+            return False
+        lapses = state.claiming.get(node_id)
+        ownership = self._ownership
+        if lapses is not None and ownership is not None:
+            # A claim not written yet for a node that was another member's since (fenced,
+            # or moved): it must not land late, over what that member wrote. Dropped, the
+            # node is not sent (see _execute).
+            return not (ownership.fenced or ownership.lapses != lapses or node_id in state.disowned)
+        return True
 
     # -- introspection ---------------------------------------------------------------
 
@@ -444,18 +468,32 @@ class Engine:
         self, state: _TaskSetState, ref: TaskRef, template: Mapping[str, Any]
     ) -> None:
         claimed = sent = False
+        ownership = self._ownership
+        lapses = ownership.lapses if ownership is not None else 0
+        expiries = ownership.expiries if ownership is not None else 0
+        state.disowned.discard(ref.node_id)
         try:
+            landed = True
             if self._claims is not None and self._claims.needs_claim(template):
                 claimed = True
                 state.claimed.add(ref.node_id)
                 state.overwrite.add(ref.node_id)  # the claim may land even if we are cut short
-                await self._claims.claim(ref)
-            if self._ownership is not None and not self._ownership.owns(ref.node_id):
-                # Fenced or moved while claiming: not sent. Release the claim (so the new
-                # owner may start it) and leave the node to whoever owns it.
-                if claimed:
-                    self._sink.submit(ref, NodeResult(phase=NodePhase.PENDING), overwrite=True)
-                state.foreign.add(ref.node_id)
+                landed = await self._claim(state, ref, lapses)
+            if not landed or (
+                ownership is not None
+                and (
+                    ref.node_id in state.disowned
+                    or ownership.lapses != lapses
+                    or not ownership.owns(ref.node_id)
+                )
+            ):
+                self._abandon_start(
+                    state,
+                    ref,
+                    claim_landed=claimed and landed,
+                    handover=not claimed and ref.node_id in state.claimed,
+                    expiries=expiries,
+                )
                 return
             sent = True
             result = await self._runner.run(template, ref=ref)
@@ -488,10 +526,63 @@ class Engine:
         finally:
             state.running.pop(ref.node_id, None)
             state.claimed.discard(ref.node_id)
+            state.disowned.discard(ref.node_id)
             self._in_flight -= 1
             self._slots.release()
             self._update_idle()
         self._report(state, ref, result)
+
+    async def _claim(self, state: _TaskSetState, ref: TaskRef, lapses: int) -> bool:
+        """Write the node's claim; False if the sink dropped it (see :meth:`is_current`)."""
+        assert self._claims is not None
+        state.claiming[ref.node_id] = lapses
+        try:
+            await self._claims.claim(ref)
+        except LookupError:
+            return False  # the node left spec.tasks, or was someone else's meanwhile
+        finally:
+            state.claiming.pop(ref.node_id, None)
+        return True
+
+    def _abandon_start(
+        self,
+        state: _TaskSetState,
+        ref: TaskRef,
+        *,
+        claim_landed: bool,
+        handover: bool,
+        expiries: int,
+    ) -> None:
+        """Not sent: the node was another member's at some moment before it could start.
+
+        Fenced, or moved by a change of view, while its claim was being written (or before
+        its task ran): the other member may have read the status before our claim landed
+        and started the node itself, so it is not sent here even if the node is ours again
+        by now. A claim of ours in the status (the one written before sending, or a
+        handover claim written before the task ran) is released (``Pending``) so that the
+        owner may start the node; a node we own again settles like any newly owned node (a
+        fresh read after the settle time). If our Lease may have expired for the others
+        while the claim was written (a lease duration without a renewal: a mere lapse of
+        the fence is not enough), our claim may have landed late, over the claim of a
+        member that took the node over: a release would make the node look free while that
+        member sends it, and our own claim would look like one we may ignore. The node is
+        then finished here by the claim rule (never sent twice; the other member's result,
+        if it sends it, replaces ours).
+        """
+        ownership = self._ownership
+        late = ownership is not None and (ownership.expiries != expiries or ownership.expired)
+        if claim_landed and late and self._claims is not None:
+            self._report(state, ref, self._claims.superseded(ref))
+            return
+        if claim_landed or handover:
+            self._sink.submit(ref, NodeResult(phase=NodePhase.PENDING), overwrite=True)
+        if ownership is None or ref.node_id not in state.seen:
+            return
+        if ownership.owns(ref.node_id):
+            state.pending.add(ref.node_id)
+            self._pending_wakeup.set()
+        else:
+            state.foreign.add(ref.node_id)
 
     def _report(self, state: _TaskSetState, ref: TaskRef, result: NodeResult) -> None:
         if self._states.get(state.key) is not state or ref.node_id not in state.seen:
@@ -513,6 +604,7 @@ class Engine:
         state.overwrite.difference_update(gone)
         state.foreign.difference_update(gone)
         state.pending.difference_update(gone)
+        state.disowned.difference_update(gone)
         for node_id in gone:
             if node_id in state.templates:
                 del state.templates[node_id]

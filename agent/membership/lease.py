@@ -48,7 +48,7 @@ from agent.engine.ownership import Ownership
 from agent.kube.client import api_status_text, send_json
 from agent.membership.observe import DRAINING_ANNOTATION, LeaseObserver
 
-__all__ = ["GROUP_LABEL", "LeaseMembership", "lease_name"]
+__all__ = ["GROUP_LABEL", "LeaseMembership", "lease_name", "wait_event"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,19 @@ GROUP_LABEL = "argo-http-agent.io/group"
 _JSON = "application/json"
 _MAX_EVENT_BYTES = 1 << 20
 _NAME_CHARS = re.compile(r"[^a-z0-9.-]+")
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set, at most ``timeout`` seconds.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives in the
+    same loop iteration as the event is set (it returns the result instead), and a loop
+    built on it then outlives its cancellation -- a member that never finishes stopping.
+    ``asyncio.timeout`` lets the cancellation through.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 def lease_name(identity: str) -> str:
@@ -95,6 +108,8 @@ class LeaseMembership:
         self.duration = duration
         self.renew_interval = duration / 3
         self.renew_deadline = duration * 2 / 3
+        # Others judge us gone no sooner than a lease duration after our last renewal.
+        ownership.expiry_margin = duration - self.renew_deadline
         self._retry_interval = max(0.05, self.renew_interval / 4)
         self._ownership = ownership
         self._request_timeout = request_timeout
@@ -207,8 +222,7 @@ class LeaseMembership:
                 else self._retry_interval
             )
             self._renew_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._renew_now.wait(), delay)
+            await wait_event(self._renew_now, delay)
 
     async def _renew_once(self) -> bool:
         sent = self._clock()
@@ -361,7 +375,7 @@ class LeaseMembership:
                         self._changed.set()
                 elif kind == "DELETED":
                     name = str((obj.get("metadata") or {}).get("name", ""))
-                    if self._observer.deleted(name):
+                    if self._observer.deleted(name, now=self._clock()):
                         self._changed.set()
         finally:
             response.release()
@@ -375,8 +389,7 @@ class LeaseMembership:
             wake = min(self._observer.next_expiry(now=now), self._ownership.valid_until)
             metrics.LEASE_RENEW_AGE.set(self.renew_age())
             timeout = min(max(0.0, wake - now) + 0.001, 1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+            await wait_event(self._changed, timeout)
 
     def _update_view(self) -> None:
         now = self._clock()
@@ -418,7 +431,7 @@ class LeaseMembership:
             except Exception as exc:  # 404/409: gone or renewed meanwhile; others: later
                 log.debug("collecting an expired lease failed: %s", exc)
                 continue
-            self._observer.deleted(name)
+            self._observer.deleted(name, now=now)
             log.info("deleted the lease of a member that is gone", extra={"lease": name})
 
     # -- the API -----------------------------------------------------------------------

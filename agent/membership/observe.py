@@ -13,9 +13,14 @@ answered before a watch event arrived): a resourceVersion seen before never coun
 renewal, and a Lease missing from a list is dropped only if the list started after we
 last observed it (a Lease created while the list ran is not made to flap).
 
-A deleted Lease (a clean stop) and a Lease whose holder was cleared end their member at
-once; a member whose Lease says it is draining still counts as live (its claims stand)
-but owns no new work.
+A Lease whose holder was cleared ends its member at once, and so does the deletion of a
+draining member's Lease (a clean stop: it drained and delivered everything first). A
+member whose Lease says it is draining still counts as live (its claims stand) but owns no
+new work. The deletion of a Lease that was *not* draining (by hand, or by a collector that
+judged too early) is no evidence that its member stopped: it stays live until its last
+observed renewal expires, as if the Lease had merely stopped changing. A running member
+creates its Lease again at its next renewal and is never judged gone; otherwise its
+unclaimed requests in flight would be sent a second time by the members taking its nodes.
 """
 
 from __future__ import annotations
@@ -109,10 +114,17 @@ class LeaseObserver:
         known.observed_at = now
         return was != (holder, draining, True)
 
-    def deleted(self, name: str) -> bool:
-        """A Lease was deleted; True if it showed a member."""
-        observed = self.leases.pop(name, None)
-        return observed is not None and bool(observed.holder)
+    def deleted(self, name: str, *, now: float) -> bool:
+        """A Lease was deleted; True if that ended a member (see the module docstring)."""
+        observed = self.leases.get(name)
+        if observed is None:
+            return False
+        if observed.draining or observed.expires_at() <= now:
+            del self.leases[name]
+            return bool(observed.holder)
+        # Live until its observed expiry; nothing left to collect (no version).
+        observed.version = ""
+        return False
 
     def listed(self, items: Iterable[Mapping[str, Any]], *, started_at: float, now: float) -> bool:
         """A complete list of the group's Leases, requested at ``started_at``."""
@@ -124,7 +136,7 @@ class LeaseObserver:
             changed |= self.observe(item, now=now)
         for name in [n for n in self.leases if n not in names]:
             if self.leases[name].observed_at < started_at:
-                changed |= self.deleted(name)
+                changed |= self.deleted(name, now=now)
         return changed
 
     def members(self, *, now: float) -> tuple[frozenset[str], frozenset[str]]:
@@ -138,7 +150,12 @@ class LeaseObserver:
         return min(times, default=math.inf)
 
     def expired(self, *, now: float, grace: float) -> list[tuple[str, str]]:
-        """(name, resourceVersion) of Leases expired for more than ``grace`` seconds."""
+        """(name, resourceVersion) of Leases expired for more than ``grace`` seconds.
+
+        Leases deleted before they expired are forgotten here once expired (nothing to
+        delete)."""
+        for name in [n for n, o in self.leases.items() if not o.version and o.expires_at() < now]:
+            del self.leases[name]
         return [
             (name, o.version)
             for name, o in self.leases.items()

@@ -529,8 +529,11 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
                     next_metrics = time.monotonic() + _METRICS_SECONDS
             except OSError:  # the supervisor closed its end: it is going away
                 break
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that meets
+            # the event being set, and this loop would outlive its cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gone.wait(), _REPORT_SECONDS)
+                async with asyncio.timeout(_REPORT_SECONDS):
+                    await gone.wait()
         log.error("the supervisor is gone: stopping")
         agent.exit_reason = "supervisor gone"
         agent.stop()

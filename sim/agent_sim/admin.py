@@ -16,9 +16,16 @@ names it). The endpoint needs no token: the simulator listens on 127.0.0.1 only.
 ``DELETE /_sim/requests``          clear the request log
 ``GET /_sim/watches/wait?count=N`` wait until N watches are open (``timeout``, 504)
 ``POST /_sim/faults/fail``         ``{"code", "count", "verb", "resource", "pathContains",
-                                   "message", "retryAfter", "bodyLargerThan", "disconnect"}``
-``POST /_sim/faults/delay``        ``{"seconds", "count", "verb", "resource", "pathContains"}``
-``GET|DELETE /_sim/faults``        list or clear fault rules
+                                   "user", "message", "retryAfter", "bodyLargerThan",
+                                   "disconnect"}``
+``POST /_sim/faults/delay``        ``{"seconds", "count", "verb", "resource", "pathContains",
+                                   "user"}``
+``POST /_sim/faults/blackhole``    ``{"user"}``: cut that user off the API (held, never
+                                   applied) until lifted
+``DELETE /_sim/faults/blackhole``  ``{"user"}`` (or every blackhole without one): lift it
+``GET|DELETE /_sim/faults``        list or clear fault rules (clearing lifts blackholes)
+``GET|DELETE /_sim/usage``         per user: requests (by verb), bytes received, answered
+                                   and streamed on watches; or start counting afresh
 ``POST /_sim/watches/drop``        ``{"abrupt": false}``: end every open watch now
 ``POST /_sim/compact``             drop the event history (older versions get 410)
 ``POST /_sim/tokens``              ``{"token", "user", "rules": "*" | [{"verbs", "resources",
@@ -68,6 +75,7 @@ class _FailBody(_Model):
     retry_after: int | None = Field(default=None, ge=0)
     body_larger_than: int | None = Field(default=None, ge=0)
     disconnect: bool = False
+    user: str | None = None
 
 
 class _DelayBody(_Model):
@@ -76,6 +84,11 @@ class _DelayBody(_Model):
     verb: str | None = None
     resource: str | None = None
     path_contains: str | None = None
+    user: str | None = None
+
+
+class _BlackholeBody(_Model):
+    user: str | None = None
 
 
 class _DropBody(_Model):
@@ -218,6 +231,7 @@ def admin_routes(state: SimState, *, url: Callable[[], str]) -> list[web.RouteDe
                 retry_after=body.retry_after,
                 body_larger_than=body.body_larger_than,
                 disconnect=body.disconnect,
+                user=body.user,
             )
         except ValueError as err:
             return _error(str(err))
@@ -231,8 +245,28 @@ def admin_routes(state: SimState, *, url: Callable[[], str]) -> list[web.RouteDe
             verb=body.verb,
             resource=body.resource,
             path_contains=body.path_contains,
+            user=body.user,
         )
         return _json(rule.to_json(), 201)
+
+    async def blackhole(request: web.Request) -> web.Response:
+        body = await _body(request, _BlackholeBody)
+        try:
+            hole = state.faults.add_blackhole(body.user or "")
+        except ValueError as err:
+            return _error(f"user: {err}")
+        return _json(hole.to_json(), 201)
+
+    async def lift(request: web.Request) -> web.Response:
+        body = await _body(request, _BlackholeBody)
+        return _json({"lifted": state.faults.lift(body.user)})
+
+    async def usage(_: web.Request) -> web.Response:
+        return _json(state.usage.describe())
+
+    async def clear_usage(_: web.Request) -> web.Response:
+        state.usage.clear()
+        return _json({"cleared": True})
 
     async def faults(_: web.Request) -> web.Response:
         return _json(state.faults.describe())
@@ -310,6 +344,10 @@ def admin_routes(state: SimState, *, url: Callable[[], str]) -> list[web.RouteDe
         web.delete(f"{p}/requests", clear_requests),
         web.post(f"{p}/faults/fail", fail),
         web.post(f"{p}/faults/delay", delay),
+        web.post(f"{p}/faults/blackhole", blackhole),
+        web.delete(f"{p}/faults/blackhole", lift),
+        web.get(f"{p}/usage", usage),
+        web.delete(f"{p}/usage", clear_usage),
         web.get(f"{p}/faults", faults),
         web.delete(f"{p}/faults", clear_faults),
         web.post(f"{p}/watches/drop", drop),

@@ -29,7 +29,7 @@ from aiohttp import web
 from . import errors, reviews
 from .auth import Attributes, Identity
 from .events import Stored, Watcher, encode
-from .faults import RequestFacts
+from .faults import Blackhole, RequestFacts
 from .requestlog import RequestRecord
 from .resources import (
     ResourceKind,
@@ -210,6 +210,11 @@ class KubeApi:
         except errors.ApiError as err:
             response = _status_response(err)
         self._state.log.complete(record, response.status)
+        if isinstance(response, web.Response):
+            answer = response.body
+            self._state.usage.answered(
+                record.user, len(answer) if isinstance(answer, (bytes, bytearray)) else 0
+            )
         return response
 
     async def _serve(
@@ -229,7 +234,11 @@ class KubeApi:
             info.subresource,
         )
         record.namespace, record.name = info.namespace, info.name
-        facts = RequestFacts(info.verb, info.target, request.path, len(body))
+        state.usage.request(record.user, info.verb, received=len(body))
+        hole = state.faults.blackhole(record.user)
+        if hole is not None:
+            await self._fall_in(request, hole, record)
+        facts = RequestFacts(info.verb, info.target, request.path, len(body), record.user)
         delay = state.faults.take_delay(facts)
         if delay:
             await asyncio.sleep(delay)
@@ -267,6 +276,15 @@ class KubeApi:
             answer = reviews.review(state, _decode_body(body, content_type or "application/json"))
             return _json_response(encode(answer), 201)
         return await self._resource(request, info, info.kind, body, query, record)
+
+    async def _fall_in(self, request: web.Request, hole: Blackhole, record: RequestRecord) -> None:
+        """Hold a request of a user cut off the API: never applied, cut when lifted."""
+        hole.held += 1
+        await hole.lifted.wait()
+        self._state.log.complete(record, 0)
+        if request.transport is not None:
+            request.transport.abort()
+        raise errors.generic(500, "connection cut by an injected blackhole")
 
     def _non_resource(self, method: str, path: str) -> web.Response:
         if method != "GET":
@@ -331,7 +349,7 @@ class KubeApi:
                 )
                 # A watch is answered 200 as soon as it starts streaming.
                 self._state.log.complete(record, 200)
-                return await self._stream(request, kind, watcher, query, table)
+                return await self._stream(request, kind, watcher, query, table, record.user)
             if info.verb == "deletecollection":
                 removed = store.delete_collection(
                     kind, namespace=namespace, labels=labels, fields=fields
@@ -405,8 +423,11 @@ class KubeApi:
         watcher: Watcher,
         query: dict[str, str],
         table: TableRequest | None,
+        user: str,
     ) -> web.StreamResponse:
         store = self._state.store
+        usage = self._state.usage
+        faults = self._state.faults
         options = self._state.options
         try:
             timeout_param = _int_param(query, "timeoutSeconds", minimum=0)
@@ -427,6 +448,13 @@ class KubeApi:
         try:
             await response.prepare(request)
             while True:
+                hole = faults.blackhole(user)
+                if hole is not None:  # cut off: nothing more arrives, then the connection dies
+                    hole.held += 1
+                    await hole.lifted.wait()
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response
                 chunk = watcher.drain()
                 if chunk and table is not None:
                     lines = []
@@ -436,6 +464,7 @@ class KubeApi:
                     chunk = b"".join(lines)
                 if chunk:
                     await response.write(chunk)
+                    usage.streamed(user, len(chunk))
                     continue
                 # Nothing is queued and nothing was awaited since: a bookmark composed now
                 # cannot overtake an event (every event up to its version is written).
@@ -448,10 +477,14 @@ class KubeApi:
                 if deadline is not None and now >= deadline:
                     if bookmarks:
                         # The server sends a bookmark right before a watch times out.
-                        await response.write(self._bookmark(kind))
+                        mark = self._bookmark(kind)
+                        await response.write(mark)
+                        usage.streamed(user, len(mark))
                     break
                 if bookmarks and now >= next_bookmark:
-                    await response.write(self._bookmark(kind))
+                    mark = self._bookmark(kind)
+                    await response.write(mark)
+                    usage.streamed(user, len(mark))
                     next_bookmark = now + options.bookmark_interval
                     continue
                 waits = [t - now for t in (deadline, next_bookmark if bookmarks else None) if t]

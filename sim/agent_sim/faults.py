@@ -2,17 +2,25 @@
 
 Faults are rules matched against each API request (after authentication, before
 authorization) by verb, resource (``"workflowtasksets/status"`` names the subresource),
-a path substring and, for failures, a minimum body size, so a test can say "the next
-status patch larger than 1 KiB gets 413" or "the next two lists get 429 with
-Retry-After: 1". A rule with ``count=None`` applies until :meth:`Faults.clear`.
+a path substring, the authenticated user and, for failures, a minimum body size, so a
+test can say "the next status patch larger than 1 KiB gets 413" or "the next two lists
+get 429 with Retry-After: 1". A rule with ``count=None`` applies until
+:meth:`Faults.clear`.
+
+A *blackhole* cuts one client (a user) off the API server, as a network partition would:
+its requests are held unanswered and never applied, its open watches deliver nothing
+more, until the blackhole is lifted; then the held connections are cut. Replicas test
+their fence with it: a member that cannot reach the API must stop starting requests
+before the others judge it dead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DelayRule", "FailRule", "Faults", "RequestFacts"]
+__all__ = ["Blackhole", "DelayRule", "FailRule", "Faults", "RequestFacts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +31,7 @@ class RequestFacts:
     resource: str  # "plural" or "plural/subresource"; "" for non-resource paths
     path: str
     body_size: int
+    user: str = ""
 
 
 @dataclass(slots=True)
@@ -30,13 +39,28 @@ class _Match:
     verb: str | None = None
     resource: str | None = None
     path_contains: str | None = None
+    user: str | None = None
 
     def matches(self, facts: RequestFacts) -> bool:
         return (
             (self.verb is None or self.verb == facts.verb)
             and (self.resource is None or self.resource == facts.resource)
             and (self.path_contains is None or self.path_contains in facts.path)
+            and (self.user is None or self.user == facts.user)
         )
+
+
+@dataclass(slots=True)
+class Blackhole:
+    """Every request of ``user`` held unanswered (and never applied) until lifted."""
+
+    user: str
+    lifted: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0  # requests that fell in (watch streams that went silent included)
+
+    def to_json(self) -> dict[str, Any]:
+        """A readable description for the admin endpoint."""
+        return {"user": self.user, "held": self.held}
 
 
 @dataclass(slots=True)
@@ -59,6 +83,7 @@ class FailRule:
             "verb": self.match.verb,
             "resource": self.match.resource,
             "pathContains": self.match.path_contains,
+            "user": self.match.user,
             "message": self.message,
             "retryAfter": self.retry_after,
             "bodyLargerThan": self.body_larger_than,
@@ -82,6 +107,7 @@ class DelayRule:
             "verb": self.match.verb,
             "resource": self.match.resource,
             "pathContains": self.match.path_contains,
+            "user": self.match.user,
         }
 
 
@@ -96,6 +122,7 @@ class Faults:
     def __init__(self) -> None:
         self._fail: list[FailRule] = []
         self._delay: list[DelayRule] = []
+        self._blackholes: dict[str, Blackhole] = {}
 
     def add_failure(
         self,
@@ -109,6 +136,7 @@ class Faults:
         retry_after: int | None = None,
         body_larger_than: int | None = None,
         disconnect: bool = False,
+        user: str | None = None,
     ) -> FailRule:
         """Fail the next ``count`` matching requests."""
         _check_count(count)
@@ -119,7 +147,7 @@ class Faults:
         rule = FailRule(
             code=code,
             count=count,
-            match=_Match(verb, resource, path_contains),
+            match=_Match(verb, resource, path_contains, user),
             message=message,
             retry_after=retry_after,
             body_larger_than=body_larger_than,
@@ -136,19 +164,45 @@ class Faults:
         verb: str | None = None,
         resource: str | None = None,
         path_contains: str | None = None,
+        user: str | None = None,
     ) -> DelayRule:
         """Delay the next ``count`` matching requests (all of them when None)."""
         _check_count(count)
         if seconds < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
-        rule = DelayRule(seconds, count, _Match(verb, resource, path_contains))
+        rule = DelayRule(seconds, count, _Match(verb, resource, path_contains, user))
         self._delay.append(rule)
         return rule
 
+    def add_blackhole(self, user: str) -> Blackhole:
+        """Cut ``user`` off the API server until :meth:`lift` (or :meth:`clear`)."""
+        if not user:
+            raise ValueError("user must be a non-empty user name")
+        hole = self._blackholes.get(user)
+        if hole is None:
+            hole = self._blackholes[user] = Blackhole(user)
+        return hole
+
+    def blackhole(self, user: str) -> Blackhole | None:
+        """The blackhole ``user`` is in, if any."""
+        return self._blackholes.get(user) if user else None
+
+    def lift(self, user: str | None = None) -> int:
+        """End the blackhole of ``user`` (every one when None); how many ended."""
+        users = list(self._blackholes) if user is None else [user]
+        ended = 0
+        for name in users:
+            hole = self._blackholes.pop(name, None)
+            if hole is not None:
+                hole.lifted.set()
+                ended += 1
+        return ended
+
     def clear(self) -> None:
-        """Remove every rule."""
+        """Remove every rule (and lift every blackhole)."""
         self._fail.clear()
         self._delay.clear()
+        self.lift()
 
     def take_delay(self, facts: RequestFacts) -> float:
         """Total delay owed by this request (consuming one use of each matching rule)."""
@@ -181,4 +235,5 @@ class Faults:
         return {
             "failures": [r.to_json() for r in self._fail],
             "delays": [r.to_json() for r in self._delay],
+            "blackholes": [h.to_json() for h in self._blackholes.values()],
         }

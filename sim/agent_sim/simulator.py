@@ -425,12 +425,14 @@ class ApiSimulator:
         retry_after: int | None = None,
         body_larger_than: int | None = None,
         disconnect: bool = False,
+        user: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with ``code`` (None: until cleared).
 
         ``resource`` is ``"workflowtasksets"`` or ``"workflowtasksets/status"``;
         ``retry_after`` adds a ``Retry-After`` header; ``body_larger_than`` matches only
-        bodies above that many bytes; ``disconnect`` cuts the connection instead.
+        bodies above that many bytes; ``disconnect`` cuts the connection instead;
+        ``user`` matches only that client's requests.
         """
         self._state.faults.add_failure(
             code,
@@ -442,6 +444,7 @@ class ApiSimulator:
             retry_after=retry_after,
             body_larger_than=body_larger_than,
             disconnect=disconnect,
+            user=user,
         )
 
     def delay(
@@ -452,15 +455,43 @@ class ApiSimulator:
         verb: str | None = None,
         resource: str | None = None,
         path_contains: str | None = None,
+        user: str | None = None,
     ) -> None:
         """Hold matching requests for ``seconds`` before serving them."""
         self._state.faults.add_delay(
-            seconds, count=count, verb=verb, resource=resource, path_contains=path_contains
+            seconds,
+            count=count,
+            verb=verb,
+            resource=resource,
+            path_contains=path_contains,
+            user=user,
         )
 
+    def blackhole(self, user: str) -> None:
+        """Cut ``user`` off the API server, as a network partition would: its requests
+        are held unanswered and never applied, its watches go silent; :meth:`lift` cuts
+        the held connections."""
+        self._state.faults.add_blackhole(user)
+
+    def lift(self, user: str | None = None) -> int:
+        """End the blackhole of ``user`` (every one when None)."""
+        return self._state.faults.lift(user)
+
     def clear_faults(self) -> None:
-        """Remove every failure and delay rule."""
+        """Remove every failure and delay rule, and lift every blackhole."""
         self._state.faults.clear()
+
+    # ---- usage ---------------------------------------------------------------------
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """Per user: ``requests``, ``byVerb``, ``requestBytes``, ``responseBytes``,
+        ``watches`` and ``watchBytes`` since the start (or :meth:`clear_usage`)."""
+        users: dict[str, dict[str, Any]] = self._state.usage.describe()["users"]
+        return users
+
+    def clear_usage(self) -> None:
+        """Start counting usage afresh."""
+        self._state.usage.clear()
 
     def drop_watches(self, *, abrupt: bool = False) -> int:
         """End every open watch now (``abrupt``: cut the connection mid-stream)."""

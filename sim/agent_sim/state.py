@@ -1,4 +1,4 @@
-"""The simulator's shared state: options, store, tokens, faults and the request log.
+"""The simulator's shared state: options, store, tokens, faults, the request log, usage.
 
 Both HTTP faces (the Kubernetes API and the ``/_sim`` admin endpoint) and the in-process
 :class:`~agent_sim.ApiSimulator` helpers act on one :class:`SimState`, so a fault injected
@@ -13,6 +13,7 @@ from .auth import SubjectRules, TokenRegistry
 from .faults import Faults
 from .requestlog import RequestLog
 from .store import ObjectStore
+from .usage import UsageCounters
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "SimOptions", "SimState"]
 
@@ -66,6 +67,7 @@ class SimState:
         self.subjects = SubjectRules()
         self.faults = Faults()
         self.log = RequestLog(limit=request_log_limit, max_bytes=request_log_bytes)
+        self.usage = UsageCounters()
 
     def drop_watches(self, *, abrupt: bool = False) -> int:
         """End every open watch now; returns how many were open."""
