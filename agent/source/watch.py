@@ -349,6 +349,7 @@ _EVENT_PREFIX = re.compile(
     rb'"metadata":'
 )
 _DECODER = json.JSONDecoder()
+_PEEK_BYTES = 16 << 10  # metadata with managedFields fits; a taskset's spec may not
 
 
 def _peek_metadata(line: bytes) -> tuple[str, dict[str, Any]] | None:
@@ -357,11 +358,16 @@ def _peek_metadata(line: bytes) -> tuple[str, dict[str, Any]] | None:
     match = _EVENT_PREFIX.match(line)
     if match is None:
         return None
-    try:
-        meta, _ = _DECODER.raw_decode(line.decode("utf-8"), match.end())
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return (match.group(1).decode(), meta) if isinstance(meta, dict) else None
+    # The metadata comes first: decode a head of the line, not the whole taskset (every
+    # event of every taskset reaches every member); the whole line only if the metadata
+    # does not end within it (or the cut split a character).
+    for text in (line[:_PEEK_BYTES], line) if len(line) > _PEEK_BYTES else (line,):
+        try:
+            meta, _ = _DECODER.raw_decode(text.decode("utf-8"), match.end())
+        except (UnicodeDecodeError, ValueError):
+            continue
+        return (match.group(1).decode(), meta) if isinstance(meta, dict) else None
+    return None
 
 
 def _shape(meta: Mapping[str, Any]) -> tuple[Any, ...] | None:
