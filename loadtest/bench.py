@@ -14,7 +14,16 @@ configurable delay and body size) and the agent (``python -m agent run``) -- the
    baseline run varies far more than the agent does, so the report's ``ratio`` is the
    median repetition's (min and max beside it), and CPU cost per task / per request -- which
    noise moves far less than wall time -- is reported too;
-3. **light load** (``--light-iterations K``): one taskset with one task at a time, K times.
+3. **one task per taskset** (``--single-tasks N``, 4000 by default, 0 to skip): steps 1 and 2
+   again with N tasks in N tasksets, the shape of a cluster running many small workflows,
+   where every task costs its own status patch and its own watch events (reported under
+   ``one_task_per_taskset``, with the same fields);
+4. **light load** (``--light-iterations K``): one taskset with one task at a time, K times.
+
+Each shape's headline is its throughput next to the agent's CPU per task (all its processes
+summed: what a cluster pays, and what noise on a shared machine moves least) and the rig's
+CPU per task (``rig_cpu_us_per_task``: simulator, target and this process, measured around
+the agent's runs only), since on a small machine the rig competes with the agent for cores.
 
 Besides the JSON line, a report is written (``--report-dir``, off with ``--no-report``):
 the JSON, a PNG with throughput, latency and CPU per repetition (matplotlib), and a short
@@ -63,7 +72,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -92,6 +101,8 @@ GROUP_PATH = "/apis/argoproj.io/v1alpha1"
 FULFILLED = frozenset({"Succeeded", "Failed", "Error"})
 ARGO_DEFAULTS = ("--task-workers", "16", "--patch-rate", "10s", "--patch-mode", "tick")
 TRANSPORT_ENV = "ARGO_AGENT_TRANSPORT"
+#: The report's key for the one-task-per-taskset shape (the batched one is the top level).
+SINGLE_SHAPE = "one_task_per_taskset"
 
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 15.0
@@ -453,6 +464,8 @@ class BenchConfig:
     repetitions: int = 5
     report_dir: str | None = str(DEFAULT_REPORT_DIR)
     replicas: int = 0  # > 0: that many members of a Lease group (loadtest/members.py)
+    #: Tasks of the one-task-per-taskset shape (as many tasksets); 0: not measured.
+    single_tasks: int = 4000
 
 
 async def raw_aiohttp_rps(urls: Sequence[str], *, concurrency: int) -> tuple[float, int]:
@@ -596,6 +609,8 @@ async def _metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]
         "argo_agent_patch_batches_total": "patches",
         "argo_agent_patch_nodes_total": "patched_nodes",
         "argo_agent_watch_events_total": "watch_events",
+        "argo_agent_watch_events_unchanged_total": "watch_events_unchanged",
+        "argo_agent_watch_events_not_owned_total": "watch_events_not_owned",
         "argo_agent_tasksets_watched": "tasksets_watched",
     }
     found: dict[str, float] = {}
@@ -920,6 +935,13 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             try:
                 if not cfg.light:
                     report.update(await _throughput_phase(cfg, stack, session, watcher))
+                if not cfg.light and cfg.single_tasks:
+                    # Many small workflows, as real clusters run them: one status patch and
+                    # the watch events of one taskset per task, nothing shared.
+                    await _clear_namespace(session, stack)
+                    single = replace(cfg, tasks=cfg.single_tasks, tasksets=cfg.single_tasks)
+                    _log(f"one task per taskset: {cfg.single_tasks} tasksets x 1 task")
+                    report[SINGLE_SHAPE] = await _throughput_phase(single, stack, session, watcher)
                 if cfg.light or cfg.light_iterations:
                     _log(f"light load: {cfg.light_iterations} x 1 task")
                     before = stack.agent.stats()
@@ -947,6 +969,8 @@ async def _throughput_phase(
 ) -> dict[str, Any]:
     urls = [f"{stack.target_url}/bench/{i}" for i in range(cfg.tasks)]
     repetitions: list[dict[str, Any]] = []
+    counters_before = await _all_metrics(session, stack)
+    seen_before, phases_before = len(watcher.seen), dict(watcher.phases)
     before = {c.name: c.stats() for c in (stack.agent, stack.sim, stack.target)}
     bench_before = ProcStats.read(os.getpid(), tree=False)
     memory = PssSampler(stack.agent.pid)
@@ -973,18 +997,29 @@ async def _throughput_phase(
         "target": round(stack.target.stats().cpu_s - before["target"].cpu_s, 2),
         "bench": round(ProcStats.read(os.getpid(), tree=False).cpu_s - bench_before.cpu_s, 2),
     }
-    report["results"] = dict(watcher.phases)
-    report["fulfilled"] = len(watcher.seen)
+    report["results"] = {
+        phase: count - phases_before.get(phase, 0)
+        for phase, count in watcher.phases.items()
+        if count > phases_before.get(phase, 0)
+    }
+    report["fulfilled"] = len(watcher.seen) - seen_before
     if watcher.failures:
         report["failure_samples"] = list(watcher.failures)
     counters = await _all_metrics(session, stack)
     counters.pop("tasksets_watched", None)  # a barrier between repetitions, not a result
-    report.update(counters)
+    # This phase's share of the agent's counters (another phase may have run before).
+    report.update({k: v - counters_before.get(k, 0.0) for k, v in counters.items()})
+    if "watch_events" in report:
+        report["watch_events_decoded"] = (
+            report["watch_events"]
+            - report.get("watch_events_unchanged", 0.0)
+            - report.get("watch_events_not_owned", 0.0)
+        )
     if cfg.replicas:
         report["replicas"] = _replica_costs(
             await _usage(session, stack.api_url),
             tasks=cfg.tasks * cfg.repetitions,
-            patches=counters.get("patches", 0.0),
+            patches=report.get("patches", 0.0),
         )
     return report
 
@@ -1023,6 +1058,7 @@ async def _repetition(
         rep["raw_cpu_us_per_request"] = round(raw_cpu / cfg.tasks * 1e6, 1)
     _log(f"[{index + 1}/{cfg.repetitions}] agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
     agent_before = stack.agent.stats()
+    rig_before = (stack.sim.stats().cpu_s, stack.target.stats().cpu_s, time.process_time())
     rep.update(
         await _throughput(
             cfg,
@@ -1034,7 +1070,15 @@ async def _repetition(
         )
     )
     agent_cpu = stack.agent.stats().cpu_s - agent_before.cpu_s
+    rig_after = (stack.sim.stats().cpu_s, stack.target.stats().cpu_s, time.process_time())
     rep["agent_cpu_s"] = round(agent_cpu, 2)
+    # What the rig spent meanwhile: on two cores it competes with the agent for them.
+    rep["rig_cpu_us_per_task"] = {
+        name: round((after - before) / cfg.tasks * 1e6, 1)
+        for name, before, after in zip(
+            ("simulator", "target", "bench"), rig_before, rig_after, strict=True
+        )
+    }
     rep["agent_cpu_us_per_task"] = round(agent_cpu / cfg.tasks * 1e6, 1)
     if cfg.raw:
         rep["ratio"] = round(rep["tasks_per_s"] / rep["raw_aiohttp_rps"], 3)
@@ -1075,6 +1119,11 @@ def summarise_repetitions(repetitions: Sequence[dict[str, Any]]) -> dict[str, An
         report["ratio_min"] = ordered[0]["ratio"]
         report["ratio_max"] = ordered[-1]["ratio"]
     report["agent_cpu_s"] = median["agent_cpu_s"]
+    rigs = [r["rig_cpu_us_per_task"] for r in repetitions if "rig_cpu_us_per_task" in r]
+    if rigs:
+        report["rig_cpu_us_per_task"] = {
+            name: round(statistics.median(rig[name] for rig in rigs), 1) for name in rigs[0]
+        }
     report["agent_cpu_us_per_task"] = round(
         statistics.median(r["agent_cpu_us_per_task"] for r in repetitions), 1
     )
@@ -1210,6 +1259,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("aiohttp", "httpcore"),
         help=f"agent HTTP transport, passed as {TRANSPORT_ENV} (if the agent supports it)",
     )
+    parser.add_argument(
+        "--single-tasks",
+        type=int,
+        default=4000,
+        help="then N tasks in N tasksets, one task each, as many small workflows run "
+        "(reported under '" + SINGLE_SHAPE + "'; 0: skip)",
+    )
     parser.add_argument("--light", action="store_true", help="only the light-load phase")
     parser.add_argument(
         "--light-iterations",
@@ -1276,6 +1332,8 @@ def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
         parser.error(f"--tasksets ({args.tasksets}) must not exceed --tasks ({args.tasks})")
     if args.size < 0:
         parser.error(f"--size: must be >= 0, got {args.size}")
+    if args.single_tasks < 0:
+        parser.error(f"--single-tasks: must be >= 0, got {args.single_tasks}")
     if args.light_iterations < 0:
         parser.error(f"--light-iterations: must be >= 0, got {args.light_iterations}")
     if args.light and args.light_iterations < 1:
@@ -1303,6 +1361,7 @@ def _config(argv: Sequence[str] | None) -> tuple[BenchConfig, list[str]]:
         repetitions=args.repetitions,
         report_dir=None if args.no_report else os.path.abspath(args.report_dir),
         replicas=args.replicas or 0,
+        single_tasks=args.single_tasks,
     )
     return cfg, list(args.command)
 
@@ -1340,6 +1399,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _log_summary(report: dict[str, Any]) -> None:
     """The figures people read, on stderr (stdout is the one JSON line)."""
+    for title, shape in (
+        (f"{report['tasks']} tasks in {report['tasksets']} tasksets", report),
+        ("one task per taskset", report.get(SINGLE_SHAPE)),
+    ):
+        if shape and "tasks_per_s" in shape:
+            _log(f"{title}: {_headline(shape)}")
     if "ratio" in report:
         _log(
             f"ratio {report['ratio']} (median of {report['repetitions']}; min "
@@ -1353,6 +1418,17 @@ def _log_summary(report: dict[str, Any]) -> None:
             f"{report['cpu_ratio']} (min {report['cpu_ratio_min']}, max "
             f"{report['cpu_ratio_max']})"
         )
+
+
+def _headline(shape: dict[str, Any]) -> str:
+    """Throughput with the agent's CPU per task (all its processes) and the rig's beside it."""
+    rig = shape.get("rig_cpu_us_per_task", {})
+    rig_text = ", ".join(f"{name} {value}" for name, value in rig.items())
+    return (
+        f"{shape['tasks_per_s']} tasks/s, agent CPU {shape['agent_cpu_us_per_task']} us/task "
+        f"(rig us/task: {rig_text or 'n/a'}), patches {shape.get('patches', 'n/a')}, "
+        f"watch events decoded {shape.get('watch_events_decoded', 'n/a')}"
+    )
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -1477,6 +1553,10 @@ def _markdown(report: dict[str, Any], png: Path | None) -> str:
             f"cpu ratio {report['cpu_ratio']} (min {report['cpu_ratio_min']}, max "
             f"{report['cpu_ratio_max']})",
         ]
+    lines += [f"- **batched shape**: {_headline(report)}"]
+    single = report.get(SINGLE_SHAPE)
+    if single and "tasks_per_s" in single:
+        lines += [f"- **one task per taskset** ({single['tasks']} tasksets): {_headline(single)}"]
     latency = ", ".join(f"{k} {v} ms" for k, v in report["latency_ms"].items())
     lines += [f"- latency, creation -> result visible (median repetition): {latency}", ""]
     if png is not None:

@@ -46,6 +46,8 @@ def test_small_run_reports_every_field_consistently() -> None:
         "5",
         "--repetitions",
         "1",
+        "--single-tasks",
+        "20",
         "--no-report",
     )
     assert done.returncode == 0, done.stderr
@@ -79,6 +81,20 @@ def test_small_run_reports_every_field_consistently() -> None:
     assert 10 < report["agent_peak_pss_mib"] <= report["agent_peak_rss_mib"] + 1
     assert set(report["other_cpu_s"]) == {"simulator", "target", "bench"}
 
+    # The rig's CPU per task beside the agent's (simulator, target, this process).
+    assert set(report["rig_cpu_us_per_task"]) == {"simulator", "target", "bench"}
+    assert report["watch_events_decoded"] <= report["watch_events"]
+
+    # The second shape, one task per taskset: its own figures, counters of its phase only.
+    single = report["one_task_per_taskset"]
+    assert single["fulfilled"] == 20 and single["results"] == {"Succeeded": 20}
+    assert single["patched_nodes"] == 20  # results of the batched phase not counted again
+    assert single["patches"] >= 20  # one taskset per task: a patch each, at least
+    assert single["tasks_per_s"] > 0 and single["agent_cpu_us_per_task"] >= 0
+    assert set(single["rig_cpu_us_per_task"]) == {"simulator", "target", "bench"}
+    assert single["ratio"] > 0
+    assert "one task per taskset:" in done.stderr
+
     light = report["light"]
     assert light["iterations"] == 5
     _ordered(light["latency_ms"])
@@ -99,6 +115,8 @@ def test_repetitions_interleave_and_report_the_median_with_spread_and_plots(
         "0",
         "--repetitions",
         "3",
+        "--single-tasks",
+        "0",
         "--report-dir",
         str(tmp_path),
     )
@@ -149,6 +167,8 @@ def test_repetitions_interleave_and_report_the_median_with_spread_and_plots(
     assert Path(paths["png"]).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     page = Path(paths["markdown"]).read_text()
     assert f"**ratio {report['ratio']}**" in page and Path(paths["png"]).name in page
+    assert "**batched shape**" in page and "one task per taskset" not in page
+    assert "one_task_per_taskset" not in report  # --single-tasks 0
 
 
 def test_replicas_share_the_work_and_report_each_members_api_cost() -> None:
@@ -170,6 +190,8 @@ def test_replicas_share_the_work_and_report_each_members_api_cost() -> None:
         "1",
         "--no-raw",
         "--no-report",
+        "--single-tasks",
+        "0",
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -202,6 +224,7 @@ def test_light_only_run_skips_the_throughput_phase() -> None:
         (("--light", "--light-iterations", "0"), "--light"),
         (("--repetitions", "0"), "--repetitions"),
         (("--replicas", "0"), "--replicas"),
+        (("--single-tasks", "-1"), "--single-tasks"),
         (("--serve",), "--serve"),
     ],
 )

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from agent.core.model import NodePhase, NodeResult
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
+from agent.engine.ownership import unit_of
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
 from agent.service import process, run
@@ -218,9 +219,16 @@ def final_reports(sim: ApiSimulator, name: str) -> Counter[str]:
     return reported
 
 
-def owner(node_id: str) -> Shard:
-    (shard,) = [s for s in SHARDS if s.owns(node_id)]
+def owner(name: str) -> Shard:
+    """The worker that owns taskset ``name`` of NS (the taskset is the unit of ownership)."""
+    (shard,) = [s for s in SHARDS if s.owns(unit_of(NS, name))]
     return shard
+
+
+def owned_names(prefix: str, index: int, count: int = 1) -> list[str]:
+    """``count`` taskset names starting with ``prefix`` that worker ``index`` owns."""
+    names = [f"{prefix}-{i}" for i in range(200)]
+    return [n for n in names if owner(n).index == index][:count]
 
 
 def post_tasks(target: CountingTarget, prefix: str, count: int) -> dict[str, Any]:
@@ -231,9 +239,9 @@ def post_tasks(target: CountingTarget, prefix: str, count: int) -> dict[str, Any
     }
 
 
-def assert_both_shards_own(node_ids: Iterable[str]) -> None:
-    owners = {owner(n).index for n in node_ids}
-    assert owners == {0, 1}, "test precondition: both workers must own some of these nodes"
+def assert_both_shards_own(names: Iterable[str]) -> None:
+    owners = {owner(n).index for n in names}
+    assert owners == {0, 1}, "test precondition: both workers must own some of these tasksets"
 
 
 def assert_each_requested_once(target: CountingTarget, prefix: str, node_ids: list[str]) -> None:
@@ -249,8 +257,7 @@ async def test_two_processes_share_the_work_exactly_once(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
 ) -> None:
     big, small = post_tasks(counting, "big", 40), post_tasks(counting, "small", 6)
-    assert_both_shards_own(big)
-    assert_both_shards_own(small)
+    assert_both_shards_own(["big", "small"])
     agent = spawn("--namespace", NS, "--processes", "2")
     async with agent:
         assert (await agent.get("/readyz")).status_code == 200
@@ -267,6 +274,8 @@ async def test_two_processes_share_the_work_exactly_once(
         text = (await agent.get("/metrics")).text
         assert metric(text, "argo_agent_tasks_finished_total", 'phase="Succeeded"') == total
         assert metric(text, "argo_agent_tasks_received_total") == total
+        # Each worker skipped the other's taskset unread (at least its ADDED event).
+        assert (metric(text, "argo_agent_watch_events_not_owned_total") or 0) >= 2
         assert metric(text, "argo_agent_worker_restarts_total") == 0
         assert re.search(r'^argo_agent_build_info\{[^}]*processes="2"', text, re.M), text
         assert (await agent.get("/readyz")).status_code == 200
@@ -282,8 +291,8 @@ async def test_two_processes_share_the_work_exactly_once(
         assert_each_requested_once(counting, name, list(tasks))
 
     assert "worker=1/2" in logs and "worker=2/2" in logs
-    # Each node was run by the worker owning its shard, so both workers finished nodes of
-    # both tasksets: the claim before each POST names the instance of the worker that sent it.
+    # Each taskset was run by the worker owning it, and each worker owns one of the two:
+    # the claim before each POST names the instance of the worker that sent it.
     announced = instances(logs)
     assert sorted(announced) == ["1/2", "2/2"], logs
     for shard in SHARDS:
@@ -293,27 +302,36 @@ async def test_two_processes_share_the_work_exactly_once(
         claimed = claims(sim, name)
         assert set(claimed) == set(tasks)
         for node_id in tasks:
-            assert claimed[node_id] == announced[str(owner(node_id))], node_id
+            assert claimed[node_id] == announced[str(owner(name))], node_id
 
 
 async def test_sigterm_drains_in_flight_requests_of_every_worker(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
 ) -> None:
-    tasks = {f"drain-{i}": http_task(counting.url(f"/gate/drain?id=drain-{i}")) for i in range(6)}
-    assert_both_shards_own(tasks)
+    # One taskset per worker, so that both hold requests when the signal comes.
+    names = owned_names("drain", 0) + owned_names("drain", 1)
+    per_taskset = {
+        name: {
+            f"{name}-{i}": http_task(counting.url(f"/gate/drain?id={name}-{i}")) for i in range(3)
+        }
+        for name in names
+    }
+    tasks = {n: t for batch in per_taskset.values() for n, t in batch.items()}
     agent = spawn("--namespace", NS, env={"ARGO_AGENT_PROCESSES": "2"})
     await agent.start()
     try:
         await agent.wait_ready()
-        sim.create_object(TS, taskset("drain", tasks))
+        for name, batch in per_taskset.items():
+            sim.create_object(TS, taskset(name, batch))
 
         async def all_arrived() -> bool:
             return sum(counting.hits("id=drain-").values()) == len(tasks)
 
         await wait_until(all_arrived, "every request to reach the target", agent)
         # Every request is now held by the target: none can have a result yet.
-        status = sim.get_object(TS, "drain", namespace=NS).get("status") or {}
-        assert not status.get("nodes")
+        for name in names:
+            status = sim.get_object(TS, name, namespace=NS).get("status") or {}
+            assert not status.get("nodes")
         assert agent.proc is not None
         agent.proc.send_signal(signal.SIGTERM)
 
@@ -329,8 +347,9 @@ async def test_sigterm_drains_in_flight_requests_of_every_worker(
         assert await agent.stop(sig=0) == 0, agent.logs()
     finally:
         counting.open_gate("drain")  # never leave a request held
-    nodes = sim.get_object(TS, "drain", namespace=NS)["status"]["nodes"]
-    assert nodes == {n: {"phase": "Succeeded", "outputs": {"result": "opened"}} for n in tasks}
+    for name, batch in per_taskset.items():
+        nodes = sim.get_object(TS, name, namespace=NS)["status"]["nodes"]
+        assert nodes == {n: {"phase": "Succeeded", "outputs": {"result": "opened"}} for n in batch}
     assert counting.hits("id=drain-") == Counter({f"/gate/drain?id={n}": 1 for n in tasks}), (
         "a request sent twice"
     )
@@ -343,14 +362,18 @@ async def test_task_workers_are_split_between_the_processes(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
 ) -> None:
     """ARGO_AGENT_TASK_WORKERS bounds the whole agent: 2 over 2 processes is 1 each."""
-    candidates = [f"split-{i}" for i in range(40)]
-    node_ids = [n for n in candidates if owner(n).index == 0][:2]
-    node_ids += [n for n in candidates if owner(n).index == 1][:2]
-    tasks = {n: http_task(counting.url(f"/gate/split?id={n}")) for n in node_ids}
+    names = owned_names("split", 0) + owned_names("split", 1)  # one taskset per worker
+    per_taskset = {
+        name: {
+            f"{name}-{j}": http_task(counting.url(f"/gate/split?id={name}-{j}")) for j in range(2)
+        }
+        for name in names
+    }
     agent = spawn("--namespace", NS, "--processes", "2", "--task-workers", "2")
     try:
         async with agent:
-            sim.create_object(TS, taskset("split", tasks))
+            for name, batch in per_taskset.items():
+                sim.create_object(TS, taskset(name, batch))
 
             async def one_running_one_queued_each() -> bool:
                 text = (await agent.get("/metrics")).text
@@ -362,25 +385,30 @@ async def test_task_workers_are_split_between_the_processes(
 
             await wait_until(one_running_one_queued_each, "one task in flight per worker", agent)
             arrived = {k.partition("id=")[2] for k in counting.hits("id=split-")}
-            assert {owner(n).index for n in arrived} == {0, 1}, arrived
+            arrived_from = {n for n in names for a in arrived if a.startswith(f"{n}-")}
+            assert {owner(n).index for n in arrived_from} == {0, 1}, arrived
             counting.open_gate("split")
-            nodes = await wait_for_nodes(sim, "split", tasks)
+            nodes = {}
+            for name, batch in per_taskset.items():
+                nodes.update(await wait_for_nodes(sim, name, batch))
     finally:
         counting.open_gate("split")
     assert all(v == {"phase": "Succeeded", "outputs": {"result": "opened"}} for v in nodes.values())
+    tasks = {n for batch in per_taskset.values() for n in batch}
     assert counting.hits("id=split-") == Counter({f"/gate/split?id={n}": 1 for n in tasks})
 
 
 async def test_killed_worker_is_restarted_and_counts_are_kept(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
 ) -> None:
-    before, after = post_tasks(counting, "before", 8), post_tasks(counting, "after", 8)
-    assert_both_shards_own(before)
-    assert_both_shards_own(after)
+    # Both tasksets are the victim's (worker 1/2): its counts are carried over, and the
+    # replacement owns what it owned.
+    before_name, after_name = owned_names("before", 0)[0], owned_names("after", 0)[0]
+    before, after = post_tasks(counting, before_name, 8), post_tasks(counting, after_name, 8)
     agent = spawn("--namespace", NS, "--processes", "2")
     async with agent:
-        sim.create_object(TS, taskset("before", before))
-        await wait_for_nodes(sim, "before", before)
+        sim.create_object(TS, taskset(before_name, before))
+        await wait_for_nodes(sim, before_name, before)
         await wait_metric(agent, "argo_agent_tasks_finished_total", 'phase="Succeeded"', 8)
 
         assert agent.proc is not None
@@ -409,25 +437,24 @@ async def test_killed_worker_is_restarted_and_counts_are_kept(
         assert victim not in descendants(agent.proc.pid)
         assert "worker died; restarting it" in agent.logs()
 
-        sim.create_object(TS, taskset("after", after))
-        nodes = await wait_for_nodes(sim, "after", after)
+        sim.create_object(TS, taskset(after_name, after))
+        nodes = await wait_for_nodes(sim, after_name, after)
         await wait_metric(agent, "argo_agent_tasks_finished_total", 'phase="Succeeded"', 16)
         assert (await agent.get("/readyz")).status_code == 200
     logs = agent.logs()
 
     assert all(v["phase"] == "Succeeded" for v in nodes.values()), nodes
-    assert_each_requested_once(counting, "before", list(before))
-    assert_each_requested_once(counting, "after", list(after))
-    # The replacement (a new instance of worker 1/2) ran the new nodes of the killed shard.
+    assert_each_requested_once(counting, before_name, list(before))
+    assert_each_requested_once(counting, after_name, list(after))
+    # The replacement (a new instance of worker 1/2) ran the new taskset of the killed shard.
     announced = instances(logs)
     assert len(announced["1/2"]) == 2 and len(announced["2/2"]) == 1, logs
     first, second = announced["1/2"]
     assert first != second and "w0-" in second
-    claimed = claims(sim, "after")
+    claimed = claims(sim, after_name)
     for node_id in after:
-        expected = second if owner(node_id).index == 0 else announced["2/2"][0]
-        assert claimed[node_id] == [expected], node_id
-    claimed = claims(sim, "before")
+        assert claimed[node_id] == [second], node_id
+    claimed = claims(sim, before_name)
     for node_id in before:
         assert len(claimed[node_id]) == 1, "a finished node was claimed (run) again"
 
@@ -438,7 +465,7 @@ async def test_a_worker_that_exits_cleanly_in_shared_mode_is_restarted(
     """Shared mode has no "finished": a worker that exits 0 (here: SIGTERMed by someone
     else) is replaced, or its shard's nodes would never run while /healthz stays green."""
     tasks = post_tasks(counting, "clean-exit", 8)
-    assert_both_shards_own(tasks)
+    assert owner("clean-exit").index == 0, "test precondition: the victim's taskset"
     agent = spawn("--namespace", NS, "--processes", "2")
     async with agent:
         victim = dict(started_workers(agent.logs()))["1/2"]
@@ -555,8 +582,8 @@ async def test_not_ready_while_the_workers_are_not(spawn: Spawn, sim: ApiSimulat
 async def test_per_workflow_mode_with_two_processes_exits_when_done(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget, ending: str
 ) -> None:
+    # One taskset: one worker runs it, both watch it and both exit once it is done.
     tasks = post_tasks(counting, f"pwf-{ending}", 6)
-    assert_both_shards_own(tasks)
     sim.create_object(TS, taskset("mine", tasks))
     sim.create_object(TS, taskset("other", {"n": http_task(counting.url("/status/200"))}))
     agent = spawn("--namespace", NS, "--processes", "2", "--workflow", "mine")
@@ -821,52 +848,86 @@ async def run_engine(engine: Engine, *snapshots: TaskSetSnapshot) -> None:
             await loop
 
 
+KEYS = [TaskSetKey("ns", f"wf{i}") for i in range(10)]
+
+
+def nodes_of(key: TaskSetKey, count: int) -> list[str]:
+    return [f"{key.name}-node-{j}" for j in range(count)]
+
+
 async def test_engine_runs_and_reports_only_owned_nodes() -> None:
-    node_ids = [f"node-{i}" for i in range(30)]
     outcomes = []
     for shard in SHARDS:
         runner, sink = Runner(), Sink()
         engine = Engine(
             runner=runner, sink=sink, max_in_flight=4, ownership=shard.static_ownership()
         )
-        first, rest = node_ids[:20], node_ids[20:]
-        await run_engine(
-            engine,
-            snap(templates(first)),
-            snap(templates(first)),  # a repeated event runs nothing again
-            snap(templates(node_ids)),  # new nodes: again only the owned ones
-        )
-        owned = [n for n in node_ids if shard.owns(n)]
-        assert owned and len(owned) < len(node_ids)
+        snapshots = []
+        for key in KEYS:
+            first, every = nodes_of(key, 2), nodes_of(key, 3)
+            snapshots += [
+                TaskSetSnapshot(key=key, tasks=templates(first), nodes={}),
+                # a repeated event runs nothing again
+                TaskSetSnapshot(key=key, tasks=templates(first), nodes={}),
+                # new nodes: again only those of owned tasksets
+                TaskSetSnapshot(key=key, tasks=templates(every), nodes={}),
+            ]
+        await run_engine(engine, *snapshots)
+        mine = [k for k in KEYS if shard.owns(unit_of(k.namespace, k.name))]
+        assert mine and len(mine) < len(KEYS)
+        owned = [n for k in mine for n in nodes_of(k, 3)]
         assert sorted(runner.started) == sorted(owned)
         assert sorted(n for n, _ in sink.results) == sorted(owned)
         assert all(r.message == n for n, r in sink.results)
-        # Unowned nodes are known (they may be reported by their owner) but never queued.
-        assert all(engine.is_current(KEY, n) for n in rest)
+        # Nodes of other tasksets are known (they may be reported by their owner) but never
+        # queued; the source was not told to skip them, since the engine holds them.
+        others = [k for k in KEYS if k not in mine]
+        assert all(engine.is_current(k, n) for k in others for n in nodes_of(k, 3))
+        assert not any(engine.skips(k) for k in KEYS)
         assert engine.queued == 0 and engine.in_flight == 0
         outcomes.append(set(runner.started))
     assert outcomes[0].isdisjoint(outcomes[1])
-    assert outcomes[0] | outcomes[1] == set(node_ids)
+    assert outcomes[0] | outcomes[1] == {n for k in KEYS for n in nodes_of(k, 3)}
+
+
+def test_the_engine_skips_only_tasksets_another_member_owns_and_it_holds_nothing_of() -> None:
+    unknown = [TaskSetKey("ns", f"unseen{i}") for i in range(20)]
+    for shard in SHARDS:
+        engine = Engine(
+            runner=Runner(), sink=Sink(), max_in_flight=1, ownership=shard.static_ownership()
+        )
+        skipped = {k for k in unknown if engine.skips(k)}
+        assert skipped == {k for k in unknown if not shard.owns(unit_of(k.namespace, k.name))}
+        assert skipped and len(skipped) < len(unknown)
+    alone = Engine(runner=Runner(), sink=Sink(), max_in_flight=1)
+    assert not any(alone.skips(k) for k in unknown)  # no ownership: everything is ours
 
 
 async def test_engine_leaves_claims_of_unowned_nodes_alone() -> None:
     """A node another worker claimed (Running) is that worker's: never adopted nor re-run."""
     shard = SHARDS[0]
-    node_ids = [f"claimed-{i}" for i in range(12)]
-    assert_both_shards_own(node_ids)
-    running = {
-        n: {
-            "phase": "Running",
-            "message": f"argo-http-agent gone-w{owner(n).index}-1: request in flight",
+
+    def owner_of_key(key: TaskSetKey) -> int:
+        return 0 if SHARDS[0].owns(unit_of(key.namespace, key.name)) else 1
+
+    assert {owner_of_key(k) for k in KEYS} == {0, 1}
+    snapshots = []
+    for key in KEYS:
+        node_ids = nodes_of(key, 2)
+        running = {
+            n: {
+                "phase": "Running",
+                "message": f"argo-http-agent gone-w{owner_of_key(key)}-1: request in flight",
+            }
+            for n in node_ids
         }
-        for n in node_ids
-    }
+        snapshots.append(TaskSetSnapshot(key=key, tasks=templates(node_ids), nodes=running))
     runner, sink, policy = Runner(), Sink(), RecordingClaims()
     engine = Engine(
         runner=runner, sink=sink, max_in_flight=2, claims=policy, ownership=shard.static_ownership()
     )
-    await run_engine(engine, snap(templates(node_ids), running))
-    owned = sorted(n for n in node_ids if shard.owns(n))
+    await run_engine(engine, *snapshots)
+    owned = sorted(n for k in KEYS if owner_of_key(k) == 0 for n in nodes_of(k, 2))
     assert sorted(policy.adopted) == owned
     assert sorted(runner.started) == owned
     assert sorted(n for n, _ in sink.results) == owned

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from agent_sim import ApiSimulator
 
-from agent.engine.ownership import owner_of
+from agent.engine.ownership import owner_of, unit_of
 from agent.membership.lease import GROUP_LABEL
 from tests.agentproc import AgentProcess, taskset, wait_for_nodes
 from tests.faultkit import CountingTarget, Restart, TaskPlan, judge, plan_tasks
@@ -29,6 +29,10 @@ from tests.faultkit import CountingTarget, Restart, TaskPlan, judge, plan_tasks
 NS = "argo"
 TS = "workflowtasksets"
 SELECTOR = f"{GROUP_LABEL}=argo-http-agent"
+#: A wave of tasks is spread over this many tasksets: the taskset is the unit of ownership,
+#: so every member owns some of them (with 3 members, none owns nothing but with
+#: probability (2/3)^16, 0.15%).
+WAVE_TASKSETS = 16
 
 
 @pytest.fixture
@@ -84,10 +88,19 @@ async def wait_members(sim: ApiSimulator, count: int, timeout: float = 20.0) -> 
     raise AssertionError(f"expected {count} member lease(s), found {leases(sim)}")
 
 
+def split_wave(name: str, plans: list[TaskPlan]) -> dict[str, list[TaskPlan]]:
+    """The wave's tasksets (``name-00`` ..), the plans dealt round-robin over them."""
+    parts: dict[str, list[TaskPlan]] = {}
+    for index, plan in enumerate(plans):
+        parts.setdefault(f"{name}-{index % WAVE_TASKSETS:02d}", []).append(plan)
+    return parts
+
+
 def create_wave(
     sim: ApiSimulator, counting: CountingTarget, name: str, plans: list[TaskPlan]
 ) -> None:
-    sim.create_object(TS, taskset(name, {p.node: p.template(counting) for p in plans}))
+    for part, part_plans in split_wave(name, plans).items():
+        sim.create_object(TS, taskset(part, {p.node: p.template(counting) for p in part_plans}))
 
 
 async def wait_all(
@@ -95,9 +108,12 @@ async def wait_all(
 ) -> dict[str, Any]:
     nodes: dict[str, Any] = {}
     for name, plans in waves.items():
-        nodes.update(
-            await wait_for_nodes(sim, name, [p.node for p in plans], namespace=NS, timeout=timeout)
-        )
+        for part, part_plans in split_wave(name, plans).items():
+            nodes.update(
+                await wait_for_nodes(
+                    sim, part, [p.node for p in part_plans], namespace=NS, timeout=timeout
+                )
+            )
     return nodes
 
 
@@ -168,13 +184,15 @@ async def test_sigterm_one_of_three_hands_over_and_deletes_its_lease(
 
 
 async def wait_for_claim(sim: ApiSimulator, name: str, member: str, timeout: float = 20) -> str:
+    """A node of wave ``name`` (any of its tasksets) that ``member`` claimed."""
     deadline = time.monotonic() + timeout
     wanted = f"argo-http-agent {member}: request in flight"
     while time.monotonic() < deadline:
-        obj = sim.find_object(TS, name, namespace=NS) or {}
-        for node, entry in ((obj.get("status") or {}).get("nodes") or {}).items():
-            if entry.get("message") == wanted:
-                return str(node)
+        for index in range(WAVE_TASKSETS):
+            obj = sim.find_object(TS, f"{name}-{index:02d}", namespace=NS) or {}
+            for node, entry in ((obj.get("status") or {}).get("nodes") or {}).items():
+                if entry.get("message") == wanted:
+                    return str(node)
         await asyncio.sleep(0.02)
     raise AssertionError(f"no claim by {member} in {name}")
 
@@ -224,7 +242,12 @@ async def test_a_member_cut_off_from_the_api_fences_itself_before_its_lease_expi
         )
         identities = await wait_members(sim, 2)
         (cut_id,) = [i for i in identities if i.startswith("m2-")]
-        theirs = {p.node for p in plans if owner_of(identities, p.node) == cut_id}
+        theirs = {
+            p.node
+            for part, part_plans in split_wave("wave", plans).items()
+            for p in part_plans
+            if owner_of(identities, unit_of(NS, part)) == cut_id
+        }
         create_wave(sim, counting, "wave", plans)
         await wait_arrival(counting, theirs)
         sim.remove_token("m2-token")
@@ -319,3 +342,43 @@ async def test_the_workers_of_a_pod_are_members_like_any_other(
     assert sorted(i.rsplit("-", 1)[0] for i in identities) == ["pod-a-w0", "pod-a-w1", "pod-b"]
     verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
     assert verdict.ok, verdict
+
+
+async def test_a_taskset_skipped_as_another_members_is_read_and_run_when_it_becomes_ours(
+    sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """The taskset is the unit of ownership: a member skips, unread, the events of tasksets
+    another member owns. When that member stops renewing (here: paused before it could
+    start anything), its tasksets become ours on the change of view: each is read afresh
+    and run, once, although no event of it reaches the watch any more."""
+    async with members(sim) as started:
+        survivor = await start_member(sim, started, "m1")
+        paused = await start_member(sim, started, "m2")
+        identities = await wait_members(sim, 2)
+        (survivor_id,) = [i for i in identities if i.startswith("m1-")]
+        (paused_id,) = [i for i in identities if i.startswith("m2-")]
+        names = [f"late-{i}" for i in range(40)]
+        theirs = [n for n in names if owner_of(identities, unit_of(NS, n)) == paused_id][:2]
+        mine = [n for n in names if owner_of(identities, unit_of(NS, n)) == survivor_id][:1]
+        assert len(theirs) == 2 and mine, "test precondition"
+        assert paused.proc is not None
+        paused.proc.send_signal(signal.SIGSTOP)  # alive for the others until its Lease expires
+        plans = {n: [TaskPlan(node=f"{n}-{j}") for j in range(2)] for n in theirs + mine}
+        for name, name_plans in plans.items():
+            sim.create_object(TS, taskset(name, {p.node: p.template(counting) for p in name_plans}))
+        ours = await wait_for_nodes(sim, mine[0], [p.node for p in plans[mine[0]]], namespace=NS)
+        text = (await survivor.get("/metrics")).text
+        assert metric(text, "argo_agent_watch_events_not_owned_total") >= len(theirs)
+        assert all(not counting.arrivals(p.node) for n in theirs for p in plans[n])
+        # m2's Lease expires (2 s): the survivor's view changes and it reads their tasksets.
+        nodes = dict(ours)
+        for name in theirs:
+            nodes.update(
+                await wait_for_nodes(sim, name, [p.node for p in plans[name]], namespace=NS)
+            )
+        logs = survivor.logs()
+    all_plans = [p for name_plans in plans.values() for p in name_plans]
+    verdict = judge(all_plans, nodes, counting.all_arrivals(), [], target=counting)
+    assert verdict.ok, (verdict, logs[-3000:])
+    assert not verdict.duplicates and not verdict.lost
+    assert "member view changed" in logs

@@ -15,7 +15,7 @@ import pytest
 from agent.core.model import NodePhase, NodeResult
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
 from agent.engine.claims import ClaimPolicy
-from agent.engine.ownership import Ownership, owner_of, static_members
+from agent.engine.ownership import Ownership, owner_of, static_members, unit_of
 from agent.engine.scheduler import Engine
 from agent.engine.shard import Shard
 from agent.membership.lease import lease_name, wait_event
@@ -245,7 +245,8 @@ class DurableListSink(ListSink):
 class Store:
     """What a fresh read returns: the taskset as the API has it now."""
 
-    def __init__(self, tasks: Mapping[str, Any]) -> None:
+    def __init__(self, tasks: Mapping[str, Any], *, key: TaskSetKey = KEY) -> None:
+        self.key = key
         self.tasks = dict(tasks)
         self.nodes: dict[str, Any] = {}
         self.reads = 0
@@ -255,7 +256,7 @@ class Store:
         return TaskSetSnapshot(key=key, tasks=self.tasks, nodes=dict(self.nodes))
 
     def snapshot(self) -> TaskSetSnapshot:
-        return TaskSetSnapshot(key=KEY, tasks=self.tasks, nodes=dict(self.nodes))
+        return TaskSetSnapshot(key=self.key, tasks=self.tasks, nodes=dict(self.nodes))
 
 
 def claim(member: str) -> dict[str, str]:
@@ -280,8 +281,18 @@ def member(
     return engine, ownership, runner, sink
 
 
-def owned_by(members: list[str], who: str, count: int) -> list[str]:
-    return [n for n in IDS if owner_of(members, n) == who][:count]
+def taskset_owned_by(members: list[str], who: str, *, skip: int = 0) -> TaskSetKey:
+    """A taskset that ``who`` owns among ``members`` (the unit of ownership is the taskset;
+    ``skip`` gives another one)."""
+    keys = [TaskSetKey("ns", f"wf{i}") for i in range(100)]
+    return [k for k in keys if owner_of(members, unit_of(k.namespace, k.name)) == who][skip]
+
+
+def owned_by(members: list[str], who: str, count: int) -> tuple[TaskSetKey, list[str]]:
+    """A taskset ``who`` owns among ``members`` and ``count`` node IDs (all of them owned
+    with it: every node has its taskset's owner)."""
+    key = taskset_owned_by(members, who)
+    return key, [f"{key.name}-node-{i}" for i in range(count)]
 
 
 async def until(predicate: Any, what: str) -> None:
@@ -293,8 +304,8 @@ async def until(predicate: Any, what: str) -> None:
 
 
 async def test_a_running_node_that_moves_gets_a_claim_and_is_finished_here() -> None:
-    nodes = owned_by(["a", "b"], "b", 2)  # a owns them alone; b will win them
-    store = Store({n: {"http": {"url": "http://x", "method": "GET"}} for n in nodes})
+    key, nodes = owned_by(["a", "b"], "b", 2)  # a owns them alone; b will win them
+    store = Store({n: {"http": {"url": "http://x", "method": "GET"}} for n in nodes}, key=key)
     engine, ownership, runner, sink = member("a", store, owners=["a"])
     runner.auto = False
     task = asyncio.create_task(engine.run())
@@ -315,8 +326,8 @@ async def test_a_running_node_that_moves_gets_a_claim_and_is_finished_here() -> 
 
 
 async def test_a_new_owner_settles_then_honours_a_live_members_claim() -> None:
-    (node,) = owned_by(["a", "b"], "b", 1)
-    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    key, (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}}, key=key)
     engine, ownership, runner, sink = member("b", store, owners=["a"], settle=0.05)
     task = asyncio.create_task(engine.run())
     try:
@@ -334,29 +345,30 @@ async def test_a_new_owner_settles_then_honours_a_live_members_claim() -> None:
 
 
 async def test_a_dead_members_claim_is_settled_by_the_redelivery_policy() -> None:
-    post, get = owned_by(["a", "b"], "b", 2)
+    key, (post, get) = owned_by(["a", "b"], "b", 2)
     store = Store(
         {
             post: {"http": {"url": "http://x", "method": "POST"}},
             get: {"http": {"url": "http://x", "method": "GET"}},
-        }
+        },
+        key=key,
     )
     engine, ownership, runner, sink = member("b", store, owners=["a", "b"])
     task = asyncio.create_task(engine.run())
     try:
-        engine.observe(TaskSetSnapshot(key=KEY, tasks=store.tasks, nodes={}))
+        engine.observe(TaskSetSnapshot(key=key, tasks=store.tasks, nodes={}))
         # Owned by b from the first view (no change since): started at once.
         await until(lambda: len(runner.finished) == 2, "both run")
         # A second taskset, a's nodes claimed by a, then a dies.
         runner.started.clear()
-        other = TaskSetKey("ns", "wf2")
-        mine_a = owned_by(["a", "b"], "a", 2)
+        other, mine_a = owned_by(["a", "b"], "a", 2)
         tasks = {mine_a[0]: {"http": {"method": "POST"}}, mine_a[1]: {"http": {"method": "GET"}}}
+        store.key = other
         store.tasks, store.nodes = tasks, {mine_a[0]: claim("a"), mine_a[1]: claim("a")}
         engine.observe(TaskSetSnapshot(key=other, tasks=tasks, nodes=dict(store.nodes)))
         ownership.update(owners=["b"], live=["b"])  # a's Lease expired
         await until(lambda: len(runner.started) == 1, "the GET re-sent")
-        assert runner.started == [("wf2", mine_a[1])]
+        assert runner.started == [(other.name, mine_a[1])]
         failed = [res for r, res in sink.results if r.node_id == mine_a[0]]
         assert failed and failed[0].phase == NodePhase.FAILED
         assert failed[0].message.startswith("the agent (a) stopped while this request")
@@ -365,15 +377,15 @@ async def test_a_dead_members_claim_is_settled_by_the_redelivery_policy() -> Non
 
 
 async def test_first_sight_in_a_young_view_waits_for_the_settle_time_and_a_read() -> None:
-    (node,) = owned_by(["a", "b"], "b", 1)
-    store = Store({node: {"http": {"url": "http://x"}}})
+    key, (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x"}}}, key=key)
     engine, ownership, runner, _sink = member("b", store, owners=["a"], settle=0.2)
     task = asyncio.create_task(engine.run())
     try:
         ownership.update(owners=["a", "b"], live=["a", "b"])
         engine.observe(store.snapshot())
         assert runner.started == [] and engine.owned == 1 and store.reads == 0
-        await until(lambda: runner.started == [("wf", node)], "started after settling")
+        await until(lambda: runner.started == [(key.name, node)], "started after settling")
         assert store.reads == 1
     finally:
         task.cancel()
@@ -452,8 +464,8 @@ async def test_a_claim_confirmed_within_the_lease_after_a_lapse_is_released() ->
 
 
 async def test_queued_nodes_that_move_away_are_never_started_here() -> None:
-    nodes = owned_by(["a", "b"], "b", 3)
-    store = Store({n: {"http": {"url": "http://x"}} for n in nodes})
+    key, nodes = owned_by(["a", "b"], "b", 3)
+    store = Store({n: {"http": {"url": "http://x"}} for n in nodes}, key=key)
     runner, sink = RecordingRunner(), DurableListSink()
     ownership = Ownership(me="a", owners=["a"], settle=math.inf)
     engine = Engine(runner=runner, sink=sink, max_in_flight=1, ownership=ownership, reader=store)
@@ -487,8 +499,8 @@ def test_a_join_of_others_does_not_make_a_member_wait() -> None:
 
 
 async def test_a_handover_claim_cut_short_by_the_drain_is_released() -> None:
-    (node,) = owned_by(["a", "b"], "b", 1)
-    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    key, (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}}, key=key)
     engine, ownership, runner, sink = member("a", store, owners=["a"])
     runner.auto = False
     task = asyncio.create_task(engine.run())

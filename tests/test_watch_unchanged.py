@@ -145,9 +145,11 @@ _OBJECT = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskSet", "met
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (_line({"type": "MODIFIED", "object": {**_OBJECT, "spec": {}}}), _META),
+        (_line({"type": "MODIFIED", "object": {**_OBJECT, "spec": {}}}), ("MODIFIED", _META)),
+        (_line({"type": "ADDED", "object": _OBJECT}), ("ADDED", _META)),
+        (_line({"type": "DELETED", "object": _OBJECT}), ("DELETED", _META)),
         # Not exactly the API server's shape: decoded in full instead.
-        (_line({"type": "ADDED", "object": _OBJECT}), None),
+        (_line({"type": "BOOKMARK", "object": _OBJECT}), None),
         (_line({"object": _OBJECT, "type": "MODIFIED"}), None),
         (json.dumps({"type": "MODIFIED", "object": _OBJECT}).encode(), None),  # spaces
         (
@@ -159,7 +161,7 @@ _OBJECT = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskSet", "met
         (b'{"type":"MODIFIED","object":{"apiVersion":"v","kind":"k","metadata":\xff}', None),
     ],
 )
-def test_peek_metadata(line: bytes, expected: dict[str, Any] | None) -> None:
+def test_peek_metadata(line: bytes, expected: tuple[str, dict[str, Any]] | None) -> None:
     assert _peek_metadata(line) == expected
 
 
@@ -167,3 +169,84 @@ def test_shape_needs_a_generation() -> None:
     assert _shape({"uid": "u", "generation": 2}) == ("u", 2, None, None)
     assert _shape({"uid": "u"}) is None
     assert _shape({"uid": "u", "generation": True}) is None
+
+
+async def test_other_members_tasksets_are_skipped_unread_and_listed_when_they_become_ours(
+    sim: ApiSimulator, tmp_path: Path
+) -> None:
+    """With a ``skip`` predicate (the engine's: another member owns it, nothing of it is
+    here) a taskset's events never reach the engine, in the list or the watch, while the
+    others' still do; once the predicate lets go, the watcher names it as one to read
+    afresh, and a deletion makes it forgotten."""
+    theirs: set[str] = {"theirs", "theirs-listed"}
+    sim.create_object(
+        TS, taskset("theirs-listed", {"l": http_task("http://127.0.0.1:1/l")}), namespace=NS
+    )
+    api = await connect(kubeconfig=str(sim.kubeconfig(tmp_path / "kubeconfig", token=TOKEN)))
+    seen = Seen()
+    watcher = TaskSetWatcher(
+        api=api,
+        scope=WatchScope(namespace=NS),
+        on_object=seen.on_object,
+        on_deleted=seen.on_deleted,
+        on_listed=lambda keys: None,
+        skip=lambda key: key.name in theirs,
+    )
+    task = asyncio.create_task(watcher.run())
+    try:
+        await until(lambda: watcher.established)
+        sim.create_object(
+            TS, taskset("theirs", {"a": http_task("http://127.0.0.1:1/a")}), namespace=NS
+        )
+        sim.patch_object(
+            TS,
+            "theirs",
+            {"spec": {"tasks": {"b": http_task("http://127.0.0.1:1/b")}}},
+            namespace=NS,
+        )
+        sim.create_object(
+            TS, taskset("mine", {"m": http_task("http://127.0.0.1:1/m")}), namespace=NS
+        )
+        await until(lambda: len(seen.objects) == 1)  # events arrive in order: theirs came first
+        assert [o[0] for o in seen.objects] == ["mine"]
+        assert watcher.skipped() == []  # still theirs: nothing to read
+        theirs.discard("theirs")  # the view changed: it is ours now
+        assert watcher.skipped() == [TaskSetKey(NS, "theirs")]
+        watcher.shown(TaskSetKey(NS, "theirs"))
+        assert watcher.skipped() == []
+        # A deletion of a skipped taskset: told (the engine may hold nothing), then forgotten.
+        sim.delete_object(TS, "theirs-listed", namespace=NS)
+        await until(lambda: TaskSetKey(NS, "theirs-listed") in seen.deleted)
+        theirs.clear()
+        assert watcher.skipped() == []
+        # Shown and ours: its next event is decoded and handed over like any other.
+        sim.patch_object(
+            TS,
+            "theirs",
+            {"spec": {"tasks": {"c": http_task("http://127.0.0.1:1/c")}}},
+            namespace=NS,
+        )
+        await until(lambda: len(seen.objects) == 2)
+        assert seen.objects[1][:3] == ("theirs", 3, ["a", "b", "c"])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await api.close()
+
+
+def test_peek_metadata_reads_a_head_of_a_large_event_and_falls_back_to_the_whole_line() -> None:
+    tasks = {f"n{i}": {"http": {"url": f"http://127.0.0.1:1/{i}" + "x" * 100}} for i in range(400)}
+    large = _line({"type": "MODIFIED", "object": {**_OBJECT, "spec": {"tasks": tasks}}})
+    assert len(large) > 32 << 10
+    assert _peek_metadata(large) == ("MODIFIED", _META)
+    # Metadata longer than the head (big managedFields): read from the whole line.
+    meta = {**_META, "managedFields": [{"manager": "m" * 40_000}]}
+    long_meta = _line({"type": "MODIFIED", "object": {**_OBJECT, "metadata": meta}})
+    assert _peek_metadata(long_meta) == ("MODIFIED", meta)
+    # A multi-byte character cut by the head's end changes nothing.
+    # (Two bytes each, shifted by one byte or not: one of the two lines has the cut inside.)
+    for pad in ("", "a"):
+        cut = {**_META, "labels": {"k": pad + "é" * 20_000}}
+        event = {"type": "ADDED", "object": {**_OBJECT, "metadata": cut}}
+        raw = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        assert _peek_metadata(raw) == ("ADDED", cut)

@@ -45,6 +45,7 @@ __all__ = [
     "TASKS_RECEIVED",
     "TASKS_STARTED",
     "WATCH_EVENTS",
+    "WATCH_EVENTS_NOT_OWNED",
     "WATCH_EVENTS_UNCHANGED",
     "WATCH_RESTARTS",
     "child",
@@ -114,6 +115,11 @@ WATCH_EVENTS = Counter(f"{_PREFIX}_watch_events_total", "Watch events handled, b
 WATCH_EVENTS_UNCHANGED = Counter(
     f"{_PREFIX}_watch_events_unchanged_total",
     "MODIFIED events skipped after their metadata showed no change the engine reads",
+)
+WATCH_EVENTS_NOT_OWNED = Counter(
+    f"{_PREFIX}_watch_events_not_owned_total",
+    "Taskset events and list items skipped after their metadata showed another member owns "
+    "the taskset",
 )
 WATCH_RESTARTS = Counter(
     f"{_PREFIX}_watch_restarts_total", "Watch restarts, by reason (gone = 410, error)", ["reason"]

@@ -1,27 +1,34 @@
-"""Ownership: which member runs which node, from a view of the live members.
+"""Ownership: which member runs which taskset, from a view of the live members.
 
-Every node has exactly one owner, computed by every member alone from the same member set
+The unit of ownership is the **taskset** (``namespace/name``, :func:`unit_of`): every node of
+a taskset has its taskset's owner. The unit was chosen by measurement (docs/performance.md):
+a member that does not own a taskset skips its watch events after reading only their
+metadata, so adding processes or replicas does not multiply the decoding of every event,
+and a workflow's results ride in its owner's patches instead of one patch per member.
+
+Every unit has exactly one owner, computed by every member alone from the same member set
 with *rendezvous* (highest-random-weight) hashing: ``owner(x) = argmax over members m of
-hash(m, x)``. When a member joins, only the nodes it now wins move (to it); when one
-leaves, only its nodes move (each to the runner-up). Nothing else changes hands, and no
+hash(m, x)``. When a member joins, only the units it now wins move (to it); when one
+leaves, only its units move (each to the runner-up). Nothing else changes hands, and no
 coordination is needed to agree: equal views give equal answers.
 
 The same function serves both cases of one concept:
 
 * **static** members -- the worker processes of one pod with ``--membership none``
   (``worker-0`` .. ``worker-N-1``): the view never changes, so a restarted worker owns
-  exactly its predecessor's nodes;
+  exactly its predecessor's tasksets;
 * **dynamic** members -- every running agent (each worker of every pod) of a Lease group
   (:mod:`agent.membership`), whose view changes as members join, leave, or stop renewing.
 
-:class:`Ownership` is the engine's one predicate, ``owns(node_id)``, and what the engine's
+:class:`Ownership` is the engine's one predicate, ``owns(unit)``, and what the engine's
 handover protocol needs besides (docs/replicas.md): whether a claim's author is a live
 member (``is_live``), when the view last changed (a node newly owned waits until the view
-is ``settle`` seconds old), and the fence: a member whose own Lease is not renewed in time
+is ``settle`` seconds old), whether another member is assigned a unit (``elsewhere``: the
+source skips such tasksets), and the fence: a member whose own Lease is not renewed in time
 owns nothing from the moment its renew deadline passes, checked on the monotonic clock
 whenever it is asked (right before a request starts), not only when the renew loop runs.
 
-The hash is BLAKE2b (64 bits) of the member name and the node ID: stable across
+The hash is BLAKE2b (64 bits) of the member name and the unit: stable across
 processes, runs and Python versions (unlike ``hash()``), and not linear like CRC-32, whose
 scores for two members of equal-length keys differ by a constant and would skew the argmax.
 """
@@ -33,27 +40,34 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
-__all__ = ["Ownership", "owner_of", "static_members"]
+__all__ = ["Ownership", "owner_of", "static_members", "unit_of"]
 
 #: What the engine is told when the view changes (it re-evaluates its nodes).
 Listener = Callable[[], None]
 
 
-def _score(member: bytes, node_id: str) -> int:
+def unit_of(namespace: str, name: str) -> str:
+    """The unit of ownership of a taskset: ``namespace/name`` (both are DNS names, so the
+    slash cannot be part of either)."""
+    return f"{namespace}/{name}"
+
+
+def _score(member: bytes, unit: str) -> int:
     digest = hashlib.blake2b(
-        member + b"\x00" + node_id.encode("utf-8", "surrogatepass"), digest_size=8
+        member + b"\x00" + unit.encode("utf-8", "surrogatepass"), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big")
 
 
-def owner_of(members: Iterable[str], node_id: str) -> str | None:
-    """The member that owns ``node_id`` among ``members`` (None if there is none).
+def owner_of(members: Iterable[str], unit: str) -> str | None:
+    """The member that owns ``unit`` (a taskset's :func:`unit_of`) among ``members`` (None if
+    there is none).
 
     Ties (a 64-bit collision) go to the larger name, so the answer never depends on order.
     """
     best: tuple[int, str] | None = None
     for member in members:
-        candidate = (_score(member.encode("utf-8", "surrogatepass"), node_id), member)
+        candidate = (_score(member.encode("utf-8", "surrogatepass"), unit), member)
         if best is None or candidate > best:
             best = candidate
     return best[1] if best is not None else None
@@ -138,21 +152,29 @@ class Ownership:
 
     # -- what the engine asks -----------------------------------------------------------
 
-    def owns(self, node_id: str) -> bool:
-        """Whether this member owns ``node_id`` now (False for all while fenced)."""
-        if self._clock() >= self._valid_until:
+    def owns(self, unit: str) -> bool:
+        """Whether this member owns ``unit`` now (False for all while fenced)."""
+        if self._clock() >= self.valid_until:
             return False
+        return self._owner(unit) == self.me
+
+    def elsewhere(self, unit: str) -> bool:
+        """Whether another member is assigned ``unit`` in this view (whatever our fence):
+        the source may skip that taskset's events, and reads it afresh if the view gives
+        it to this member later. False while the view has no owners (before the first)."""
+        owner = self._owner(unit)
+        return owner is not None and owner != self.me
+
+    def _owner(self, unit: str) -> str | None:
         owners = self._owners
         if len(owners) == 1:
-            return owners[0][1] == self.me
-        if self.me not in self._owner_names:
-            return False
+            return owners[0][1]
         best: tuple[int, str] | None = None
         for encoded, name in owners:
-            candidate = (_score(encoded, node_id), name)
+            candidate = (_score(encoded, unit), name)
             if best is None or candidate > best:
                 best = candidate
-        return best is not None and best[1] == self.me
+        return best[1] if best is not None else None
 
     @property
     def fenced(self) -> bool:
@@ -186,7 +208,7 @@ class Ownership:
     # -- what a membership tells ----------------------------------------------------------
 
     def update(self, *, owners: Iterable[str], live: Iterable[str], settle: bool = True) -> bool:
-        """A new view: ``owners`` share the nodes, ``live`` members' claims stand (owners
+        """A new view: ``owners`` share the tasksets, ``live`` members' claims stand (owners
         plus members that are leaving). True (and the listeners told) if it changed.
 
         ``settle=False``: nodes gained need not wait (a member alone when it joins)."""

@@ -21,7 +21,9 @@ in one place, testable without either:
 * **No stale results.** A node that leaves ``spec.tasks`` is cancelled if running, and its
   result is never reported: the controller aborts reconciliation on an unknown node ID.
 * **Owned, when shared.** With an :class:`~agent.engine.ownership.Ownership` (worker
-  processes, replicas on Leases) the engine runs and reports only the nodes it owns. When
+  processes, replicas on Leases) the engine runs and reports only the nodes of the
+  tasksets it owns (the unit is the taskset: every node has its taskset's owner), and
+  tells the source which tasksets it may skip unread (:meth:`Engine.skips`). When
   the view of the members changes, work moves without a request being sent twice
   (docs/replicas.md): a running node whose owner changed gets a claim (unless it has one)
   and is finished here; a newly owned node waits until the view is ``settle`` seconds
@@ -46,7 +48,7 @@ from agent.core import metrics
 from agent.core.model import FULFILLED_PHASES, NodePhase, NodeResult
 from agent.core.ports import Claims, ResultSink, StatusReader, TaskRunner
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
-from agent.engine.ownership import Ownership
+from agent.engine.ownership import Ownership, unit_of
 
 __all__ = ["Engine"]
 
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _TaskSetState:
     key: TaskSetKey
+    unit: str  # what the ownership is asked about (every node has its taskset's owner)
     workflow_uid: str = ""
     uid: str = ""
     generation: int = 0
@@ -132,7 +135,10 @@ class Engine:
             state = None
         if state is None:
             state = self._states[snapshot.key] = _TaskSetState(
-                snapshot.key, workflow_uid=snapshot.workflow_uid, uid=snapshot.uid
+                snapshot.key,
+                unit_of(snapshot.key.namespace, snapshot.key.name),
+                workflow_uid=snapshot.workflow_uid,
+                uid=snapshot.uid,
             )
         if snapshot.generation < state.generation:
             # An older spec than one already acted on (a replayed event): applying it
@@ -161,6 +167,7 @@ class Engine:
         ordered = [k for k in tasks if k in new] if len(new) > 1 else new
         ownership = self._ownership
         unsettled = ownership is not None and ownership.settled_in() > 0
+        owned = ownership is None or ownership.owns(state.unit)
         for node_id in ordered:
             state.seen.add(node_id)
             if not isinstance(node_id, str):
@@ -170,7 +177,7 @@ class Engine:
             if phase in FULFILLED_PHASES:
                 continue  # finished by an earlier run; never send it again
             if ownership is not None:
-                if not ownership.owns(node_id):
+                if not owned:
                     state.foreign.add(node_id)  # another member's (see agent/engine/ownership.py)
                     continue
                 if unsettled:
@@ -228,11 +235,14 @@ class Engine:
             return
         moved_in = moved_out = handed = 0
         for state in self._states.values():
-            for node_id in list(state.running):
-                if ownership.owns(node_id):
-                    continue
-                state.disowned.add(node_id)
-                if node_id not in state.claimed:
+            owned = ownership.owns(state.unit)
+            if owned and not state.foreign:
+                continue  # ours before and after: nothing moves
+            if not owned:
+                for node_id in list(state.running):
+                    state.disowned.add(node_id)
+                    if node_id in state.claimed:
+                        continue
                     # Another member owns it now and will read the status before starting
                     # it: a claim says "mine, in flight" (we finish it and report).
                     state.claimed.add(node_id)
@@ -240,19 +250,18 @@ class Engine:
                     if self._claims is not None:
                         self._claims.claim_now(self._ref(state, node_id))
                         handed += 1
-            for node_id in [n for n in state.templates if not ownership.owns(n)]:
-                del state.templates[node_id]  # the queue skips it
-                self._queued -= 1
-                state.foreign.add(node_id)
-                moved_out += 1
-            for node_id in [n for n in state.pending if not ownership.owns(n)]:
-                state.pending.discard(node_id)
-                state.foreign.add(node_id)
-                moved_out += 1
-            gained = [n for n in state.foreign if ownership.owns(n)]
-            state.foreign.difference_update(gained)
-            state.pending.update(gained)
-            moved_in += len(gained)
+                for node_id in list(state.templates):
+                    del state.templates[node_id]  # the queue skips it
+                    self._queued -= 1
+                    state.foreign.add(node_id)
+                    moved_out += 1
+                moved_out += len(state.pending)
+                state.foreign.update(state.pending)
+                state.pending.clear()
+                continue
+            moved_in += len(state.foreign)
+            state.pending.update(state.foreign)
+            state.foreign.clear()
         if handed:
             metrics.HANDOVERS.inc(handed)
         if moved_in or moved_out or handed:
@@ -312,7 +321,7 @@ class Engine:
             state.pending.discard(node_id)
             if node_id not in state.seen or node_id not in fresh.tasks:
                 continue  # left spec.tasks
-            if self._ownership is not None and not self._ownership.owns(node_id):
+            if self._ownership is not None and not self._ownership.owns(state.unit):
                 state.foreign.add(node_id)
                 continue
             queued += self._decide(state, node_id, fresh.tasks[node_id], fresh.nodes.get(node_id))
@@ -351,6 +360,17 @@ class Engine:
             task.cancel()
         self._sink.discard(key)
         self._update_idle()
+
+    def skips(self, key: TaskSetKey) -> bool:
+        """Whether the source may skip this taskset unread: another member owns it and
+        nothing of it is here. If the view gives it to this member later, the source reads
+        it afresh and shows it (:meth:`observe`), as on first sight."""
+        ownership = self._ownership
+        return (
+            ownership is not None
+            and key not in self._states
+            and ownership.elsewhere(unit_of(key.namespace, key.name))
+        )
 
     def known(self) -> frozenset[TaskSetKey]:
         return frozenset(self._states)
@@ -443,7 +463,7 @@ class Engine:
                     continue  # left spec.tasks while queued
                 template = state.templates.pop(node_id)  # may be null: the runner says so
                 self._queued -= 1
-                if self._ownership is not None and not self._ownership.owns(node_id):
+                if self._ownership is not None and not self._ownership.owns(state.unit):
                     state.foreign.add(node_id)  # fenced, or moved: re-evaluated on a change
                     continue
                 if state.queue:
@@ -484,7 +504,7 @@ class Engine:
                 and (
                     ref.node_id in state.disowned
                     or ownership.lapses != lapses
-                    or not ownership.owns(ref.node_id)
+                    or not ownership.owns(state.unit)
                 )
             ):
                 self._abandon_start(
@@ -578,7 +598,7 @@ class Engine:
             self._sink.submit(ref, NodeResult(phase=NodePhase.PENDING), overwrite=True)
         if ownership is None or ref.node_id not in state.seen:
             return
-        if ownership.owns(ref.node_id):
+        if ownership.owns(state.unit):
             state.pending.add(ref.node_id)
             self._pending_wakeup.set()
         else:

@@ -2,15 +2,15 @@
 
 One Python process runs on one core. With ``--processes N`` the agent runs N workers, each a
 complete agent (watch, engine, executor, patcher). A :class:`Shard` is a worker's number;
-which nodes it runs is decided by the one ownership concept of the agent
+which tasksets it runs is decided by the one ownership concept of the agent
 (:mod:`agent.engine.ownership`): with ``--membership none`` the workers are a static member
 set (``worker-0`` .. ``worker-N-1``, rendezvous hashing over them), with ``--membership
 lease`` each worker is a member of the Lease group like every other agent. Either way every
-worker sees every taskset but runs and reports only its own nodes, and its status patches
-name only those node IDs (merge patches on disjoint keys commute).
+worker's watch sees every taskset, skips the ones another worker owns after reading their
+metadata, and runs and reports only its own.
 
-With a static member set a restarted worker owns exactly the nodes its predecessor owned and
-finds their claims and results where it left them.
+With a static member set a restarted worker owns exactly the tasksets its predecessor owned
+and finds their claims and results where it left them.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ class Shard:
         """This worker's ownership among the pod's workers alone (``--membership none``)."""
         return Ownership.static(self.index, self.count)
 
-    def owns(self, node_id: str) -> bool:
-        """Whether this worker owns ``node_id`` in the static member set of the pod."""
+    def owns(self, unit: str) -> bool:
+        """Whether this worker owns ``unit`` (a taskset's ``namespace/name``) in the static
+        member set of the pod."""
         members = static_members(self.count)
-        return owner_of(members, node_id) == members[self.index]
+        return owner_of(members, unit) == members[self.index]
 
     def __str__(self) -> str:
         return f"{self.index + 1}/{self.count}"

@@ -171,6 +171,10 @@ class Agent:
         elif shard is not None:
             ownership = shard.static_ownership()
         self.ownership = ownership
+        self.reader = reader
+        self._gained = asyncio.Event()
+        if ownership is not None:
+            ownership.subscribe(self._gained.set)
         self.engine = Engine(
             runner=self._executor,
             sink=self.patcher,
@@ -188,6 +192,12 @@ class Agent:
                 on_object=self._on_object,
                 on_deleted=self._on_deleted,
                 on_listed=functools.partial(self._on_listed, scope),
+                # Shared work: other members' tasksets are skipped unread (the taskset is
+                # the unit of ownership), and read afresh if the view gives them to us. Not
+                # per workflow: every worker must see its one taskset complete, to exit.
+                skip=self.engine.skips
+                if ownership is not None and not settings.per_workflow
+                else None,
                 watch_timeout=settings.watch_timeout,
                 request_timeout=settings.api_request_timeout,
             )
@@ -241,6 +251,8 @@ class Agent:
             watches = [
                 group.create_task(w.run(), name=f"watch {i}") for i, w in enumerate(self.watchers)
             ]
+            if self.reader is not None:
+                watches.append(group.create_task(self._show_gained(), name="gained tasksets"))
             if self.policy_watcher is not None:
                 watches.append(group.create_task(self.policy_watcher.run(), name="policies"))
             try:
@@ -298,6 +310,36 @@ class Agent:
             if self.membership is not None:
                 metrics.LEASE_RENEW_AGE.set(self.membership.renew_age())
             await asyncio.sleep(_GAUGE_SECONDS)
+
+    async def _show_gained(self) -> None:
+        """After each change of the view, read afresh the skipped tasksets it gave us.
+
+        They were skipped unread while another member owned them; the engine takes each
+        read as a first sight in a young view (its nodes settle, then are read again before
+        anything starts: docs/replicas.md). A failed read is tried again a moment later.
+        """
+        assert self.reader is not None
+        while True:
+            await self._gained.wait()
+            self._gained.clear()
+            for watcher in self.watchers:
+                for key in watcher.skipped():
+                    try:
+                        snapshot = await self.reader.read(key)
+                    except Exception as exc:  # retried: the taskset stays a skipped one
+                        log.warning(
+                            "cannot read a taskset this member now owns: %s",
+                            exc,
+                            extra=key.log_context(),
+                        )
+                        self._gained.set()
+                        await asyncio.sleep(self.settings.lease_duration / 12)
+                        continue
+                    if self.engine.skips(key):
+                        continue  # the view moved it away again meanwhile
+                    watcher.shown(key)
+                    if snapshot is not None:
+                        self.engine.observe(snapshot)
 
     # -- source callbacks --------------------------------------------------------------
 

@@ -23,6 +23,14 @@ with a status subresource, every change outside ``metadata`` and ``status`` incr
 and owners as the last object handed over is skipped after decoding only its
 ``metadata`` (which the API server writes before ``spec``: Go sorts the keys of an
 unstructured object). Anything that does not look exactly like that is decoded in full.
+
+**Other members' tasksets are not decoded either.** When the engine says another member owns
+a taskset it holds nothing of (``skip``: the unit of ownership is the taskset), its ADDED and
+MODIFIED events are skipped after reading their metadata alone (a DELETED event is told
+from its metadata), and list items are not
+handed over; such a taskset is remembered (:meth:`TaskSetWatcher.skipped`) so that, if the
+view of the members later gives it to this member, it is read afresh and shown to the
+engine then.
 """
 
 from __future__ import annotations
@@ -96,6 +104,7 @@ class TaskSetWatcher:
         on_object: Callable[[Mapping[str, Any]], None],
         on_deleted: Callable[[TaskSetKey], None],
         on_listed: Callable[[frozenset[TaskSetKey]], None],
+        skip: Callable[[TaskSetKey], bool] | None = None,
         watch_timeout: int = 120,
         request_timeout: float = 30.0,
         retry_delay: float = 0.5,
@@ -106,6 +115,9 @@ class TaskSetWatcher:
         self._on_object = on_object
         self._on_deleted = on_deleted
         self._on_listed = on_listed
+        self._skip = skip
+        # Tasksets that exist and were skipped unread (another member's).
+        self._skipped: set[TaskSetKey] = set()
         self._watch_timeout = watch_timeout
         self._request_timeout = request_timeout
         self._retry_delay = retry_delay
@@ -115,6 +127,16 @@ class TaskSetWatcher:
         self.last_error: str = ""
         # What the engine last saw of each taskset: (uid, generation, labels, owners).
         self._shapes: dict[TaskSetKey, tuple[Any, ...]] = {}
+
+    def skipped(self) -> list[TaskSetKey]:
+        """The tasksets skipped unread that the engine would no longer skip now (the view
+        gave them to this member): the caller reads them afresh and shows them."""
+        skip = self._skip
+        return [k for k in self._skipped if skip is None or not skip(k)]
+
+    def shown(self, key: TaskSetKey) -> None:
+        """``key`` was read afresh and shown to the engine: no longer a skipped one."""
+        self._skipped.discard(key)
 
     @property
     def established(self) -> bool:
@@ -194,6 +216,10 @@ class TaskSetWatcher:
                     meta = item.get("metadata") or {}
                     key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
                     keys.add(key)
+                    if self._skip is not None and self._skip(key):
+                        self._skipped.add(key)
+                        continue
+                    self._skipped.discard(key)
                     self._hand_over(key, item, meta)
             meta = page.get("metadata") or {}
             version = str(meta.get("resourceVersion") or version)
@@ -202,6 +228,7 @@ class TaskSetWatcher:
                 break
         for gone in self._shapes.keys() - keys:
             del self._shapes[gone]
+        self._skipped &= keys
         self._on_listed(frozenset(keys))
         metrics.TASKSETS_LISTED.set(len(keys))
         return version
@@ -245,7 +272,7 @@ class TaskSetWatcher:
                     return  # the server ended the stream (timeoutSeconds): resume
                 if line.isspace():
                     continue
-                if not self._skip_unchanged(line):
+                if not self._skip_cheaply(line):
                     self._handle(jsoncodec.loads(line))
         finally:
             response.release()
@@ -270,48 +297,77 @@ class TaskSetWatcher:
             metrics.child(metrics.WATCH_EVENTS, kind).inc()
             key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
             self._shapes.pop(key, None)
+            self._skipped.discard(key)
             self._on_deleted(key)
 
     def _hand_over(self, key: TaskSetKey, obj: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        if self._skip is not None and self._skip(key):
+            self._skipped.add(key)  # another member's: read afresh if it becomes ours
+            self._shapes.pop(key, None)
+            metrics.WATCH_EVENTS_NOT_OWNED.inc()
+            return
+        self._skipped.discard(key)
         self._shapes.pop(key, None)  # not recorded if the engine raises
         self._on_object(obj)
         shape = _shape(meta)
         if shape is not None:
             self._shapes[key] = shape
 
-    def _skip_unchanged(self, line: bytes) -> bool:
-        """Handle a MODIFIED event that changes nothing the engine reads, from its metadata."""
-        meta = _peek_metadata(line)
-        if meta is None:
+    def _skip_cheaply(self, line: bytes) -> bool:
+        """Handle, from its metadata alone, an event of a taskset another member owns, or a
+        MODIFIED event that changes nothing the engine reads."""
+        if self._skip is None and not line.startswith(b'{"type":"MODIFIED"'):
+            return False  # nothing to skip: no need to read the metadata twice
+        peeked = _peek_metadata(line)
+        if peeked is None:
             return False
+        kind, meta = peeked
         key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
-        shape = _shape(meta)
-        if shape is None or self._shapes.get(key) != shape:
-            return False
+        if self._skip is not None and self._skip(key):
+            self._shapes.pop(key, None)
+            metrics.WATCH_EVENTS_NOT_OWNED.inc()
+            if kind == "DELETED":
+                self._skipped.discard(key)
+                self._on_deleted(key)  # nothing of it is here; told all the same
+            else:
+                self._skipped.add(key)
+        else:
+            shape = _shape(meta)
+            if kind != "MODIFIED" or shape is None or self._shapes.get(key) != shape:
+                return False
+            metrics.WATCH_EVENTS_UNCHANGED.inc()
         if meta.get("resourceVersion"):
             self._version = str(meta["resourceVersion"])
-        metrics.child(metrics.WATCH_EVENTS, "MODIFIED").inc()
-        metrics.WATCH_EVENTS_UNCHANGED.inc()
+        metrics.child(metrics.WATCH_EVENTS, kind).inc()
         return True
 
 
-# The exact start of a MODIFIED event as the API server writes it, up to the metadata.
-_MODIFIED_PREFIX = re.compile(
-    rb'\{"type":"MODIFIED","object":\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":'
+# The exact start of an ADDED, MODIFIED or DELETED event as the API server writes it, up to
+# the metadata.
+_EVENT_PREFIX = re.compile(
+    rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"apiVersion":"[^"\\]*","kind":"[^"\\]*",'
+    rb'"metadata":'
 )
 _DECODER = json.JSONDecoder()
+_PEEK_BYTES = 16 << 10  # metadata with managedFields fits; a taskset's spec may not
 
 
-def _peek_metadata(line: bytes) -> dict[str, Any] | None:
-    """The ``metadata`` of a MODIFIED event, decoded alone; None if the line is not one."""
-    match = _MODIFIED_PREFIX.match(line)
+def _peek_metadata(line: bytes) -> tuple[str, dict[str, Any]] | None:
+    """The type and ``metadata`` of an ADDED, MODIFIED or DELETED event, the metadata decoded
+    alone; None if the line is not one."""
+    match = _EVENT_PREFIX.match(line)
     if match is None:
         return None
-    try:
-        meta, _ = _DECODER.raw_decode(line.decode("utf-8"), match.end())
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
+    # The metadata comes first: decode a head of the line, not the whole taskset (every
+    # event of every taskset reaches every member); the whole line only if the metadata
+    # does not end within it (or the cut split a character).
+    for text in (line[:_PEEK_BYTES], line) if len(line) > _PEEK_BYTES else (line,):
+        try:
+            meta, _ = _DECODER.raw_decode(text.decode("utf-8"), match.end())
+        except (UnicodeDecodeError, ValueError):
+            continue
+        return (match.group(1).decode(), meta) if isinstance(meta, dict) else None
+    return None
 
 
 def _shape(meta: Mapping[str, Any]) -> tuple[Any, ...] | None:
