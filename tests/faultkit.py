@@ -41,7 +41,7 @@ from agent_sim import ApiSimulator
 from agent_sim.target import abort_connection
 from aiohttp import web
 
-from agent.engine.ownership import owner_of
+from agent.engine.ownership import owner_of, unit_of
 from tests.agentproc import TOKEN, AgentProcess, taskset
 from tests.servers import _ThreadedServer
 
@@ -1110,12 +1110,14 @@ async def _kill_one(run: _Run) -> None:
             died = await run.kill_member(victim)
             nodes, arrivals = run.nodes(), run.target.all_arrivals()
             claimed = run.claims_left(instance=identity)
-            # Its nodes by the view at its death, and those another member owns that it
-            # still ran (their handover claims name it).
+            # Its nodes by the view at its death (every node has its taskset's owner), and
+            # those another member owns that it still ran (their handover claims name it).
+            units = {n: unit_of(NS, name) for name, fed in run.tasksets.items() for n in fed}
             orphaned = [
                 p.node
                 for p in run.plans
-                if (owner_of(view, p.node) == identity or p.node in claimed)
+                if p.node in units
+                and (owner_of(view, units[p.node]) == identity or p.node in claimed)
                 and not _final(nodes.get(p.node))
             ]
             kills.append(

@@ -9,10 +9,12 @@ short (2-3 s) so membership changes happen within a test.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import datetime
 import random
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +35,8 @@ SELECTOR = f"{GROUP_LABEL}=argo-http-agent"
 #: so every member owns some of them (with 3 members, none owns nothing but with
 #: probability (2/3)^16, 0.15%).
 WAVE_TASKSETS = 16
+#: A member's "member view changed" log line (text format): who it sees live, its fence.
+VIEW_LINE = r"member view changed \[.*?live=(?P<live>\[[^]]*\]).*?fenced=(?P<fenced>\w+)"
 
 
 @pytest.fixture
@@ -313,6 +317,40 @@ async def test_lease_api_faults_are_survived(sim: ApiSimulator, counting: Counti
         assert f'argo_agent_lease_renew_failures_total{{reason="{reason}"}}' in scraped, reason
     verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
     assert verdict.ok, verdict
+
+
+async def test_a_member_cut_off_from_the_api_judges_nobody_gone(sim: ApiSimulator) -> None:
+    """A member cut off the API server (its requests held, its watches silent: a network
+    partition) for three lease durations sees no renewal of anybody. It must not judge the
+    others gone for that silence: the moment its own Lease is renewed again it would own
+    every taskset, theirs too, and send what they send (the full-size replicas-cut-off
+    scenario sent POSTs twice that way). An expiry counts once a list started after it
+    confirms it (agent/membership/observe.py), so its view keeps the other member live
+    from before the cut to after it, while its own fence shows in the view."""
+    sim.add_token("m1-token", user="member-1")
+    sim.add_token("m2-token", user="member-2")
+    async with members(sim) as started:
+        await start_member(sim, started, "m1", token="m1-token")
+        cut = await start_member(sim, started, "m2", token="m2-token")
+        identities = await wait_members(sim, 2)
+        (other,) = [i for i in identities if i.startswith("m1-")]
+        sim.blackhole("member-2")
+        try:
+            await wait_fenced(cut)
+            await asyncio.sleep(3 * 2.0)  # three lease durations of silence
+        finally:
+            sim.lift("member-2")
+        await cut.wait_ready()  # renewed: its fence is down
+        assert await wait_members(sim, 2) == identities
+        logs = cut.logs()
+    views = [
+        (ast.literal_eval(m["live"]), m["fenced"] == "True") for m in re.finditer(VIEW_LINE, logs)
+    ]
+    since = next((i for i, (live, _) in enumerate(views) if other in live), None)
+    assert since is not None, logs[-3000:]
+    assert any(fenced for _, fenced in views[since:]), logs[-3000:]  # the cut showed
+    gone = [live for live, _ in views[since:] if other not in live]
+    assert gone == [], "the cut-off member judged the other gone"
 
 
 async def wait_metric(agent: AgentProcess, sample: str, timeout: float = 20) -> str:

@@ -155,7 +155,10 @@ def test_liveness_is_judged_by_observation_not_by_the_remote_clock(renew_time: s
     observer = LeaseObserver(own_lease="me", default_duration=15)
     assert observer.observe(lease("b", 1, renew_time), now=100.0)
     assert observer.members(now=109.9) == (frozenset({"b"}), frozenset({"b"}))
-    assert observer.members(now=110.0) == (frozenset(), frozenset())  # 10 s after we saw it
+    # 10 s after we saw it: expired, gone once a list that started after that confirms it.
+    assert observer.members(now=110.0)[1] == {"b"} and observer.unconfirmed(now=110.0)
+    assert observer.listed([lease("b", 1, renew_time)], started_at=110.05, now=110.1)
+    assert observer.members(now=110.1) == (frozenset(), frozenset())
     # A renewal seen later keeps it live for another duration from when we saw it.
     observer.observe(lease("b", 2, renew_time + "x"), now=105.0)
     assert observer.members(now=114.9)[0] == {"b"}
@@ -172,7 +175,8 @@ def test_an_old_version_or_an_unrelated_change_is_no_renewal() -> None:
     relabelled["metadata"]["labels"] = {"x": "y"}
     observer.observe(relabelled, now=109.0)
     assert observer.leases["b"].observed_at == 101.0
-    assert observer.members(now=111.0) == (frozenset(), frozenset())
+    assert observer.listed([relabelled], started_at=111.5, now=111.5)
+    assert observer.members(now=111.5) == (frozenset(), frozenset())
 
 
 def test_deleted_cleared_draining_and_own_leases() -> None:
@@ -202,9 +206,11 @@ def test_a_running_members_deleted_lease_keeps_it_live_until_its_observed_expiry
     gone = LeaseObserver(own_lease="me", default_duration=15)
     gone.observe(lease("c", 1, "t1"), now=100.0)
     assert not gone.deleted("c", now=101.0)
-    assert gone.members(now=110.0) == (frozenset(), frozenset())  # expired as observed
+    assert gone.members(now=110.0)[1] == {"c"}  # expired as observed, not yet confirmed
     gone.expired(now=111.0, grace=10)
-    assert gone.leases == {}
+    assert set(gone.leases) == {"c"}
+    assert gone.listed([], started_at=110.5, now=110.6)  # confirmed: gone
+    assert gone.members(now=110.6) == (frozenset(), frozenset()) and gone.leases == {}
 
 
 def test_a_list_drops_only_leases_seen_before_it_started() -> None:
@@ -219,14 +225,39 @@ def test_a_list_drops_only_leases_seen_before_it_started() -> None:
     # with nothing left to collect; "new" was seen after the list began.
     assert observer.leases["old"].version == "" and observer.leases["new"].version == "5"
     assert observer.members(now=10.9)[1] == {"old", "new"}
-    assert observer.members(now=11.0)[1] == {"new"}
+    assert observer.members(now=11.0)[1] == {"old", "new"}  # expired, not yet confirmed
+    assert observer.listed([lease("new", 5, "t")], started_at=11.5, now=11.6)
+    assert observer.members(now=11.6)[1] == {"new"}
 
 
 def test_expired_leases_are_collected_after_a_grace() -> None:
     observer = LeaseObserver(own_lease="me", default_duration=15)
     observer.observe(lease("b", 7, "t"), now=0.0)
+    assert observer.expired(now=21.0, grace=10) == []  # its expiry never confirmed
+    observer.listed([lease("b", 7, "t")], started_at=10.5, now=10.6)
     assert observer.expired(now=19.0, grace=10) == []
     assert observer.expired(now=21.0, grace=10) == [("b", "7")]
+
+
+def test_an_observer_cut_off_the_api_server_judges_nobody_gone() -> None:
+    """A member that cannot reach the API server sees no renewal of anybody. Judging the
+    others gone from that silence would give it all their tasksets the moment its own
+    Lease is renewed again, while they still run them: the same requests sent by two
+    members (the replicas-cut-off fault scenario). An expiry counts only once a list that
+    started after it shows the Lease unchanged (client-go's leader election needs a
+    successful read too: it cannot take a lease it could not get)."""
+    observer = LeaseObserver(own_lease="me", default_duration=15)
+    observer.observe(lease("b", 1, "t1"), now=100.0)
+    observer.observe(lease("c", 1, "t1"), now=100.0)
+    # Cut off from 101 to 130: no list, no watch event; both keep renewing meanwhile.
+    assert observer.members(now=130.0) == (frozenset({"b", "c"}), frozenset({"b", "c"}))
+    assert observer.unconfirmed(now=130.0)
+    assert observer.next_expiry(now=130.0) == math.inf  # nothing left to wait for but a list
+    # Back: the first list shows b renewed (live from now on) and c unchanged (gone).
+    observer.listed([lease("b", 9, "t9"), lease("c", 1, "t1")], started_at=130.0, now=130.2)
+    assert observer.members(now=130.2) == (frozenset({"b"}), frozenset({"b"}))
+    assert not observer.unconfirmed(now=130.2)
+    assert observer.members(now=140.1) == (frozenset({"b"}), frozenset({"b"}))  # 130.2 + 10
 
 
 # -- the engine's handover protocol ----------------------------------------------------------
@@ -584,8 +615,9 @@ async def test_a_node_taken_away_while_its_claim_is_written_is_never_sent(lapse:
     ``b``'s (the node would look free, or a's): the claim is dropped, ``a`` settles and
     finds ``b``'s claim, then ``b``'s result."""
     clock = Clock()
-    (node,) = owned_by(["a", "b"], "a", 1)
-    store = Store({node: {"http": {"url": "http://x", "method": "POST"}}})
+    key, (node,) = owned_by(["a", "b"], "a", 1)
+    unit = unit_of(key.namespace, key.name)
+    store = Store({node: {"http": {"url": "http://x", "method": "POST"}}}, key=key)
     a, a_view, a_runner, a_sink = store_member("a", store, owners=["a", "b"], clock=clock)
     b, b_view, b_runner, _ = store_member("b", store, owners=["a", "b"], clock=clock)
     a_sink.hold = asyncio.Event()
@@ -600,17 +632,17 @@ async def test_a_node_taken_away_while_its_claim_is_written_is_never_sent(lapse:
             clock.now += 11  # a's renew deadline passes while it is paused
             b_view.valid_until = clock.now + 100  # b renews as usual
         else:
-            third = next(m for m in map(str, range(100)) if owner_of(["a", "b", m], node) == m)
+            third = next(m for m in map(str, range(100)) if owner_of(["a", "b", m], unit) == m)
             a_view.update(owners=["a", "b", third], live=["a", "b", third])  # the node is third's
         b_view.update(owners=["b"], live=["b"])  # b judges a gone and takes its nodes
         clock.now += 0.1  # b's settle time
-        await until(lambda: b_runner.started == [("wf", node)], "b sends it")
+        await until(lambda: b_runner.started == [(key.name, node)], "b sends it")
         # a is back: renewed (late), or the third member is gone again.
         if lapse == "fence":
             a_view.valid_until = clock.now + 10
         else:
             a_view.update(owners=["a", "b"], live=["a", "b"])
-        assert a_view.owns(node)
+        assert a_view.owns(unit)
         a_sink.hold.set()  # a's claim would land now, over b's
         await until(lambda: a.in_flight == 0, "a gave up the start")
         assert a_runner.started == []  # else: sent by a and by b
@@ -622,7 +654,7 @@ async def test_a_node_taken_away_while_its_claim_is_written_is_never_sent(lapse:
         await until(lambda: store.nodes[node].get("phase") == "Succeeded", "b's result")
         await until(lambda: a.owned == 0, "a sees it done")
         assert a_runner.started == [] and a_sink.results == []  # nothing of a's landed
-        assert b_runner.started == [("wf", node)]
+        assert b_runner.started == [(key.name, node)]
     finally:
         for task in tasks:
             task.cancel()
@@ -633,8 +665,8 @@ async def test_a_handover_claim_before_the_node_ran_is_released() -> None:
     GET). The view change writes a handover claim for it ("in flight here"); the task then
     finds it is not ours and must release that claim, or the new owner waits for a live
     member's result that never comes."""
-    (node,) = owned_by(["a", "b"], "b", 1)
-    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}})
+    key, (node,) = owned_by(["a", "b"], "b", 1)
+    store = Store({node: {"http": {"url": "http://x", "method": "GET"}}}, key=key)
     clock = Clock()
     engine, ownership, runner, _sink = store_member("a", store, owners=["a"], clock=clock)
     task = asyncio.create_task(engine.run())

@@ -19,7 +19,9 @@ argo-http-agent.io/group=<group>`` lists the members. The rules (docs/replicas.m
   margin, a third of the duration, absorbs clock-rate differences and scheduling pauses.
   ``/readyz`` says so.
 * **Observe** the group (list + watch with the label selector) and judge the others'
-  liveness by observation (:mod:`agent.membership.observe`).
+  liveness by observation (:mod:`agent.membership.observe`); an expiry counts once a list
+  that started after it confirms it, and the moment a Lease expires as observed, the group
+  is listed again to confirm it (a member cut off the API server judges nobody gone).
 * **Leave** on a clean stop: first mark the Lease draining (others take over its queued
   work at once, while its claims stay honoured), then, once the engine drained and the
   results are delivered, delete it.
@@ -126,6 +128,7 @@ class LeaseMembership:
         self._settled_once = False
         self._changed = asyncio.Event()
         self._renew_now = asyncio.Event()
+        self._confirm_now = asyncio.Event()
         self.last_error = ""
         ownership.valid_until = -math.inf  # nothing is ours before our Lease exists
         self._path = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
@@ -163,6 +166,7 @@ class LeaseMembership:
             group.create_task(self._renew_loop(), name="lease renew")
             group.create_task(self._watch_loop(), name="lease watch")
             group.create_task(self._view_loop(), name="lease view")
+            group.create_task(self._confirm_loop(), name="lease expiry confirmation")
 
     def leave(self) -> None:
         """Stop taking work (the engine hands over what it runs); others see it at the
@@ -386,10 +390,22 @@ class LeaseMembership:
             self._changed.clear()
             self._update_view()
             now = self._clock()
+            if self._observer.unconfirmed(now=now):
+                self._confirm_now.set()
             wake = min(self._observer.next_expiry(now=now), self._ownership.valid_until)
             metrics.LEASE_RENEW_AGE.set(self.renew_age())
             timeout = min(max(0.0, wake - now) + 0.001, 1.0)
             await wait_event(self._changed, timeout)
+
+    async def _confirm_loop(self) -> None:
+        """List the group as soon as a Lease expired as observed: its expiry counts once a
+        list that started after it shows it unchanged (see :mod:`agent.membership.observe`).
+        While the API server cannot be reached, nothing is confirmed and nobody is gone."""
+        while True:
+            await self._confirm_now.wait()
+            self._confirm_now.clear()
+            if await self._relist() is None:
+                await asyncio.sleep(self._retry_interval)
 
     def _update_view(self) -> None:
         now = self._clock()

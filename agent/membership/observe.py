@@ -13,6 +13,15 @@ answered before a watch event arrived): a resourceVersion seen before never coun
 renewal, and a Lease missing from a list is dropped only if the list started after we
 last observed it (a Lease created while the list ran is not made to flap).
 
+An expiry counts only once a complete list **that started after it** confirms it (the Lease
+unchanged, or gone). Until then the member stays live: an observer that cannot reach the API
+server (cut off, or starved) sees no renewal of anybody, and judging the others gone from
+that silence would hand it all their work the moment its own Lease is renewed again --
+while they run it too. A list that succeeds is evidence the observer sees the API server;
+a renewal it shows counts as observed then, and a Lease it shows unchanged past its expiry
+is gone. The members list the group at every renewal, and once more the moment a Lease
+expires as observed, so a dead member's work is taken over one list later.
+
 A Lease whose holder was cleared ends its member at once, and so does the deletion of a
 draining member's Lease (a clean stop: it drained and delivered everything first). A
 member whose Lease says it is draining still counts as live (its claims stand) but owns no
@@ -61,6 +70,16 @@ class LeaseObserver:
         self.own_lease = own_lease
         self._default_duration = default_duration
         self.leases: dict[str, Observed] = {}
+        #: When the last complete list started: it confirms the expiries before it.
+        self.listed_at = -math.inf
+
+    def _confirmed_gone(self, observed: Observed) -> bool:
+        return observed.expires_at() < self.listed_at
+
+    def _live(self, observed: Observed, now: float) -> bool:
+        return bool(observed.holder) and (
+            observed.expires_at() > now or not self._confirmed_gone(observed)
+        )
 
     def observe(self, obj: Mapping[str, Any], *, now: float) -> bool:
         """Take in one Lease object (a list item or a watch event's object); True if
@@ -104,7 +123,7 @@ class LeaseObserver:
         known.version = version
         if known.record == record:
             return False  # an unrelated change (a label): not a renewal
-        was = (known.holder, known.draining, known.expires_at() > now)
+        was = (known.holder, known.draining, self._live(known, now))
         known.holder, known.record, known.duration, known.draining = (
             holder,
             record,
@@ -119,7 +138,7 @@ class LeaseObserver:
         observed = self.leases.get(name)
         if observed is None:
             return False
-        if observed.draining or observed.expires_at() <= now:
+        if observed.draining or (observed.expires_at() <= now and self._confirmed_gone(observed)):
             del self.leases[name]
             return bool(observed.holder)
         # Live until its observed expiry; nothing left to collect (no version).
@@ -127,7 +146,10 @@ class LeaseObserver:
         return False
 
     def listed(self, items: Iterable[Mapping[str, Any]], *, started_at: float, now: float) -> bool:
-        """A complete list of the group's Leases, requested at ``started_at``."""
+        """A complete list of the group's Leases, requested at ``started_at``; True if
+        the view changed (a renewal seen, a member gone, an expiry confirmed)."""
+        before = self.members(now=now)
+        self.listed_at = max(self.listed_at, started_at)
         changed = False
         names = set()
         for item in items:
@@ -137,11 +159,11 @@ class LeaseObserver:
         for name in [n for n in self.leases if n not in names]:
             if self.leases[name].observed_at < started_at:
                 changed |= self.deleted(name, now=now)
-        return changed
+        return changed or self.members(now=now) != before
 
     def members(self, *, now: float) -> tuple[frozenset[str], frozenset[str]]:
         """(owners, live): live members taking work, and every live member."""
-        live = {o.holder: o.draining for o in self.leases.values() if o.expires_at() > now}
+        live = {o.holder: o.draining for o in self.leases.values() if self._live(o, now)}
         return frozenset(h for h, d in live.items() if not d), frozenset(live)
 
     def next_expiry(self, *, now: float) -> float:
@@ -149,15 +171,27 @@ class LeaseObserver:
         times = [o.expires_at() for o in self.leases.values() if o.expires_at() > now]
         return min(times, default=math.inf)
 
-    def expired(self, *, now: float, grace: float) -> list[tuple[str, str]]:
-        """(name, resourceVersion) of Leases expired for more than ``grace`` seconds.
+    def unconfirmed(self, *, now: float) -> bool:
+        """Whether a Lease expired as observed waits for a list to confirm it."""
+        return any(
+            o.holder and o.expires_at() <= now and not self._confirmed_gone(o)
+            for o in self.leases.values()
+        )
 
-        Leases deleted before they expired are forgotten here once expired (nothing to
-        delete)."""
-        for name in [n for n, o in self.leases.items() if not o.version and o.expires_at() < now]:
+    def expired(self, *, now: float, grace: float) -> list[tuple[str, str]]:
+        """(name, resourceVersion) of Leases expired (and confirmed) for more than
+        ``grace`` seconds.
+
+        Leases deleted before they expired are forgotten here once their expiry is
+        confirmed (nothing to delete)."""
+        for name in [
+            n
+            for n, o in self.leases.items()
+            if not o.version and o.expires_at() < now and self._confirmed_gone(o)
+        ]:
             del self.leases[name]
         return [
             (name, o.version)
             for name, o in self.leases.items()
-            if o.expires_at() + grace < now and o.version
+            if o.expires_at() + grace < now and o.version and self._confirmed_gone(o)
         ]
