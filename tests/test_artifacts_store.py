@@ -161,8 +161,13 @@ async def test_persistent_faults_fail_and_abort_the_upload(
     message = failure.value.message
     assert message.startswith(f"cannot store the artifact in s3://{bucket}/k at {proxy.endpoint}")
     assert "gave up after 5 attempts" in message
-    cause = {"503": "SlowDown, HTTP 503", "cut": "the connection to the store broke"}[action]
-    assert cause in message
+    # A cut is seen as a broken write or, when the half body was already handed to the
+    # kernel, as the store closing the connection before answering: either names it.
+    causes = {
+        "503": ("SlowDown, HTTP 503",),
+        "cut": ("the connection to the store broke", "the store closed the connection"),
+    }[action]
+    assert any(cause in message for cause in causes), message
     assert failure.value.transient is True
     assert S3_SECRET_KEY not in message and S3_ACCESS_KEY not in message
     assert moto_s3.pending_uploads(bucket) == []

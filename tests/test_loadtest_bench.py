@@ -234,7 +234,7 @@ def test_bad_flags_are_refused_naming_the_flag(args: tuple[str, ...], flag: str)
     assert flag in done.stderr
 
 
-def test_serve_runs_a_command_against_the_stack_and_stops_it(tmp_path: Path) -> None:
+def test_serve_runs_a_command_stops_the_stack_and_exits_with_its_code(tmp_path: Path) -> None:
     # The command plays the locust user: create a taskset through the API found in
     # LOADTEST_KUBECONFIG, poll until the agent fulfils it, print what it saw.
     probe = tmp_path / "probe.py"
@@ -262,11 +262,12 @@ def test_serve_runs_a_command_against_the_stack_and_stops_it(tmp_path: Path) -> 
                     break
                 time.sleep(0.05)
             print(json.dumps({"server": server, "node": node}))
+            raise SystemExit(3)  # the command's exit code is the bench's
             """
         )
     )
     done = _bench("--serve", "--timeout", "60", "--", sys.executable, str(probe))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["node"]["phase"] == "Succeeded"
     assert seen["node"]["outputs"]["result"].startswith('{"pad":"')
@@ -274,8 +275,3 @@ def test_serve_runs_a_command_against_the_stack_and_stops_it(tmp_path: Path) -> 
     host, port = seen["server"].removeprefix("http://").split(":")
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
         pass
-
-
-def test_serve_propagates_the_command_exit_code() -> None:
-    done = _bench("--serve", "--timeout", "60", "--", sys.executable, "-c", "raise SystemExit(3)")
-    assert done.returncode == 3, done.stderr
