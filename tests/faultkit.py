@@ -651,11 +651,16 @@ class _Run:
     async def track_final(self) -> None:
         """Record when each node is first seen fulfilled (until cancelled)."""
         while True:
-            now = time.monotonic()
-            for node, status in self.nodes().items():
-                if node not in self.final_at and _final(status):
-                    self.final_at[node] = now
+            self.record_final()
             await asyncio.sleep(0.1)
+
+    def record_final(self) -> None:
+        """One look: the nodes fulfilled since the last (the last look is taken after
+        :meth:`settle`, so a node that ended within the tracker's period is not missed)."""
+        now = time.monotonic()
+        for node, status in self.nodes().items():
+            if node not in self.final_at and _final(status):
+                self.final_at[node] = now
 
     # -- members (replica scenarios) ---------------------------------------------------
 
@@ -1132,6 +1137,7 @@ async def _kill_one(run: _Run) -> None:
             await run.start_member()
         await feeder
         await run.settle()
+        run.record_final()
     finally:
         feeder.cancel()
         tracker.cancel()
