@@ -941,7 +941,11 @@ async def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     await _clear_namespace(session, stack)
                     single = replace(cfg, tasks=cfg.single_tasks, tasksets=cfg.single_tasks)
                     _log(f"one task per taskset: {cfg.single_tasks} tasksets x 1 task")
-                    report[SINGLE_SHAPE] = await _throughput_phase(single, stack, session, watcher)
+                    report[SINGLE_SHAPE] = {
+                        "tasks": cfg.single_tasks,
+                        "tasksets": cfg.single_tasks,
+                        **await _throughput_phase(single, stack, session, watcher),
+                    }
                 if cfg.light or cfg.light_iterations:
                     _log(f"light load: {cfg.light_iterations} x 1 task")
                     before = stack.agent.stats()

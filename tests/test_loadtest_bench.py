@@ -34,7 +34,7 @@ def _ordered(latency: dict[str, float]) -> None:
     assert 0 < latency["min"] <= latency["p50"] <= latency["p99"] <= latency["max"]
 
 
-def test_small_run_reports_every_field_consistently() -> None:
+def test_small_run_reports_every_field_consistently(tmp_path: Path) -> None:
     done = _bench(
         "--tasks",
         "200",
@@ -48,7 +48,8 @@ def test_small_run_reports_every_field_consistently() -> None:
         "1",
         "--single-tasks",
         "20",
-        "--no-report",
+        "--report-dir",
+        str(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -87,6 +88,7 @@ def test_small_run_reports_every_field_consistently() -> None:
 
     # The second shape, one task per taskset: its own figures, counters of its phase only.
     single = report["one_task_per_taskset"]
+    assert single["tasks"] == 20 and single["tasksets"] == 20
     assert single["fulfilled"] == 20 and single["results"] == {"Succeeded": 20}
     assert single["patched_nodes"] == 20  # results of the batched phase not counted again
     assert single["patches"] >= 20  # one taskset per task: a patch each, at least
@@ -98,7 +100,10 @@ def test_small_run_reports_every_field_consistently() -> None:
     light = report["light"]
     assert light["iterations"] == 5
     _ordered(light["latency_ms"])
-    assert report["repetitions"] == 1 and "report" not in report
+    assert report["repetitions"] == 1
+    # Both shapes on the report's page.
+    page = Path(report["report"]["markdown"]).read_text()
+    assert "**batched shape**" in page and "**one task per taskset** (20 tasksets)" in page
 
 
 def test_repetitions_interleave_and_report_the_median_with_spread_and_plots(
