@@ -25,20 +25,17 @@ naming the permission the agent's service account lacks.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import aiohttp
 import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from agent.core.artifacts import ArtifactError, Repository, parse_repository
 from agent.core.refs import TaskRef
-from agent.kube.authority import _SharedCache
 from agent.kube.client import GROUP, VERSION, api_error_text
-from agent.kube.secrets import is_transient
+from agent.kube.reads import DEFAULT_BACKOFF_SECONDS, SharedCache, is_transient, retry_transient
 
 __all__ = [
     "DEFAULT_ANNOTATION",
@@ -51,8 +48,6 @@ __all__ = [
 #: (artifactrepositories.go ``get``).
 NAMESPACE_CONFIGMAP = "artifact-repositories"
 DEFAULT_ANNOTATION = "workflows.argoproj.io/default-artifact-repository"
-_ATTEMPTS = 5
-_BACKOFF_SECONDS = 0.010
 
 
 class ClusterRepositoryLookup:
@@ -66,7 +61,7 @@ class ClusterRepositoryLookup:
         controller_configmap: str,
         ttl: float = 10.0,
         request_timeout: float = 30.0,
-        backoff_seconds: float = _BACKOFF_SECONDS,
+        backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
     ) -> None:
         self._objects = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
@@ -74,7 +69,7 @@ class ClusterRepositoryLookup:
         self._controller_configmap = controller_configmap
         self._request_timeout = request_timeout
         self._backoff = backoff_seconds
-        self._cache: _SharedCache[tuple[str, str, str], Repository] = _SharedCache(
+        self._cache: SharedCache[tuple[str, str, str], Repository] = SharedCache(
             ttl=ttl, what="find artifact repository"
         )
 
@@ -144,13 +139,7 @@ class ClusterRepositoryLookup:
     # -- 3: a namespace's ConfigMap ---------------------------------------------------------
 
     async def _from_configmap(self, namespace: str, name: str, *, key: str) -> Repository | None:
-        configmap = await self._read(
-            lambda: self._core.read_namespaced_config_map(
-                name, namespace, _request_timeout=self._request_timeout
-            ),
-            what=f'cannot read ConfigMap "{namespace}/{name}"',
-            permission=f'get configmaps "{name}" in namespace {namespace}',
-        )
+        configmap = await self._read_configmap(namespace, name)
         if configmap is None:
             return None
         annotations = getattr(configmap.metadata, "annotations", None) or {}
@@ -165,45 +154,51 @@ class ClusterRepositoryLookup:
 
     async def _from_controller(self) -> Repository | None:
         namespace, name = self._controller_namespace, self._controller_configmap
-        configmap = await self._read(
-            lambda: self._core.read_namespaced_config_map(
-                name, namespace, _request_timeout=self._request_timeout
-            ),
-            what=f'cannot read ConfigMap "{namespace}/{name}"',
-            permission=f'get configmaps "{name}" in namespace {namespace}',
-        )
+        configmap = await self._read_configmap(namespace, name)
         if configmap is None:
             return None
         return controller_repository(configmap.data or {}, source=f'ConfigMap "{namespace}/{name}"')
 
     # -- reads -----------------------------------------------------------------------------
 
+    async def _read_configmap(self, namespace: str, name: str) -> Any | None:
+        return await self._read(
+            lambda: self._core.read_namespaced_config_map(
+                name, namespace, _request_timeout=self._request_timeout
+            ),
+            what=f'cannot read ConfigMap "{namespace}/{name}"',
+            permission=f'get configmaps "{name}" in namespace {namespace}',
+        )
+
     async def _read(
         self, call: Callable[[], Awaitable[Any]], *, what: str, permission: str
     ) -> Any | None:
-        """The object, or None when it does not exist; transient errors retried as Argo's
-        ``DefaultRetry``; a refusal names the permission."""
-        delay = self._backoff
-        for attempt in range(1, _ATTEMPTS + 1):
+        """The object, or None when it does not exist (:func:`retry_transient`); a
+        refusal names the permission."""
+
+        async def present() -> Any | None:
             try:
                 return await call()
             except ApiException as exc:
                 if exc.status == 404:
                     return None
-                if exc.status == 403 and not is_transient(exc):
-                    raise ArtifactError(
-                        f"{what}: forbidden; the agent's service account needs '{permission}' "
-                        "to find the artifact repository (or give the artifact a complete s3 "
-                        "location)"
-                    ) from None
-                if attempt == _ATTEMPTS or not is_transient(exc):
-                    raise ArtifactError(f"{what}: {api_error_text(exc)}") from None
-            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-                if attempt == _ATTEMPTS:
-                    raise ArtifactError(f"{what}: {str(exc) or type(exc).__name__}") from None
-            await asyncio.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise
+
+        def failed(exc: ApiException) -> ArtifactError:
+            if exc.status == 403 and not is_transient(exc):
+                return ArtifactError(
+                    f"{what}: forbidden; the agent's service account needs '{permission}' "
+                    "to find the artifact repository (or give the artifact a complete s3 "
+                    "location)"
+                )
+            return ArtifactError(f"{what}: {api_error_text(exc)}")
+
+        return await retry_transient(
+            present,
+            api_error=failed,
+            connection_error=lambda text: ArtifactError(f"{what}: {text}"),
+            backoff=self._backoff,
+        )
 
 
 def controller_repository(data: Mapping[str, Any], *, source: str) -> Repository | None:

@@ -50,12 +50,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -63,21 +61,14 @@ from agent.core import metrics
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretError, denied_message
 from agent.kube.client import GROUP, VERSION, api_error_text
-from agent.kube.secrets import is_transient
+from agent.kube.reads import DEFAULT_BACKOFF_SECONDS, SharedCache, retry_transient
 
 __all__ = ["WorkflowSecretAuthority", "service_account_of"]
 
 log = logging.getLogger(__name__)
 
-_MAX_CACHED = 4096
-# As Secret reads (util/retry/retry.go DefaultRetry): 5 attempts, 10 ms doubling.
-_ATTEMPTS = 5
-_BACKOFF_SECONDS = 0.010
 # A Workflow the controller has not finished persisting: read again, about 5 s in all.
 _PENDING_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 1.6)
-
-_K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V")
 
 
 class _Pending(Exception):
@@ -88,48 +79,6 @@ class _Pending(Exception):
 class _Decision:
     allowed: bool
     service_account: str
-
-
-class _SharedCache(Generic[_K, _V]):
-    """Values kept ``ttl`` seconds; concurrent misses share one computation, which runs as
-    a task of its own so that a caller giving up cancels only its own wait."""
-
-    def __init__(self, *, ttl: float, what: str) -> None:
-        self._ttl = ttl
-        self._what = what
-        self._values: dict[_K, tuple[float, _V]] = {}
-        self._running: dict[_K, asyncio.Task[_V]] = {}
-
-    def cached(self, key: _K) -> _V | None:
-        entry = self._values.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        return None
-
-    async def get(self, key: _K, compute: Callable[[], Awaitable[_V]]) -> _V:
-        value = self.cached(key)
-        if value is not None:
-            return value
-        task = self._running.get(key)
-        if task is None:
-            task = asyncio.create_task(self._compute(key, compute), name=self._what)
-            self._running[key] = task
-            task.add_done_callback(lambda done: self._done(key, done))
-        # shield: cancelling this caller leaves the shared computation to the others.
-        return await asyncio.shield(task)
-
-    async def _compute(self, key: _K, compute: Callable[[], Awaitable[_V]]) -> _V:
-        value = await compute()
-        if self._ttl > 0:
-            if len(self._values) >= _MAX_CACHED:
-                self._values.clear()
-            self._values[key] = (time.monotonic() + self._ttl, value)
-        return value
-
-    def _done(self, key: _K, task: asyncio.Task[_V]) -> None:
-        self._running.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: the waiters re-raise it; none may be left
 
 
 def service_account_of(workflow: Mapping[str, Any]) -> str:
@@ -173,7 +122,7 @@ class WorkflowSecretAuthority:
         api: client.ApiClient,
         ttl: float = 10.0,
         request_timeout: float = 30.0,
-        backoff_seconds: float = _BACKOFF_SECONDS,
+        backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
         pending_delays: tuple[float, ...] = _PENDING_DELAYS,
     ) -> None:
         self._objects = client.CustomObjectsApi(api)
@@ -181,10 +130,10 @@ class WorkflowSecretAuthority:
         self._request_timeout = request_timeout
         self._backoff = backoff_seconds
         self._pending_delays = pending_delays
-        self._accounts: _SharedCache[tuple[str, str, str], str] = _SharedCache(
+        self._accounts: SharedCache[tuple[str, str, str], str] = SharedCache(
             ttl=ttl, what="read workflow"
         )
-        self._decisions: _SharedCache[tuple[str, str, str], _Decision] = _SharedCache(
+        self._decisions: SharedCache[tuple[str, str, str], _Decision] = SharedCache(
             ttl=ttl, what="review secret access"
         )
 
@@ -220,7 +169,7 @@ class WorkflowSecretAuthority:
         where = f'workflow "{ref.namespace}/{ref.taskset}"'
         delays = iter(self._pending_delays)
         while True:
-            workflow = await self._retrying(
+            workflow = await retry_transient(
                 lambda: self._objects.get_namespaced_custom_object(
                     GROUP,
                     VERSION,
@@ -229,8 +178,9 @@ class WorkflowSecretAuthority:
                     ref.taskset,
                     _request_timeout=self._request_timeout,
                 ),
-                lambda exc: _workflow_error(exc, ref),
-                what=f"cannot read {where}",
+                api_error=lambda exc: _workflow_error(exc, ref),
+                connection_error=lambda text: SecretError(f"cannot read {where}: {text}"),
+                backoff=self._backoff,
             )
             if not isinstance(workflow, Mapping):
                 raise SecretError(f"cannot read {where}: the API returned no object")
@@ -273,14 +223,15 @@ class WorkflowSecretAuthority:
                 },
             },
         }
-        review = await self._retrying(
+        what = f'cannot check whether service account "{namespace}/{account}" may get secret'
+        review = await retry_transient(
             lambda: self._authz.create_subject_access_review(
                 body,  # type: ignore[arg-type]  # a dict is sent as it is
                 _request_timeout=self._request_timeout,
             ),
-            lambda exc: _review_error(exc, namespace, account, secret),
-            what=f'cannot check whether service account "{namespace}/{account}" may get '
-            f'secret "{secret}"',
+            api_error=lambda exc: _review_error(exc, namespace, account, secret),
+            connection_error=lambda text: SecretError(f'{what} "{secret}": {text}'),
+            backoff=self._backoff,
         )
         status = getattr(review, "status", None)
         allowed = bool(getattr(status, "allowed", False))
@@ -296,29 +247,6 @@ class WorkflowSecretAuthority:
                 extra={"namespace": namespace},
             )
         return _Decision(allowed=allowed, service_account=account)
-
-    # -- retries ----------------------------------------------------------------------
-
-    async def _retrying(
-        self,
-        call: Callable[[], Awaitable[Any]],
-        error: Callable[[ApiException], SecretError],
-        *,
-        what: str,
-    ) -> Any:
-        delay = self._backoff
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return await call()
-            except ApiException as exc:
-                if attempt == _ATTEMPTS or not is_transient(exc):
-                    raise error(exc) from None
-            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-                if attempt == _ATTEMPTS:
-                    raise SecretError(f"{what}: {str(exc) or type(exc).__name__}") from None
-            await asyncio.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _workflow_error(exc: ApiException, ref: TaskRef) -> SecretError:

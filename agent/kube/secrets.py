@@ -23,11 +23,8 @@ itself, and encoding the text back the same way gives exactly the Secret's bytes
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 
-import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -40,17 +37,9 @@ from agent.core.secrets import (
     not_found_message,
 )
 from agent.kube.client import api_error_text
+from agent.kube.reads import DEFAULT_BACKOFF_SECONDS, SharedCache, retry_transient
 
-__all__ = ["KubeSecretResolver", "is_transient"]
-
-_MAX_CACHED = 4096
-# util/retry/retry.go DefaultRetry: RETRY_BACKOFF_STEPS 5, _DURATION 10ms, _FACTOR 2.
-_READ_ATTEMPTS = 5
-_READ_BACKOFF_SECONDS = 0.010
-# apimachinery IsTooManyRequests / IsServiceUnavailable / IsTimeout / IsServerTimeout.
-_TRANSIENT_STATUS = frozenset({429, 503, 504})
-_TRANSIENT_REASONS = ("ServerTimeout", "etcdserver: leader changed",
-                      "etcdserver: request timed out", "etcdserver: too many requests")  # fmt: skip
+__all__ = ["KubeSecretResolver"]
 
 
 class KubeSecretResolver:
@@ -62,14 +51,14 @@ class KubeSecretResolver:
         api: client.ApiClient,
         ttl: float = 10.0,
         request_timeout: float = 30.0,
-        backoff_seconds: float = _READ_BACKOFF_SECONDS,
+        backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
     ) -> None:
         self._api = client.CoreV1Api(api)
         self._backoff = backoff_seconds
-        self._ttl = ttl
         self._request_timeout = request_timeout
-        self._cache: dict[tuple[str, str], tuple[float, Mapping[str, bytes]]] = {}
-        self._reads: dict[tuple[str, str], asyncio.Task[Mapping[str, bytes]]] = {}
+        self._cache: SharedCache[tuple[str, str], Mapping[str, bytes]] = SharedCache(
+            ttl=ttl, what="read secret"
+        )
 
     async def get_secret_value(self, *, namespace: str, name: str, key: str) -> str:
         data = await self._secret_data(namespace, name)
@@ -79,58 +68,24 @@ class KubeSecretResolver:
 
     async def _secret_data(self, namespace: str, name: str) -> Mapping[str, bytes]:
         cache_key = (namespace, name)
-        cached = self._cache.get(cache_key)
-        if cached is not None and cached[0] > time.monotonic():
+        cached = self._cache.cached(cache_key)
+        if cached is not None:
             metrics.SECRET_CACHE.labels(result="hit").inc()
-            return cached[1]
+            return cached
         metrics.SECRET_CACHE.labels(result="miss").inc()
-        read = self._reads.get(cache_key)
-        if read is None:
-            read = asyncio.create_task(self._read(namespace, name), name=f"read secret {name}")
-            self._reads[cache_key] = read
-            read.add_done_callback(lambda done: self._read_done(cache_key, done))
-        # shield: cancelling this caller leaves the shared read running for the others.
-        return await asyncio.shield(read)
-
-    def _read_done(self, cache_key: tuple[str, str], read: asyncio.Task[object]) -> None:
-        self._reads.pop(cache_key, None)
-        if not read.cancelled():
-            read.exception()  # retrieved: the waiters re-raise it; none may be left
+        return await self._cache.get(cache_key, lambda: self._read(namespace, name))
 
     async def _read(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        delay = self._backoff
-        for attempt in range(1, _READ_ATTEMPTS + 1):
-            try:
-                secret = await self._api.read_namespaced_secret(
-                    name, namespace, _request_timeout=self._request_timeout
-                )
-                break
-            except ApiException as exc:
-                if attempt == _READ_ATTEMPTS or not is_transient(exc):
-                    raise _read_error(exc, namespace, name) from None
-            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-                if attempt == _READ_ATTEMPTS:
-                    text = str(exc) or type(exc).__name__
-                    raise SecretError(f"cannot read secret '{name}': {text}") from None
-            metrics.SECRET_READ_RETRIES.inc()
-            await asyncio.sleep(delay)
-            delay *= 2
-        data = decode_secret_data(name, secret.data)
-        if self._ttl > 0:
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[(namespace, name)] = (time.monotonic() + self._ttl, data)
-        return data
-
-
-def is_transient(exc: ApiException) -> bool:
-    """Whether Argo's ``IsTransientErr`` would try the failed API call again."""
-    if exc.status in _TRANSIENT_STATUS:
-        return True
-    text = api_error_text(exc)
-    return any(reason in text for reason in _TRANSIENT_REASONS) or (
-        exc.status == 403 and "exceeded quota" in text
-    )
+        secret = await retry_transient(
+            lambda: self._api.read_namespaced_secret(
+                name, namespace, _request_timeout=self._request_timeout
+            ),
+            api_error=lambda exc: _read_error(exc, namespace, name),
+            connection_error=lambda text: SecretError(f"cannot read secret '{name}': {text}"),
+            backoff=self._backoff,
+            retried=metrics.SECRET_READ_RETRIES.inc,
+        )
+        return decode_secret_data(name, secret.data)
 
 
 def _read_error(exc: ApiException, namespace: str, name: str) -> SecretError:
