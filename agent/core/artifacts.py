@@ -89,8 +89,8 @@ class ArtifactError(Exception):
         return self.message
 
 
-class S3Location(_ArgoModel):
-    """Argo's ``S3Artifact``: ``S3Bucket`` fields inline, plus ``key``."""
+class _S3Bucket(_ArgoModel):
+    """Argo's ``S3Bucket``: the store and its credentials, inline in both types below."""
 
     endpoint: str = ""
     bucket: str = ""
@@ -99,6 +99,14 @@ class S3Location(_ArgoModel):
     access_key_secret: SecretKeySelector | None = None
     secret_key_secret: SecretKeySelector | None = None
     session_token_secret: SecretKeySelector | None = None
+
+    def bucket_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _S3Bucket.model_fields}
+
+
+class S3Location(_S3Bucket):
+    """Argo's ``S3Artifact``: ``S3Bucket`` fields inline, plus ``key``."""
+
     key: str = ""
 
     @property
@@ -110,16 +118,9 @@ class S3Location(_ArgoModel):
         return bool(self.endpoint and self.bucket and self.key)
 
 
-class _S3Repository(_ArgoModel):
+class _S3Repository(_S3Bucket):
     """Argo's ``S3ArtifactRepository``: ``S3Bucket`` inline, ``keyFormat``, ``keyPrefix``."""
 
-    endpoint: str = ""
-    bucket: str = ""
-    region: str = ""
-    insecure: bool | None = None
-    access_key_secret: SecretKeySelector | None = None
-    secret_key_secret: SecretKeySelector | None = None
-    session_token_secret: SecretKeySelector | None = None
     key_format: str = ""
     key_prefix: str = ""
 
@@ -285,17 +286,7 @@ def parse_repository(raw: object, *, source: str) -> Repository:
     # Argo's S3ArtifactRepository.IntoArtifactLocation: keyFormat, else keyPrefix joined
     # with the default archive pattern.
     key_format = repo.key_format or posixpath.join(repo.key_prefix, DEFAULT_KEY_FORMAT)
-    location = S3Location(
-        endpoint=repo.endpoint,
-        bucket=repo.bucket,
-        region=repo.region,
-        insecure=repo.insecure,
-        access_key_secret=repo.access_key_secret,
-        secret_key_secret=repo.secret_key_secret,
-        session_token_secret=repo.session_token_secret,
-        key=key_format,
-    )
-    return Repository(s3=location, source=source)
+    return Repository(s3=S3Location(**repo.bucket_fields(), key=key_format), source=source)
 
 
 def _refuse_unsupported(s3: Mapping[str, Any], *, where: str) -> None:
