@@ -446,6 +446,19 @@ def judge(
     return verdict
 
 
+def _check_claim_rule(
+    status: Mapping[str, Any], match: re.Match[str], claimed: bool, policy: Policy, *, what: str
+) -> str:
+    """What is wrong with a node the claim rule settled (``what`` names the settlement)."""
+    if not claimed:
+        return f"{what}, but this method is not claimed"
+    if set(status) != {"phase", "message"} or status.get("phase") != "Failed":
+        return f"{what}: must be Failed with a message only"
+    if match.group("policy") != policy:
+        return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
+    return ""
+
+
 def _check_superseded(
     status: Mapping[str, Any],
     match: re.Match[str],
@@ -453,12 +466,9 @@ def _check_superseded(
     claimed: bool,
     policy: Policy,
 ) -> str:
-    if not claimed:
-        return "settled as superseded, but this method is not claimed"
-    if set(status) != {"phase", "message"} or status.get("phase") != "Failed":
-        return "a superseded claim must be Failed with a message only"
-    if match.group("policy") != policy:
-        return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
+    problem = _check_claim_rule(status, match, claimed, policy, what="settled as superseded")
+    if problem:
+        return problem
     if len(got) > 1:
         return "sent more than once"  # also a duplicate, counted there
     return ""
@@ -473,12 +483,9 @@ def _check_abandoned(
     claimed: bool,
     policy: Policy,
 ) -> str:
-    if not claimed:
-        return "finished by the claim rule, but this method is not claimed"
-    if set(status) != {"phase", "message"} or status.get("phase") != "Failed":
-        return "a claim-rule result must be Failed with a message only"
-    if match.group("policy") != policy:
-        return f"names policy {match.group('policy')!r}, the agent ran {policy!r}"
+    problem = _check_claim_rule(status, match, claimed, policy, what="finished by the claim rule")
+    if problem:
+        return problem
     # "stopped": the member's claim was found after its Lease expired -- it was killed,
     # or cut off the API server long enough; "shut down": it finished it at a SIGTERM.
     kinds = ("SIGKILL", "CUT", "GONE") if match.group("how") == "stopped" else ("SIGTERM",)

@@ -294,12 +294,12 @@ def claim(member: str) -> dict[str, str]:
     return {"phase": "Running", "message": f"argo-http-agent {member}: request in flight"}
 
 
-def member(
-    me: str, store: Store, *, owners: list[str], settle: float = 0.05
-) -> tuple[Engine, Ownership, RecordingRunner, DurableListSink]:
-    runner, sink = RecordingRunner(), DurableListSink()
-    ownership = Ownership(me=me, owners=owners, live=owners, settle=settle)
-    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id=me)
+def member_engine(
+    store: Store, sink: ListSink, ownership: Ownership
+) -> tuple[Engine, RecordingRunner]:
+    """A member's engine over ``store`` (its fresh reads), claiming as ``ownership.me``."""
+    runner = RecordingRunner()
+    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id=ownership.me)
     engine = Engine(
         runner=runner,
         sink=sink,
@@ -309,6 +309,15 @@ def member(
         reader=store,
         recheck=0.02,
     )
+    return engine, runner
+
+
+def member(
+    me: str, store: Store, *, owners: list[str], settle: float = 0.05
+) -> tuple[Engine, Ownership, RecordingRunner, DurableListSink]:
+    sink = DurableListSink()
+    ownership = Ownership(me=me, owners=owners, live=owners, settle=settle)
+    engine, runner = member_engine(store, sink, ownership)
     return engine, ownership, runner, sink
 
 
@@ -588,19 +597,10 @@ class StoreSink(DurableListSink):
 def store_member(
     me: str, store: Store, *, owners: list[str], clock: Clock
 ) -> tuple[Engine, Ownership, RecordingRunner, StoreSink]:
-    runner, sink = RecordingRunner(), StoreSink(store)
+    sink = StoreSink(store)
     ownership = Ownership(me=me, owners=owners, live=owners, settle=0.05, clock=clock)
     ownership.valid_until = clock.now + 10
-    claims = ClaimPolicy(sink=sink, redelivery="idempotent", instance_id=me)
-    engine = Engine(
-        runner=runner,
-        sink=sink,
-        max_in_flight=10,
-        claims=claims,
-        ownership=ownership,
-        reader=store,
-        recheck=0.02,
-    )
+    engine, runner = member_engine(store, sink, ownership)
     sink.is_current = engine.is_current
     return engine, ownership, runner, sink
 
