@@ -26,6 +26,7 @@ from agent_sim.samples import workflow_taskset as taskset
 
 __all__ = [
     "AgentProcess",
+    "add_argo_agent_token",
     "free_port",
     "http_task",
     "owner_workflow",
@@ -57,6 +58,23 @@ def owner_workflow(
             user=service_account_user(namespace, service_account or "default"),
         )
     return str(created["metadata"]["uid"])
+
+
+def add_argo_agent_token(
+    sim: ApiSimulator, token: str, *, namespace: str = "argo", service_account: str = "wf-sa"
+) -> None:
+    """``token`` for the workflow's service account with what Argo's agent role grants it
+    (list and watch tasksets, patch their status) and the ``get secrets`` its HTTP headers
+    need: per-workflow mode's whole authority."""
+    sim.add_token(
+        token,
+        [
+            Rule.of("get list watch", "workflowtasksets", namespaces=namespace),
+            Rule.of("patch", "workflowtasksets/status", namespaces=namespace),
+            Rule.of("get", "secrets", namespaces=namespace),
+        ],
+        user=service_account_user(namespace, service_account),
+    )
 
 
 def free_port() -> int:

@@ -21,12 +21,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 from agent_sim import ApiSimulator, Rule, service_account_user
-from agent_sim.samples import secret, workflow
+from agent_sim.samples import configmap, secret, workflow
 from agent_sim.target import pattern
 
-from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
+from tests.agentproc import (
+    AgentProcess,
+    add_argo_agent_token,
+    http_task,
+    taskset,
+    wait_for_nodes,
+)
 from tests.s3server import S3_ACCESS_KEY, S3_SECRET_KEY, MotoServer
 from tests.servers import TargetServer
 from tests.test_artifacts_local import BIG, SECRET_REFS, fetch
@@ -79,17 +84,6 @@ def setup_secrets(sim: ApiSimulator) -> None:
     )
 
 
-def configmap(
-    name: str, namespace: str, data: dict[str, Any], **annotations: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "data": {key: yaml.safe_dump(value) for key, value in data.items()},
-    }
-
-
 async def test_each_level_of_precedence_in_the_cluster(
     sim: ApiSimulator, moto_s3: MotoServer, bucket: str, target: TargetServer
 ) -> None:
@@ -100,8 +94,8 @@ async def test_each_level_of_precedence_in_the_cluster(
         "configmaps",
         configmap(
             "workflow-controller-configmap",
-            "argo-system",
             {"artifactRepository": repo(moto_s3, bucket, keyFormat="ctl/{{workflow.name}}")},
+            namespace="argo-system",
         ),
     )
     uids = {
@@ -135,8 +129,8 @@ async def test_each_level_of_precedence_in_the_cluster(
             "configmaps",
             configmap(
                 "artifact-repositories",
-                NS,
                 {"mine": repo(moto_s3, bucket, keyFormat="ns/{{workflow.uid}}")},
+                namespace=NS,
                 **{"workflows.argoproj.io/default-artifact-repository": "mine"},
             ),
         )
@@ -214,15 +208,7 @@ async def test_per_workflow_mode_with_argos_agent_role(
     naming the permission it lacks; a complete own location works; plain nodes are
     unaffected."""
     sim.create_object("secrets", secret("s3-creds", CREDS["s3-creds"], namespace=NS))
-    sim.add_token(
-        "argo-agent-role",
-        [
-            Rule.of("get list watch", "workflowtasksets", namespaces=NS),
-            Rule.of("patch", "workflowtasksets/status", namespaces=NS),
-            Rule.of("get", "secrets", namespaces=NS),
-        ],
-        user=service_account_user(NS, "wf-sa"),
-    )
+    add_argo_agent_token(sim, "argo-agent-role", namespace=NS)
     own = {"endpoint": moto_s3.endpoint, "bucket": bucket, "insecure": True, **SECRET_REFS}
     tasks = {
         "needs-repo": artifact_task(target.url("/respond?body=r")),

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from agent_sim import ApiSimulator, Rule
-from agent_sim.samples import workflow
+from agent_sim.samples import configmap, workflow
 from kubernetes_asyncio import client
 
 from agent.core.artifacts import ArtifactError
@@ -36,17 +36,6 @@ CONTROLLER_NS = "argo-system"
 
 def repo(bucket: str) -> dict[str, Any]:
     return {"s3": {"bucket": bucket, "endpoint": "127.0.0.1:9", "insecure": True}}
-
-
-def configmap(
-    name: str, namespace: str, data: dict[str, Any], **annotations: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "data": {k: v if isinstance(v, str) else yaml.safe_dump(v) for k, v in data.items()},
-    }
 
 
 def make_workflow(sim: ApiSimulator, name: str, status_ref: dict[str, Any] | None) -> TaskRef:
@@ -75,7 +64,12 @@ async def test_the_workflow_status_repository_comes_first(
 ) -> None:
     sim.create_object(
         "configmaps",
-        configmap("artifact-repositories", NS, {"r": repo("ns-bucket")}, **default_annotation("r")),
+        configmap(
+            "artifact-repositories",
+            {"r": repo("ns-bucket")},
+            namespace=NS,
+            **default_annotation("r"),
+        ),
     )
     ref = make_workflow(
         sim, "wf", {"namespace": NS, "configMap": "x", "key": "y", "artifactRepository": repo("s")}
@@ -88,7 +82,7 @@ async def test_the_workflow_status_repository_comes_first(
 async def test_a_status_ref_without_the_repository_reads_its_configmap(
     sim: ApiSimulator, api: client.ApiClient
 ) -> None:
-    sim.create_object("configmaps", configmap("my-repos", NS, {"k": repo("from-ref")}))
+    sim.create_object("configmaps", configmap("my-repos", {"k": repo("from-ref")}, namespace=NS))
     ref = make_workflow(sim, "wf", {"namespace": NS, "configMap": "my-repos", "key": "k"})
     assert (await lookup(api).repository(ref=ref)).s3.bucket == "from-ref"
 
@@ -99,7 +93,9 @@ async def test_the_namespace_default_then_the_controller_default(
     sim.create_object(
         "configmaps",
         configmap(
-            "workflow-controller-configmap", CONTROLLER_NS, {"artifactRepository": repo("ctl")}
+            "workflow-controller-configmap",
+            {"artifactRepository": repo("ctl")},
+            namespace=CONTROLLER_NS,
         ),
     )
     ref = make_workflow(sim, "wf", None)
@@ -111,7 +107,9 @@ async def test_the_namespace_default_then_the_controller_default(
     # A ConfigMap without the annotated key falls through; with it, it wins.
     sim.create_object(
         "configmaps",
-        configmap("artifact-repositories", NS, {"other": repo("o")}, **default_annotation("r")),
+        configmap(
+            "artifact-repositories", {"other": repo("o")}, namespace=NS, **default_annotation("r")
+        ),
     )
     assert (await lookup(api, ttl=0).repository(ref=ref)).s3.bucket == "ctl"
     sim.patch_object(
@@ -132,8 +130,8 @@ async def test_the_controller_default_in_the_legacy_config_key(
         "configmaps",
         configmap(
             "workflow-controller-configmap",
-            CONTROLLER_NS,
             {"config": yaml.safe_dump({"artifactRepository": repo("legacy")})},
+            namespace=CONTROLLER_NS,
         ),
     )
     ref = make_workflow(sim, "wf", {"default": True})
@@ -158,7 +156,9 @@ async def test_no_repository_anywhere_says_where_it_looked(
 async def test_a_bad_document_is_named(sim: ApiSimulator, api: client.ApiClient) -> None:
     sim.create_object(
         "configmaps",
-        configmap("artifact-repositories", NS, {"r": "s3: [unclosed"}, **default_annotation("r")),
+        configmap(
+            "artifact-repositories", {"r": "s3: [unclosed"}, namespace=NS, **default_annotation("r")
+        ),
     )
     ref = make_workflow(sim, "wf", None)
     with pytest.raises(ArtifactError) as caught:

@@ -24,7 +24,13 @@ import httpx
 from agent_sim import ApiSimulator, Rule, service_account_user
 from agent_sim.samples import secret, workflow
 
-from tests.agentproc import AgentProcess, http_task, taskset, wait_for_nodes
+from tests.agentproc import (
+    AgentProcess,
+    add_argo_agent_token,
+    http_task,
+    taskset,
+    wait_for_nodes,
+)
 from tests.servers import PluginServer
 
 NS = "argo"
@@ -162,15 +168,7 @@ async def test_per_workflow_mode_needs_only_argos_agent_role(sim: ApiSimulator) 
     """``--workflow``: the agent runs as the workflow's own account, so its Secret read is
     the workflow's authority: no Workflow read and no review, with Argo's agent role."""
     sim.create_object("secrets", secret("creds", {"token": SECRET_VALUE}, namespace=NS))
-    sim.add_token(
-        "argo-agent-role",
-        [
-            Rule.of("get list watch", "workflowtasksets", namespaces=NS),
-            Rule.of("patch", "workflowtasksets/status", namespaces=NS),
-            Rule.of("get", "secrets", namespaces=NS),
-        ],
-        user=service_account_user(NS, "wf-sa"),
-    )
+    add_argo_agent_token(sim, "argo-agent-role", namespace=NS)
     with PluginServer() as recorder:
         sim.create_object(TS, taskset("solo", {"n": recorded_task(recorder, "solo")}))
         async with AgentProcess(

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from aiohttp import web
 
 from agent_sim import ApiSimulator, Rule, service_account_user
-from agent_sim.samples import http_task, secret, workflow, workflow_taskset
+from agent_sim.samples import configmap, http_task, secret, workflow, workflow_taskset
 from agent_sim.target import pattern, target_app
 
 __all__ = ["main"]
@@ -326,16 +325,12 @@ def _artifact_repository(sim: ApiSimulator, endpoint: str) -> None:
     }
     sim.create_object(
         "configmaps",
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": "artifact-repositories",
-                "namespace": _NS,
-                "annotations": {"workflows.argoproj.io/default-artifact-repository": "demo"},
-            },
-            "data": {"demo": yaml.safe_dump(repository)},
-        },
+        configmap(
+            "artifact-repositories",
+            {"demo": repository},
+            namespace=_NS,
+            **{"workflows.argoproj.io/default-artifact-repository": "demo"},
+        ),
     )
 
 

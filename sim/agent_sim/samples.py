@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["http_task", "secret", "workflow", "workflow_taskset"]
+import yaml
+
+__all__ = ["configmap", "http_task", "secret", "workflow", "workflow_taskset"]
 
 
 def workflow_taskset(
@@ -87,4 +89,17 @@ def secret(name: str, string_data: Mapping[str, str], *, namespace: str = "argo"
         "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace},
         "stringData": dict(string_data),
+    }
+
+
+def configmap(
+    name: str, data: Mapping[str, Any], *, namespace: str = "argo", **annotations: str
+) -> dict[str, Any]:
+    """A core/v1 ConfigMap; a value that is not a string is written as YAML (an artifact
+    repository, as Argo's ``artifact-repositories`` ConfigMap holds it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "data": {k: v if isinstance(v, str) else yaml.safe_dump(v) for k, v in data.items()},
     }
