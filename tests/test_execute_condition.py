@@ -17,7 +17,7 @@ from tests.servers import TargetServer
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
 
 
-@pytest.fixture(params=["aiohttp", "httpcore"])
+@pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def executor(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
     settings = ExecutorSettings(transport=request.param, ca_dir=None, default_timeout_seconds=10)
     secrets = StaticSecretResolver({("argo", "creds"): {"token": "t0ken"}})

@@ -41,7 +41,7 @@ MakeExecutor = Callable[..., Executor]
 Handler = Callable[[socket.socket], None]
 
 
-@pytest.fixture(params=["aiohttp", "httpcore"])
+@pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[MakeExecutor]:
     made: list[Executor] = []
 

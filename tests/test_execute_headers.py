@@ -30,7 +30,7 @@ REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-
 Send = Callable[..., Any]
 
 
-@pytest.fixture(params=["aiohttp", "httpcore"])
+@pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def send(request: pytest.FixtureRequest) -> AsyncIterator[Send]:
     """``await send(method=..., headers=[...])`` -> the header lines the server received."""
     received: list[bytes] = []

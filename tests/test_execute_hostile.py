@@ -65,7 +65,7 @@ async def run(executor: Executor, http: dict[str, Any]) -> dict[str, Any]:
     return dump(await executor.run({"name": "t", "http": http}, ref=REF))
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_a_secret_with_a_trailing_space_reaches_an_https_http1_origin(
     make_executor: Callable[..., Executor], tls_target: TargetServer, transport: str
 ) -> None:
@@ -77,7 +77,7 @@ async def test_a_secret_with_a_trailing_space_reaches_an_https_http1_origin(
     assert result == {"phase": "Succeeded", "outputs": {"result": "status 200"}}
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_a_secret_te_header_on_http2_is_refused_without_its_value(
     make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
 ) -> None:
@@ -156,7 +156,7 @@ async def test_debug_logs_carry_no_secret_header_value(
     assert SECRET not in logged
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_a_location_without_a_host_fails_with_gos_text(
     make_executor: Callable[..., Executor], target: TargetServer, transport: str
 ) -> None:

@@ -29,7 +29,7 @@ SECRETS = StaticSecretResolver({("argo", "creds"): {"token": "Bearer s3cr3t", "u
 MakeExecutor = Callable[..., Executor]
 
 
-@pytest.fixture(params=["aiohttp", "httpcore"])
+@pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

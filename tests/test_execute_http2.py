@@ -132,7 +132,7 @@ def served(result: dict[str, Any]) -> dict[str, Any]:
     return json.loads(result["outputs"]["result"])  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_https_target_offering_http2_is_spoken_to_in_http2(
     make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
 ) -> None:
@@ -153,7 +153,7 @@ async def test_host_header_becomes_the_http2_authority(
     assert served(result)["host"] == "elsewhere.example"
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_header_names_are_lower_case_on_http2_as_gos(
     make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
 ) -> None:
@@ -178,7 +178,7 @@ async def test_http2_off_speaks_http1(
     assert echo["http_version"] == "1.1"
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_insecure_skip_verify_speaks_http1_as_argos_insecure_client(
     make_executor: Callable[..., Executor], h2_target: Http2Target, transport: str
 ) -> None:

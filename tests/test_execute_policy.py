@@ -23,7 +23,7 @@ from tests.servers import TargetServer
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
 
 
-@pytest.fixture(params=["aiohttp", "httpcore"])
+@pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Executor]]:
     made: list[Executor] = []
 

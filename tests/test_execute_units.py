@@ -95,7 +95,7 @@ def test_bad_secret_manifests_name_the_field(manifest: object, error: str) -> No
         ({"default_timeout_seconds": 0}, "default_timeout_seconds must be positive"),
         ({"max_result_bytes": -1}, "max_result_bytes must not be negative"),
         ({"max_connections": 0}, "max_connections must be at least 1"),
-        ({"transport": "curl"}, "transport must be 'aiohttp' or 'httpcore'"),
+        ({"transport": "curl"}, "transport must be 'http1', 'aiohttp' or 'httpcore'"),
     ],
 )
 def test_settings_validate_their_fields(overrides: dict[str, object], error: str) -> None:

@@ -103,7 +103,7 @@ async def _sent_request(api: client.ApiClient, transport: str, header: dict[str,
     return received[0]
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_the_header_carries_the_secrets_raw_bytes(
     api: client.ApiClient, transport: str
 ) -> None:
@@ -114,7 +114,7 @@ async def test_the_header_carries_the_secrets_raw_bytes(
     assert b"\r\nX-Token: " + RAW + b"\r\n" in sent
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_a_non_ascii_template_value_is_sent_as_its_utf8_bytes(
     api: client.ApiClient, transport: str
 ) -> None:

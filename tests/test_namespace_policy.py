@@ -43,7 +43,7 @@ def policies_of(*configs: tuple[str, Mapping[str, str]]) -> NamespacePolicies:
     return policies
 
 
-@pytest.fixture(params=["aiohttp", "httpcore"])
+@pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Executor]]:
     made: list[Executor] = []
 
@@ -273,7 +273,7 @@ class _DenyingAuthority:
         raise SecretError(denied_message(ref.namespace, "default", secret))
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("transport", ["http1", "aiohttp", "httpcore"])
 async def test_a_namespace_with_a_policy_still_asks_the_secret_authority(
     transport: str, target: TargetServer
 ) -> None:

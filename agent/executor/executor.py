@@ -40,6 +40,7 @@ from agent.core.model import NodePhase, NodeResult, Template, TemplateError, dum
 from agent.core.refs import TaskRef
 from agent.core.secrets import SecretAuthority, SecretResolver
 from agent.executor.artifacts import ArtifactPlanner
+from agent.executor.client import build_client
 from agent.executor.condition import ConditionEvaluator
 from agent.executor.http import BodyArtifact, HTTPExecutor
 from agent.executor.plugin import PluginExecutor
@@ -50,7 +51,7 @@ from agent.executor.policy import (
     PolicyDenied,
 )
 from agent.executor.settings import ExecutorSettings
-from agent.executor.transport import AgentClient, build_client, build_tls_contexts
+from agent.executor.transport import AgentClient, build_tls_contexts
 
 __all__ = ["Executor", "template_type"]
 

@@ -9,7 +9,7 @@ a deny list that keeps templates away from the cloud metadata endpoints.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from agent import __version__
 from agent.executor.policy import InvalidNetwork, parse_networks
@@ -31,7 +31,7 @@ __all__ = [
     "PluginEndpoint",
 ]
 
-TransportKind = Literal["aiohttp", "httpcore"]
+TransportKind = Literal["http1", "aiohttp", "httpcore"]
 
 # The defaults that the service's flags share (agent/service/settings.py uses these names),
 # so that each value is written once; what they mean is documented on ExecutorSettings.
@@ -39,7 +39,7 @@ DEFAULT_TIMEOUT_SECONDS: float = 30.0
 DEFAULT_MAX_RESULT_BYTES: int = 1 << 20
 DEFAULT_CA_DIR: str = "/etc/ssl/certs/ca-certificates"
 DEFAULT_DENY_NETWORKS: tuple[str, ...] = ("169.254.169.254/32", "fd00:ec2::254/128")
-DEFAULT_TRANSPORT: TransportKind = "aiohttp"
+DEFAULT_TRANSPORT: TransportKind = "http1"
 DEFAULT_HTTP2: bool = True
 # Go's http.DefaultTransport, which Argo's agent uses for verified requests
 # (net/http/transport.go: net.Dialer{Timeout: 30 * time.Second}, TLSHandshakeTimeout: 10 s).
@@ -91,14 +91,16 @@ class ExecutorSettings:
         max_connections: global limit of open connections to targets.
         max_connections_per_host: limit per ``(host, port, TLS)`` target.
         keepalive_seconds: how long an idle connection is kept for reuse.
-        dns_cache_seconds: how long resolved addresses are reused (aiohttp transport);
-            each resolution is checked against the deny list.
+        dns_cache_seconds: how long resolved addresses are reused (http1 and aiohttp
+            transports); each resolution is checked against the deny list.
         deny_networks: CIDRs no request may connect to, checked on the resolved address of
             every connection, redirects included.
-        transport: ``"aiohttp"`` (fast, default) or ``"httpcore"`` (httpx's own pool;
-            kept for comparison and as a fallback). Behaviour is identical.
+        transport: ``"http1"`` (fastest, default: HTTP/1.1 on :mod:`agent.http1`),
+            ``"aiohttp"`` (aiohttp's client) or ``"httpcore"`` (httpx's own pool); kept
+            for comparison and as fallbacks. Behaviour is identical.
         http2: speak HTTP/2 with HTTPS targets that offer it (ALPN), as Go's client does;
-            HTTP/1.1 targets keep the aiohttp pool (see ``AiohttpTransport``).
+            HTTP/1.1 targets keep the transport's own HTTP/1.1 pool (see
+            ``AiohttpTransport``).
         connect_timeout_seconds: how long opening a TCP connection may take before the node
             fails with Go's ``dial tcp IP:PORT: i/o timeout`` (Go's default transport: 30 s,
             spread over the addresses a name resolves to, as Go's ``dialSerial`` does).
@@ -179,8 +181,10 @@ class ExecutorSettings:
                 raise ValueError(f"{name} must be positive")
         if self.plugin_retry_base_seconds < 0 or self.dns_cache_seconds < 0:
             raise ValueError("plugin_retry_base_seconds and dns_cache_seconds must not be negative")
-        if self.transport not in ("aiohttp", "httpcore"):
-            raise ValueError(f"transport must be 'aiohttp' or 'httpcore', got {self.transport!r}")
+        if self.transport not in get_args(TransportKind):
+            raise ValueError(
+                f"transport must be 'http1', 'aiohttp' or 'httpcore', got {self.transport!r}"
+            )
         try:
             parse_networks(self.deny_networks)
         except InvalidNetwork as exc:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import http.cookiejar
 import logging
 import os
 import socket
@@ -63,7 +62,6 @@ from multidict import CIMultiDict
 from agent import shims
 from agent.executor.errors import DialTimeout, TLSHandshakeTimeout, go_quote
 from agent.executor.policy import OutboundPolicy, PolicyDenied, is_ip_literal
-from agent.executor.settings import ExecutorSettings
 
 __all__ = [
     "INSECURE_EXTENSION",
@@ -73,7 +71,6 @@ __all__ = [
     "BadLocation",
     "HttpcoreTransport",
     "TLSContexts",
-    "build_client",
     "build_tls_contexts",
 ]
 
@@ -308,10 +305,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             negotiated = await self._via_http2(request)
             if negotiated is not None:
                 return negotiated
-        try:
-            headers = _multidict(request.headers.raw)
-        except UnicodeDecodeError:
-            return await self._fallback_transport().handle_async_request(request)
         host = request.url.host
         if is_ip_literal(host):
             # The resolver is not consulted for literal addresses.
@@ -319,6 +312,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 self._policy.check(host, host=host)
             except PolicyDenied as exc:
                 raise httpx.ConnectError(str(exc), request=request) from exc
+        return await self._send_http11(request, insecure=insecure)
+
+    async def _send_http11(self, request: httpx.Request, *, insecure: bool) -> httpx.Response:
+        """The request on aiohttp's HTTP/1.1 pool."""
+        host = request.url.host
+        try:
+            headers = _multidict(request.headers.raw)
+        except UnicodeDecodeError:
+            return await self._fallback_transport().handle_async_request(request)
         session = self._get_session()
         timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
         connect = timeouts.get("connect")
@@ -815,74 +817,3 @@ class AgentClient(httpx.AsyncClient):
             except BaseException:
                 await response.aclose()
                 raise
-
-
-def _no_cookies() -> http.cookiejar.CookieJar:
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-class _NoCookies(httpx.Cookies):
-    """Argo's client keeps no cookie jar; skipping the extraction saves ~5% CPU per request."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-def _own_contexts(settings: ExecutorSettings) -> TLSContexts:
-    return build_tls_contexts(ca_dir=settings.ca_dir, ca_bundle=settings.ca_bundle)
-
-
-def build_client(
-    settings: ExecutorSettings,
-    *,
-    policy: OutboundPolicy,
-    tls: TLSContexts,
-    follow_redirects: bool = True,
-) -> AgentClient:
-    """The process-wide client for the configured transport.
-
-    An HTTP/2 pool gets SSL contexts of its own, built from ``settings`` like ``tls``:
-    httpcore writes its ALPN list into the contexts it is given, and ``tls`` is shared with
-    pools that must offer HTTP/1.1 only (aiohttp's, the plugins' client).
-    """
-    transport: httpx.AsyncBaseTransport
-    pool_options: dict[str, Any] = {
-        "policy": policy,
-        "max_connections": settings.max_connections,
-        "keepalive_seconds": settings.keepalive_seconds,
-        "connect_timeout": settings.connect_timeout_seconds,
-        "tls_handshake_timeout": settings.tls_handshake_timeout_seconds,
-    }
-    if settings.transport == "httpcore":
-        transport = HttpcoreTransport(
-            tls=_own_contexts(settings) if settings.http2 else tls,
-            http2=settings.http2,
-            **pool_options,
-        )
-    else:
-        http2: HttpcoreTransport | None = None
-        if settings.http2:
-            http2 = HttpcoreTransport(tls=_own_contexts(settings), http2=True, **pool_options)
-        transport = AiohttpTransport(
-            tls=tls,
-            policy=policy,
-            max_connections=settings.max_connections,
-            max_connections_per_host=settings.max_connections_per_host,
-            keepalive_seconds=settings.keepalive_seconds,
-            dns_cache_seconds=settings.dns_cache_seconds,
-            connect_timeout=settings.connect_timeout_seconds,
-            tls_handshake_timeout=settings.tls_handshake_timeout_seconds,
-            http2=http2,
-            fallback=lambda: HttpcoreTransport(tls=_own_contexts(settings), **pool_options),
-        )
-    client = AgentClient(
-        transport=transport,
-        follow_redirects=follow_redirects,
-        # httpx counts redirects followed; Go counts requests made (see settings).
-        max_redirects=max(settings.max_redirects - 1, 0),
-        trust_env=False,
-        cookies=_no_cookies(),
-        timeout=None,
-    )
-    shims.replace_cookie_store(client, _NoCookies(_no_cookies()))
-    return client

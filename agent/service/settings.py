@@ -28,6 +28,7 @@ from agent.executor.settings import (
     DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_TRANSPORT,
+    TransportKind,
 )
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
@@ -115,7 +116,7 @@ class Settings(BaseSettings):
     plugin_names: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("ARGO_PLUGIN_NAMES")
     )
-    transport: Literal["aiohttp", "httpcore"] = Field(
+    transport: TransportKind = Field(
         default=DEFAULT_TRANSPORT, validation_alias=AliasChoices("ARGO_AGENT_TRANSPORT")
     )
     http2: Literal["on", "off"] = Field(

@@ -40,13 +40,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
-import aiohttp
 from kubernetes_asyncio import client
 
 from agent.core import jsoncodec, metrics
 from agent.core.model import NodePhase, NodeResult, dump
 from agent.core.refs import TaskRef, TaskSetKey
-from agent.kube.client import GROUP, PLURAL, VERSION, api_status_text, send_json
+from agent.kube.client import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ApiConnectionError,
+    ApiWire,
+    api_status_text,
+)
 
 __all__ = ["StatusPatcher"]
 
@@ -98,7 +104,7 @@ class StatusPatcher:
         retry_base: float = 1.0,
         retry_cap: float = 30.0,
     ) -> None:
-        self._api = api
+        self._wire = ApiWire(api)
         self._is_current = is_current
         self._mode = mode
         self._patch_rate = patch_rate
@@ -173,6 +179,7 @@ class StatusPatcher:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._wire.close()
 
     # -- internals -------------------------------------------------------------------
 
@@ -334,31 +341,27 @@ class StatusPatcher:
             f"/{PLURAL}/{quote(key.name, safe='')}/status"
         )
         try:
-            response = await send_json(
-                self._api,
+            reply = await self._wire.request(
                 "PATCH",
                 path,
                 jsoncodec.dumps({"status": {"nodes": nodes}}),
                 content_type="application/merge-patch+json",
                 timeout=self._request_timeout,
-            )  # the echoed taskset is never read: released below without decoding it
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            )  # the echoed taskset is read and dropped, never decoded
+        except (ApiConnectionError, TimeoutError) as exc:
             metrics.PATCH_ERRORS.labels(code="connection").inc()
             raise _Transient(0, f"connection error: {exc or type(exc).__name__}") from exc
-        try:
-            status = response.status
-            if status >= 300:
-                text = api_status_text(await response.read(), response.reason)
-                metrics.PATCH_ERRORS.labels(code=str(status)).inc()
-                if status == 404:
-                    raise _TasksetGone(text)
-                if status in _SPLITTABLE:
-                    raise _Rejected(status, text)
-                if status in _REFUSED and "exceeded quota" not in text:
-                    self._note_refused(key, status, text)
-                raise _Transient(status, text, retry_after=response.headers.get("Retry-After"))
-        finally:
-            response.release()
+        status = reply.status
+        if status >= 300:
+            text = api_status_text(reply.body, reply.reason)
+            metrics.PATCH_ERRORS.labels(code=str(status)).inc()
+            if status == 404:
+                raise _TasksetGone(text)
+            if status in _SPLITTABLE:
+                raise _Rejected(status, text)
+            if status in _REFUSED and "exceeded quota" not in text:
+                self._note_refused(key, status, text)
+            raise _Transient(status, text, retry_after=reply.retry_after)
         self._refused.pop(key, None)
         now = asyncio.get_running_loop().time()
         metrics.PATCH_SECONDS.observe(now - started)
