@@ -1260,7 +1260,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--transport",
-        choices=("aiohttp", "httpcore"),
+        choices=("http1", "aiohttp", "httpcore"),
         help=f"agent HTTP transport, passed as {TRANSPORT_ENV} (if the agent supports it)",
     )
     parser.add_argument(

@@ -1,0 +1,137 @@
+"""What only the default transport (``Http1Transport``) adds to the shared executor tests:
+its connection limits and its keep-alive pool. Behaviour and error texts are covered by the
+executor suites, which run every case on all three transports."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from agent.core.model import dump
+from agent.core.refs import TaskRef
+from agent.executor.executor import Executor
+from agent.executor.secrets import StaticSecretResolver
+from agent.executor.settings import ExecutorSettings
+from tests.test_http1 import RawServer, read_request
+
+REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
+
+
+class Gauge:
+    """How many requests a server is answering at once, and the most it ever was."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+        self.answered = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.now -= 1
+            self.answered += 1
+
+
+def slow_answers(gauge: Gauge, *, hold: float) -> Callable[[socket.socket], None]:
+    def handler(conn: socket.socket) -> None:
+        while read_request(conn):
+            with gauge:
+                time.sleep(hold)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    return handler
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(handler: Callable[[socket.socket], None]) -> RawServer:
+        server = RawServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+async def make_executor() -> AsyncIterator[Callable[..., Executor]]:
+    made: list[Executor] = []
+
+    def make(**overrides: Any) -> Executor:
+        options: dict[str, Any] = {"transport": "http1", "ca_dir": None}
+        options.update(overrides)
+        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver({}))
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        await executor.aclose()
+
+
+async def run(executor: Executor, url: str) -> dict[str, Any]:
+    return dump(await executor.run({"name": "t", "http": {"url": url}}, ref=REF))
+
+
+async def test_the_per_host_limit_bounds_concurrent_requests(serve, make_executor) -> None:
+    gauge = Gauge()
+    server = serve(slow_answers(gauge, hold=0.05))
+    executor = make_executor(max_connections_per_host=2)
+    url = f"http://127.0.0.1:{server.port}/x"
+    results = await asyncio.gather(*(run(executor, url) for _ in range(10)))
+    assert [r["phase"] for r in results] == ["Succeeded"] * 10
+    assert gauge.most == 2
+    assert server.accepted == 2  # the two connections were kept and reused
+
+
+async def test_the_global_limit_bounds_concurrent_requests(serve, make_executor) -> None:
+    gauge = Gauge()
+    servers = [serve(slow_answers(gauge, hold=0.05)) for _ in range(3)]
+    executor = make_executor(max_connections=2, max_connections_per_host=2)
+    urls = [f"http://127.0.0.1:{s.port}/x" for s in servers for _ in range(3)]
+    results = await asyncio.gather(*(run(executor, url) for url in urls))
+    assert [r["phase"] for r in results] == ["Succeeded"] * 9
+    assert gauge.most == 2
+
+
+async def test_cancelled_waiters_give_no_slot_away(serve, make_executor) -> None:
+    """Requests cancelled while waiting for a slot (a node removed, a shutdown) neither
+    keep one nor lose one: the limit still admits exactly one request at a time after."""
+    gauge = Gauge()
+    server = serve(slow_answers(gauge, hold=0.1))
+    executor = make_executor(max_connections_per_host=1)
+    url = f"http://127.0.0.1:{server.port}/x"
+    first = asyncio.create_task(run(executor, url))
+    waiting = [asyncio.create_task(run(executor, url)) for _ in range(3)]
+    await asyncio.sleep(0.02)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert (await first)["phase"] == "Succeeded"
+    results = await asyncio.gather(*(run(executor, url) for _ in range(3)))
+    assert [r["phase"] for r in results] == ["Succeeded"] * 3
+    assert gauge.most == 1
+    assert gauge.answered == 4
+
+
+async def test_a_connection_is_kept_alive_across_requests(serve, make_executor) -> None:
+    gauge = Gauge()
+    server = serve(slow_answers(gauge, hold=0.0))
+    executor = make_executor()
+    for _ in range(5):
+        assert (await run(executor, f"http://127.0.0.1:{server.port}/x"))["phase"] == "Succeeded"
+    assert server.accepted == 1
