@@ -392,7 +392,8 @@ class Pool:
         deadline = time.monotonic() - self._keepalive
         while idle:
             conn = idle.pop()
-            if conn.usable and conn.idle_since >= deadline:
+            # bytes that arrived while idle answer nothing this client asked: unusable
+            if conn.usable and conn.idle_since >= deadline and not conn.buffer:
                 return conn
             conn.close()
         return None

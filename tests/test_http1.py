@@ -364,3 +364,23 @@ async def test_idle_connections_expire_after_the_keepalive_time(serve) -> None:
         assert server.accepted == 2
     finally:
         pool.close()
+
+
+async def test_a_connection_that_received_bytes_while_idle_is_not_reused(serve, pool_for) -> None:
+    released = threading.Event()
+
+    def handler(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        released.wait(5)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")  # unasked
+        read_request(conn)
+
+    pool = pool_for(serve(handler))
+    response = await pool.exchange(GET)
+    assert await response.read() == b"ok"
+    response.release()
+    assert pool.idle == 1
+    released.set()
+    await asyncio.sleep(0.05)  # the stray answer arrives on the idle connection
+    assert pool.take() is None  # dropped, not handed out to answer the next request
