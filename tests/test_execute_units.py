@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.core.model import parse_template
 from agent.core.secrets import SecretError, missing_key_message
 from agent.executor.errors import format_url_error, url_error_op
 from agent.executor.executor import template_type
-from agent.executor.http import canonical_header_key
+from agent.executor.http import (
+    _parse_url,
+    _Prepared,
+    _request_bytes,
+    _simple_url,
+    canonical_header_key,
+)
+from agent.executor.http1_transport import _encode
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings, PluginEndpoint
 from agent.executor.transport import build_tls_contexts
@@ -129,3 +138,69 @@ def test_unreadable_ca_bundle_is_a_configuration_error() -> None:
 )
 def test_template_type_follows_argo(raw: dict[str, object], kind: str) -> None:
     assert template_type(parse_template(raw)) == kind
+
+
+# -- the direct path's URL and request bytes are httpx's ------------------------------------
+
+_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?", fullmatch=True)
+_HOST = st.one_of(
+    st.lists(_LABEL, min_size=1, max_size=3).map(".".join),
+    st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t))),
+    st.sampled_from(["localhost", "127.0.0.1", "1.2.3", "01.2.3.4", "256.1.1.1", "H.example"]),
+)
+_PATH_CHAR = st.sampled_from([*"abcXYZ019-._~!$&'()*+,;=:@/%?#", "/.", "/..", " ", "é"])
+_URL = st.builds(
+    lambda scheme, host, port, path, query: f"{scheme}://{host}{port}{path}{query}",
+    st.sampled_from(["http", "https", "HTTP", "ftp"]),
+    _HOST,
+    st.one_of(st.just(""), st.sampled_from([":80", ":443", ":8080", ":0", ":65535", ":99999"])),
+    st.one_of(st.just(""), st.lists(_PATH_CHAR, max_size=12).map(lambda p: "/" + "".join(p))),
+    st.one_of(st.just(""), st.lists(_PATH_CHAR, max_size=8).map(lambda q: "?" + "".join(q))),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_URL)
+def test_a_simple_url_has_exactly_the_parts_httpx_gives_it(raw: str) -> None:
+    """The direct path sends ``_simple_url``'s parts instead of an ``httpx.URL``'s: for
+    every URL it accepts they must be httpx's, byte for byte (and the agent's own URL
+    checks must accept it too)."""
+    simple = _simple_url(raw)
+    if simple is None:
+        return
+    url = _parse_url(raw)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    assert (simple.scheme, simple.host, simple.port) == (url.scheme, url.host, port)
+    assert simple.target == url.raw_path
+    assert simple.netloc == httpx.Request("GET", url).headers.raw[0][1]
+
+
+def test_common_urls_take_the_direct_path() -> None:
+    """What the equivalence above is for: the URLs most templates use are simple."""
+    for raw in (
+        "http://127.0.0.1:8080/bench/17",
+        "https://api.example.com/v1/items?limit=10&offset=20",
+        "http://my-service.my-namespace.svc.cluster.local:8080/hook",
+    ):
+        assert _simple_url(raw) is not None, raw
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "body"),
+    [
+        ("GET", [(b"User-Agent", b"a"), (b"Accept-Encoding", b"gzip")], b""),
+        ("POST", [(b"Content-Type", b"text/plain")], b"body"),
+        ("POST", [(b"User-Agent", b"a"), (b"Content-Length", b"0")], b""),
+        ("PUT", [(b"Host", b"other.example"), (b"X-Raw", b"\xff\xfe")], b"x" * 70000),
+        ("DELETE", [(b"host", b"lower.example")], b""),
+    ],
+)
+def test_the_direct_request_bytes_are_what_httpx_and_the_pool_send(
+    method: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    raw = "http://127.0.0.1:8080/x/y?z=1"
+    simple = _simple_url(raw)
+    assert simple is not None
+    prepared = _Prepared(method, raw, None, simple, [], body, None, False)
+    request = httpx.Request(method, httpx.URL(raw), headers=headers, content=body)
+    assert _request_bytes(prepared, simple, headers) == _encode(request, body)

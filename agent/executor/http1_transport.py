@@ -38,6 +38,7 @@ from agent import http1
 from agent.executor.errors import DialTimeout, TLSHandshakeTimeout
 from agent.executor.policy import PolicyDenied, is_ip_literal
 from agent.executor.transport import (
+    _ALPN_TTL,
     _NO_HANDSHAKE_LIMIT,
     _TLS_HANDSHAKE_TIMEOUT_TEXT,
     AiohttpTransport,
@@ -102,7 +103,9 @@ class _OriginPool:
 class _Http1Stream(httpx.AsyncByteStream):
     """The body of a response read from an :mod:`agent.http1` connection."""
 
-    def __init__(self, response: http1.Response, request: httpx.Request, release: Any) -> None:
+    def __init__(
+        self, response: http1.Response, request: httpx.Request | None, release: Any
+    ) -> None:
         self._response = response
         self._request = request
         self._release = release
@@ -134,26 +137,72 @@ class Http1Transport(AiohttpTransport):
         # host -> (addresses, when they expire)
         self._addresses: dict[str, tuple[list[str], float]] = {}
 
+    def sends_directly(self, *, scheme: str, host: str, port: int, insecure: bool) -> bool:
+        """Whether a request to this origin runs on the HTTP/1.1 pool (not HTTP/2), so that
+        :meth:`send_direct` may carry it."""
+        if scheme == "http" or insecure or self._http2 is None:
+            return True
+        known = self._alpn.get((host, None if port == 443 else port, insecure))
+        return known is not None and not known[0] and time.monotonic() - known[1] < _ALPN_TTL
+
+    async def send_direct(
+        self, *, method: str, scheme: str, host: str, port: int, data: bytes, insecure: bool
+    ) -> httpx.Response:
+        """``data`` (a request's bytes, built by the caller as httpx would build them) on
+        the HTTP/1.1 pool, without an ``httpx.Request``: the executor's path for the common
+        request (:meth:`sends_directly` said yes). The response has no ``request``; errors
+        are this transport's, without one either."""
+        if is_ip_literal(host):
+            try:
+                self._policy.check(host, host=host)
+            except PolicyDenied as exc:
+                raise httpx.ConnectError(str(exc)) from exc
+        connect = None if insecure else self._connect_timeout
+        return await self._roundtrip(
+            (scheme, host, port, insecure), data, method=method, connect=connect, read=None
+        )
+
     async def _send_http11(self, request: httpx.Request, *, insecure: bool) -> httpx.Response:
         url = request.url
         scheme = url.scheme
         port = url.port or (443 if scheme == "https" else 80)
-        origin = (scheme, url.host, port, insecure)
-        entry = self._origins.get(origin) or self._new_origin(origin)
         timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
         connect = timeouts.get("connect")
         if not insecure:
             connect = _smaller(connect, self._connect_timeout)
-        read = timeouts.get("read")
         data = _encode(request, await request.aread())
+        response = await self._roundtrip(
+            (scheme, url.host, port, insecure),
+            data,
+            method=request.method,
+            connect=connect,
+            read=timeouts.get("read"),
+            request=request,
+        )
+        response.request = request
+        return response
+
+    async def _roundtrip(
+        self,
+        origin: _Origin,
+        data: bytes,
+        *,
+        method: str,
+        connect: float | None,
+        read: float | None,
+        request: httpx.Request | None = None,
+    ) -> httpx.Response:
+        entry = self._origins.get(origin) or self._new_origin(origin)
         acquired = await _acquire(self._slots, entry.slots)
         try:
             try:
                 if read is None:
-                    response = await self._exchange(entry, origin, data, request, connect)
+                    response = await self._exchange(entry, origin, data, method, connect, request)
                 else:
                     async with asyncio.timeout(read):
-                        response = await self._exchange(entry, origin, data, request, connect)
+                        response = await self._exchange(
+                            entry, origin, data, method, connect, request
+                        )
             except TimeoutError as exc:
                 if read is None:
                     raise
@@ -165,7 +214,6 @@ class Http1Transport(AiohttpTransport):
             status_code=response.status,
             headers=response.headers,
             stream=_Http1Stream(response, request, lambda: _release(acquired)),
-            request=request,
             extensions={"http_version": response.version, "reason_phrase": response.reason},
         )
 
@@ -174,13 +222,14 @@ class Http1Transport(AiohttpTransport):
         entry: _OriginPool,
         origin: _Origin,
         data: bytes,
-        request: httpx.Request,
+        method: str,
         connect: float | None,
+        request: httpx.Request | None,
     ) -> http1.Response:
         pool = entry.pool
         conn = pool.take() or await self._connect(origin, request, connect)
         try:
-            return await pool.exchange_on(conn, data, no_body=request.method == "HEAD")
+            return await pool.exchange_on(conn, data, no_body=method == "HEAD")
         except http1.HTTP1Error as exc:
             raise _head_error(exc, request) from exc
 
@@ -203,7 +252,7 @@ class Http1Transport(AiohttpTransport):
     # -- connecting --------------------------------------------------------------------
 
     async def _connect(
-        self, origin: _Origin, request: httpx.Request, connect: float | None
+        self, origin: _Origin, request: httpx.Request | None, connect: float | None
     ) -> http1.StreamProtocol:
         scheme, host, port, insecure = origin
         addresses = await self._resolve(host, port, request)
@@ -249,7 +298,7 @@ class Http1Transport(AiohttpTransport):
         assert first is not None
         raise httpx.ConnectError(str(first), request=request) from first
 
-    async def _resolve(self, host: str, port: int, request: httpx.Request) -> list[str]:
+    async def _resolve(self, host: str, port: int, request: httpx.Request | None) -> list[str]:
         if is_ip_literal(host):
             return [host.strip("[]")]  # checked against the policy by the caller
         now = time.monotonic()
@@ -321,7 +370,7 @@ def _dial_error(exc: OSError, address: str, port: int) -> OSError:
     return worded
 
 
-def _head_error(exc: http1.HTTP1Error, request: httpx.Request) -> httpx.TransportError:
+def _head_error(exc: http1.HTTP1Error, request: httpx.Request | None) -> httpx.TransportError:
     """An exchange that ended before the response head, as the aiohttp transport raises it."""
     if isinstance(exc, http1.MalformedResponse):
         return httpx.RemoteProtocolError(str(exc), request=request)
@@ -335,7 +384,7 @@ def _head_error(exc: http1.HTTP1Error, request: httpx.Request) -> httpx.Transpor
     return httpx.RemoteProtocolError("Server disconnected", request=request)
 
 
-def _body_error(exc: http1.HTTP1Error, request: httpx.Request) -> httpx.TransportError:
+def _body_error(exc: http1.HTTP1Error, request: httpx.Request | None) -> httpx.TransportError:
     if isinstance(exc, http1.MalformedResponse):
         return httpx.RemoteProtocolError(str(exc), request=request)
     assert isinstance(exc, http1.ConnectionClosed)

@@ -793,16 +793,19 @@ class AgentClient(httpx.AsyncClient):
         if request.url.userinfo:
             return await self.send(request, stream=True)
         transport = shims.client_transport(self)
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request  # what httpx's request_context does
+            raise
+        response.request = request
+        return await self.follow(request, response)
+
+    async def follow(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """Go on from ``response`` (the answer to ``request``) through its redirects."""
+        transport = shims.client_transport(self)
         redirects = 0
         while True:
-            if redirects > self.max_redirects:
-                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
-            try:
-                response = await transport.handle_async_request(request)
-            except httpx.RequestError as exc:
-                exc.request = request  # what httpx's request_context does
-                raise
-            response.request = request
             if not (self.follow_redirects and response.has_redirect_location):
                 return response
             try:
@@ -817,3 +820,11 @@ class AgentClient(httpx.AsyncClient):
             except BaseException:
                 await response.aclose()
                 raise
+            if redirects > self.max_redirects:
+                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+            try:
+                response = await transport.handle_async_request(request)
+            except httpx.RequestError as exc:
+                exc.request = request
+                raise
+            response.request = request
