@@ -31,6 +31,18 @@ from its metadata), and list items are not
 handed over; such a taskset is remembered (:meth:`TaskSetWatcher.skipped`) so that, if the
 view of the members later gives it to this member, it is read afresh and shown to the
 engine then.
+
+**Reading the metadata alone** costs a substring search and one orjson decode of the
+metadata's slice (:func:`_peek_metadata`): every member receives every event, so with N
+members a skipped event is paid N-1 times for each handed over. The slice ends where the
+first ``},"spec":`` starts; if that slice is one JSON object it is the metadata whatever the
+search found (an object's text ends at its own closing brace), so labels, annotations and
+managedFields may hold anything. The ownership decision reads the name, namespace and
+resourceVersion, strings, which orjson decodes exactly as ``json``; the shape of an owned
+taskset is read exactly (:func:`_exact`: integers beyond 64 bits by ``json``). A metadata
+that is not followed by a spec, or what orjson refuses, is decoded by ``json`` from the text
+of the line, and a line that does not start exactly as the API server writes it, or whose
+name, namespace or resourceVersion is not a string, is decoded in full.
 """
 
 from __future__ import annotations
