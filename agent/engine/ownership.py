@@ -46,7 +46,7 @@ __all__ = ["Ownership", "owner_of", "static_members", "unit_of"]
 Listener = Callable[[], None]
 
 #: Units whose owner in the current view is remembered (then forgotten all at once): more
-#: than the tasksets an agent holds at a time, a few hundred KiB at most.
+#: than the tasksets an agent holds at a time, under half a MiB.
 _OWNERS_REMEMBERED = 4096
 
 
