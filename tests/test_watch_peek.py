@@ -203,6 +203,14 @@ def test_what_orjson_refuses_is_decoded_by_json() -> None:
     assert peeked(line) == ("MODIFIED", decoded_metadata(line))
 
 
+@pytest.mark.parametrize("kind", ["ADDED", "MODIFIED", "DELETED"])
+def test_another_api_version_or_kind_is_peeked_too(kind: str) -> None:
+    for api_version, resource in ((API_VERSION, "Other"), ("argoproj.io/v1", "WorkflowTaskSet")):
+        obj = {**api_object(), "apiVersion": api_version, "kind": resource}
+        line = api_server_line(kind, obj)
+        assert peeked(line) == (kind, decoded_metadata(line))
+
+
 def test_metadata_beyond_the_head_is_read_without_decoding_the_line_as_text() -> None:
     line = api_server_line("MODIFIED", api_object(managedFields=managed_fields(400)))
     assert line.index(b'"spec":') > 2 * _PEEK_BYTES
