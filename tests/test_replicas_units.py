@@ -61,6 +61,20 @@ def test_a_leave_moves_only_the_leavers_nodes() -> None:
     assert moved == {n for n in IDS if before[n] == "b"}
 
 
+def test_a_view_change_is_answered_afresh_for_units_already_asked() -> None:
+    """The owner of each unit is remembered for the current view only: after a join, a
+    leave or a forgetting of all of them (more units than are remembered), every answer is
+    rendezvous hashing's over the new owners."""
+    view = Ownership(me="a", owners=["a", "b"])
+    units = [*IDS, *(f"ns/wf-{i}" for i in range(5000))]  # more than are remembered
+    for owners in (["a", "b"], ["a", "b", "c"], ["b", "c"], ["a", "b"]):
+        view.update(owners=owners, live=owners)
+        for _ in range(2):  # asked twice: computed, then remembered
+            assert [view.owns(u) for u in units] == [owner_of(owners, u) == "a" for u in units]
+            expected = [owner_of(owners, u) not in (None, "a") for u in units]
+            assert [view.elsewhere(u) for u in units] == expected
+
+
 def test_ownership_is_the_same_in_another_process() -> None:
     script = (
         "import json\n"

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "inexact", "loads"]
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
@@ -27,9 +27,15 @@ _DIGITS = bytes(0x39 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_RUN = b"9" * 19  # the shortest integer that may not fit (-9223372036854775809)
 
 
+def inexact(data: bytes) -> bool:
+    """Whether orjson may decode ``data`` otherwise than ``json`` does (it holds a run of 19
+    or more digits, which may be an integer beyond 64 bits)."""
+    return _LONG_RUN in data.translate(_DIGITS)
+
+
 def loads(data: bytes) -> Any:
     """Decode one JSON document, exactly as ``json.loads`` would."""
-    if _LONG_RUN in data.translate(_DIGITS):
+    if inexact(data):
         return json.loads(data)
     try:
         return orjson.loads(data)

@@ -45,6 +45,10 @@ __all__ = ["Ownership", "owner_of", "static_members", "unit_of"]
 #: What the engine is told when the view changes (it re-evaluates its nodes).
 Listener = Callable[[], None]
 
+#: Units whose owner in the current view is remembered (then forgotten all at once): more
+#: than the tasksets an agent holds at a time, under half a MiB.
+_OWNERS_REMEMBERED = 4096
+
 
 def unit_of(namespace: str, name: str) -> str:
     """The unit of ownership of a taskset: ``namespace/name`` (both are DNS names, so the
@@ -169,12 +173,23 @@ class Ownership:
         owners = self._owners
         if len(owners) == 1:
             return owners[0][1]
+        # Asked for every watch event of every taskset and at every step of a node, and
+        # the same for a unit until the view changes: a hash per owner each time was the
+        # bulk of the source's cost for another member's event.
+        owner = self._owner_of.get(unit)
+        if owner is not None:
+            return owner
         best: tuple[int, str] | None = None
         for encoded, name in owners:
             candidate = (_score(encoded, unit), name)
             if best is None or candidate > best:
                 best = candidate
-        return best[1] if best is not None else None
+        if best is None:
+            return None
+        if len(self._owner_of) >= _OWNERS_REMEMBERED:
+            self._owner_of.clear()
+        self._owner_of[unit] = best[1]
+        return best[1]
 
     @property
     def fenced(self) -> bool:
@@ -235,6 +250,7 @@ class Ownership:
     def _set(self, owners: frozenset[str], live: frozenset[str]) -> None:
         self._owner_names = owners
         self._owners = tuple(sorted((m.encode("utf-8", "surrogatepass"), m) for m in owners))
+        self._owner_of: dict[str, str] = {}  # unit -> owner in this view, computed once
         self._live = live | owners
         self.version += 1
         self.changed_at = self._clock()
