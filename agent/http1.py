@@ -73,7 +73,15 @@ class ConnectionClosed(HTTP1Error):
 
 
 class MalformedResponse(HTTP1Error):
-    """Bytes that are not an HTTP/1.x response; the text says what was wrong."""
+    """Bytes that are not an HTTP/1.x response: ``kind`` says which rule they broke and
+    ``data`` holds the offending bytes (callers word it for their readers)."""
+
+    def __init__(self, kind: str, data: bytes | list[bytes] = b"", text: str = "") -> None:
+        super().__init__(text or f"{kind}: {data!r}")
+        #: ``status-line``, ``header-line``, ``content-length``,
+        #: ``content-lengths``, ``chunk-size``, ``chunk-data``, ``head-size``, ``1xx``
+        self.kind = kind
+        self.data = data
 
 
 class StreamProtocol(asyncio.Protocol):
@@ -301,7 +309,9 @@ class Response:
                 line = await self._line()
                 size = line.split(b";", 1)[0].strip(b" \t")
                 if _CHUNK_SIZE.fullmatch(size) is None:
-                    raise MalformedResponse(f"invalid chunk size line {bytes(line)[:64]!r}")
+                    raise MalformedResponse(
+                        "chunk-size", line[:64], f"invalid chunk size line {line[:64]!r}"
+                    )
                 self._chunk_left = int(size, 16)
                 if self._chunk_left == 0:
                     while await self._line():  # trailer fields, dropped
@@ -316,7 +326,7 @@ class Response:
                 return piece
             # the CRLF after a chunk's data
             if await self._line():
-                raise MalformedResponse("chunk data longer than its size")
+                raise MalformedResponse("chunk-data", text="chunk data longer than its size")
             self._chunk_left = -1
 
     async def _line(self) -> bytes:
@@ -324,7 +334,7 @@ class Response:
         buffer = conn.buffer
         while (end := buffer.find(b"\n")) < 0:
             if len(buffer) > MAX_HEAD_BYTES:
-                raise MalformedResponse("chunked framing line too long")
+                raise MalformedResponse("chunk-size", text="chunked framing line too long")
             await conn.more(received=True)
         line = bytes(buffer[:end]).rstrip(b"\r")
         del buffer[: end + 1]
@@ -431,7 +441,9 @@ async def read_head(conn: StreamProtocol, *, pool: Pool | None, no_body: bool) -
                 end, stop = match.start(), match.end()
                 break
             if len(buffer) > MAX_HEAD_BYTES:
-                raise MalformedResponse(f"response head larger than {MAX_HEAD_BYTES} bytes")
+                raise MalformedResponse(
+                    "head-size", text=f"response head larger than {MAX_HEAD_BYTES} bytes"
+                )
             await conn.more(received=bool(buffer))
         head = bytes(buffer[:end])
         del buffer[:stop]
@@ -447,7 +459,9 @@ async def read_head(conn: StreamProtocol, *, pool: Pool | None, no_body: bool) -
             pool=pool,
             no_body=no_body,
         )
-    raise MalformedResponse(f"too many 1xx informational responses (more than {MAX_INFORMATIONAL})")
+    raise MalformedResponse(
+        "1xx", text=f"too many 1xx informational responses (more than {MAX_INFORMATIONAL})"
+    )
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
@@ -456,13 +470,17 @@ def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes
     version, _, rest = status_line.partition(b" ")
     code, _, reason = rest.partition(b" ")
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
-        raise MalformedResponse(f"malformed HTTP response {status_line[:128]!r}")
+        raise MalformedResponse(
+            "status-line", status_line, f"malformed HTTP response {status_line[:128]!r}"
+        )
     headers: list[tuple[bytes, bytes]] = []
     for raw in lines[1:]:
         line = raw.rstrip(b"\r")
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip(b" \t"):
-            raise MalformedResponse(f"malformed MIME header line: {line[:128]!r}")
+            raise MalformedResponse(
+                "header-line", line, f"malformed MIME header line: {line[:128]!r}"
+            )
         headers.append((name, value.strip(b" \t")))
     return int(code), reason, version, headers
 
@@ -480,7 +498,9 @@ def _framing(
         if key == b"content-length":
             if length is not None and length != value:
                 raise MalformedResponse(
-                    f"message with several Content-Length values {length!r}, {value!r}"
+                    "content-lengths",
+                    [length, value],
+                    f"message with several Content-Length values {length!r}, {value!r}",
                 )
             length = value
         elif key == b"transfer-encoding":
@@ -495,5 +515,5 @@ def _framing(
     if length is None:
         return keep, coding, None
     if not length.isdigit() or len(length) > 18:
-        raise MalformedResponse(f"bad Content-Length {length[:32]!r}")
+        raise MalformedResponse("content-length", length, f"bad Content-Length {length[:32]!r}")
     return keep, coding, int(length)

@@ -258,6 +258,10 @@ class TaskPlan:
                 f"response body of {self.size} bytes exceeds the agent's limit of "
                 f"{max_result_bytes} bytes for outputs.result"
             )
+        elif self.mode == "badchunk":
+            # A chunk size is read with the body: Argo's agent's io.ReadAll returns
+            # net/http/internal/chunked.go's error bare (agent.go executeHTTPTemplate).
+            message = causes[self.mode]
         else:
             message = where + causes[self.mode]
         return {"phase": "Failed", "message": message}

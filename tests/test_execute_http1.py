@@ -135,3 +135,52 @@ async def test_a_connection_is_kept_alive_across_requests(serve, make_executor) 
     for _ in range(5):
         assert (await run(executor, f"http://127.0.0.1:{server.port}/x"))["phase"] == "Succeeded"
     assert server.accepted == 1
+
+
+BROKEN = "net/http: HTTP/1.x transport connection broken: "
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause", "bare"),
+    [
+        # net/http/response.go ReadResponse: badStringError("malformed HTTP response", line)
+        (b"THIS IS NOT HTTP\r\n\r\n", BROKEN + 'malformed HTTP response "THIS IS NOT HTTP"', False),
+        # net/textproto/reader.go readMIMEHeader: "malformed MIME header line: " + line
+        (
+            b"HTTP/1.1 200 OK\r\nbroken\r\n\r\n",
+            BROKEN + "malformed MIME header line: broken",
+            False,
+        ),
+        # net/http/transfer.go parseContentLength: badStringError("bad Content-Length", cl)
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", BROKEN + 'bad Content-Length "x"', False),
+        # net/http/transfer.go fixLength: several differing Content-Length values
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            BROKEN + 'http: message cannot contain multiple Content-Length headers; got ["1" "2"]',
+            False,
+        ),
+        # net/http/internal/chunked.go: read with the body, which Argo's agent reads itself
+        # (io.ReadAll in agent.go executeHTTPTemplate) and reports bare
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+            "invalid byte in chunk length",
+            True,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n",
+            "malformed chunked encoding",
+            True,
+        ),
+    ],
+    ids=["status-line", "header-line", "content-length", "content-lengths", "chunk-size", "chunk"],
+)
+async def test_malformed_answers_in_go_words(serve, make_executor, answer, cause, bare) -> None:
+    def handler(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(answer)
+        read_request(conn)  # hold the connection: the client must not wait for a close
+
+    server = serve(handler)
+    url = f"http://127.0.0.1:{server.port}/x"
+    result = await run(make_executor(), url)
+    assert result == {"phase": "Failed", "message": cause if bare else f'Get "{url}": {cause}'}

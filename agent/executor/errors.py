@@ -20,6 +20,7 @@ import aiohttp
 import h2.events
 import httpx
 
+from agent import http1
 from agent.executor.policy import PolicyDenied
 
 __all__ = [
@@ -265,6 +266,8 @@ _STATUS_LINE = re.compile(r"(?:b|bytearray\(b)(['\"])(?P<line>.*?)\1")
 def _protocol_error_text(chain: list[BaseException]) -> str:
     """A malformed answer, in Go's words, on one line and without Python reprs."""
     for item in chain:
+        if isinstance(item, http1.MalformedResponse):
+            return _malformed_text(item)
         goaway = next((a for a in item.args if isinstance(a, h2.events.ConnectionTerminated)), None)
         if goaway is not None:
             return _goaway_text(goaway)
@@ -284,6 +287,39 @@ def _protocol_error_text(chain: list[BaseException]) -> str:
             first = message.strip().splitlines()[0].rstrip(":")
             return f"net/http: HTTP/1.x transport connection broken: {first}"
     return ""
+
+
+_BROKEN = "net/http: HTTP/1.x transport connection broken: "
+
+
+def _malformed_text(error: http1.MalformedResponse) -> str:
+    """What Go's HTTP/1 client says of the same bytes: errors reading the head come from
+    ``http.ReadResponse`` wrapped by ``(*persistConn).readLoop`` (net/http/transport.go);
+    a broken chunked body comes from net/http/internal/chunked.go, bare."""
+
+    def shown(data: bytes | list[bytes]) -> str:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+        return text[:100]
+
+    kind, data = error.kind, error.data
+    if kind == "status-line":  # net/http/response.go ReadResponse: badStringError
+        return f"{_BROKEN}malformed HTTP response {go_quote(shown(data))}"
+    if kind == "header-line":  # net/textproto/reader.go readMIMEHeader
+        return f"{_BROKEN}malformed MIME header line: {shown(data)}"
+    if kind == "content-length":  # net/http/transfer.go parseContentLength
+        return f"{_BROKEN}bad Content-Length {go_quote(shown(data))}"
+    if kind == "content-lengths" and isinstance(data, list):  # transfer.go fixLength
+        got = " ".join(go_quote(value.decode("utf-8", "replace")[:100]) for value in data)
+        return f"{_BROKEN}http: message cannot contain multiple Content-Length headers; got [{got}]"
+    if kind == "chunk-size":  # chunked.go (*chunkedReader).beginChunk -> parseHexUint
+        return "invalid byte in chunk length"
+    if kind == "chunk-data":  # chunked.go (*chunkedReader).Read: no CRLF after the data
+        return "malformed chunked encoding"
+    if kind == "1xx":  # transport.go (*persistConn).readResponse
+        return "net/http: too many 1xx informational responses"
+    if kind == "head-size":  # transport.go (*persistConn).readResponse, its own limit
+        return f"net/http: server response headers exceeded {http1.MAX_HEAD_BYTES} bytes; aborted"
+    return f"{_BROKEN}{error}"
 
 
 def _goaway_text(event: h2.events.ConnectionTerminated) -> str:
