@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 from agent.kube.client import connect
 from tests.agentproc import TOKEN
 from tests.s3server import moto_s3, moto_s3_auth, moto_s3_tls  # noqa: F401 - S3 fixtures
-from tests.servers import TargetServer, TestCA
+from tests.servers import RawHandler, RawServer, TargetServer, TestCA
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +34,21 @@ def tls_target(test_ca: TestCA) -> Iterator[TargetServer]:
     """An HTTPS target whose certificate (localhost, 127.0.0.1) is signed by ``test_ca``."""
     with TargetServer(tls=test_ca) as server:
         yield server
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[RawHandler], RawServer]]:
+    """Start :class:`RawServer` listeners; all are closed after the test."""
+    servers: list[RawServer] = []
+
+    def start(handler: RawHandler) -> RawServer:
+        server = RawServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture

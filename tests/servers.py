@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import trustme
+from agent_sim import SimulatorTls
 from agent_sim.target import target_app
 from aiohttp import web
 
@@ -233,6 +234,84 @@ class PluginServer(_ThreadedServer):
         if answer.text is not None:
             return web.Response(status=answer.status, text=answer.text)
         return web.json_response(answer.json, status=answer.status)
+
+
+def simulator_tls(trusted: trustme.CA, *, signer: trustme.CA | None = None) -> SimulatorTls:
+    """The simulator's HTTPS settings: a 127.0.0.1 certificate from ``signer`` (default
+    ``trusted``), and ``trusted`` as the CA its kubeconfigs name."""
+    cert = (signer or trusted).issue_cert("127.0.0.1")
+    return SimulatorTls(
+        cert_chain_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
+        private_key_pem=cert.private_key_pem.bytes(),
+        ca_pem=trusted.cert_pem.bytes(),
+    )
+
+
+# -- a raw loopback listener --------------------------------------------------------------
+
+RawHandler = Callable[[socket.socket], None]
+
+
+class RawServer:
+    """A 127.0.0.1 listener that hands each accepted socket to ``handler`` on a thread: for
+    answers no HTTP server library would send (exact bytes, resets, silence)."""
+
+    def __init__(self, handler: RawHandler) -> None:
+        self.handler = handler
+        #: connections accepted so far
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "/x", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                self.handler(conn)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._listener.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One request's head (its Content-Length body read and dropped); b"" at EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            while len(rest) < int(value):
+                more = conn.recv(65536)
+                if not more:
+                    break
+                rest += more
+    return head
 
 
 def main(argv: list[str] | None = None) -> int:

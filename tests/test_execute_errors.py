@@ -20,9 +20,7 @@ import datetime
 import socket
 import ssl
 import struct
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,7 +32,7 @@ from agent.executor.errors import dns_error_text
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings
-from tests.servers import TestCA
+from tests.servers import RawServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
 MakeExecutor = Callable[..., Executor]
@@ -63,61 +61,6 @@ async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[MakeExe
 
 async def run(executor: Executor, **http: Any) -> dict[str, Any]:
     return dump(await executor.run({"name": "t", "http": http}, ref=REF))
-
-
-@dataclass
-class RawServer:
-    """A loopback listener that hands each accepted socket to ``handler`` on a thread."""
-
-    handler: Handler
-    port: int = 0
-
-    def __post_init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str = "/x", scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def _serve(self) -> None:
-        self._listener.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.handler(conn)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._listener.close()
-
-
-@pytest.fixture
-def raw_server() -> Iterator[Callable[[Handler], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(handler: Handler) -> RawServer:
-        server = RawServer(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def _read_request(conn: socket.socket) -> None:

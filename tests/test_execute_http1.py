@@ -8,7 +8,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from agent.core.refs import TaskRef
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings
-from tests.test_http1 import RawServer, read_request
+from tests.servers import read_request
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
 
@@ -54,20 +54,6 @@ def slow_answers(gauge: Gauge, *, hold: float) -> Callable[[socket.socket], None
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(handler: Callable[[socket.socket], None]) -> RawServer:
-        server = RawServer(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture
 async def make_executor() -> AsyncIterator[Callable[..., Executor]]:
     made: list[Executor] = []
 
@@ -87,9 +73,9 @@ async def run(executor: Executor, url: str) -> dict[str, Any]:
     return dump(await executor.run({"name": "t", "http": {"url": url}}, ref=REF))
 
 
-async def test_the_per_host_limit_bounds_concurrent_requests(serve, make_executor) -> None:
+async def test_the_per_host_limit_bounds_concurrent_requests(raw_server, make_executor) -> None:
     gauge = Gauge()
-    server = serve(slow_answers(gauge, hold=0.05))
+    server = raw_server(slow_answers(gauge, hold=0.05))
     executor = make_executor(max_connections_per_host=2)
     url = f"http://127.0.0.1:{server.port}/x"
     results = await asyncio.gather(*(run(executor, url) for _ in range(10)))
@@ -98,9 +84,9 @@ async def test_the_per_host_limit_bounds_concurrent_requests(serve, make_executo
     assert server.accepted == 2  # the two connections were kept and reused
 
 
-async def test_the_global_limit_bounds_concurrent_requests(serve, make_executor) -> None:
+async def test_the_global_limit_bounds_concurrent_requests(raw_server, make_executor) -> None:
     gauge = Gauge()
-    servers = [serve(slow_answers(gauge, hold=0.05)) for _ in range(3)]
+    servers = [raw_server(slow_answers(gauge, hold=0.05)) for _ in range(3)]
     executor = make_executor(max_connections=2, max_connections_per_host=2)
     urls = [f"http://127.0.0.1:{s.port}/x" for s in servers for _ in range(3)]
     results = await asyncio.gather(*(run(executor, url) for url in urls))
@@ -108,11 +94,11 @@ async def test_the_global_limit_bounds_concurrent_requests(serve, make_executor)
     assert gauge.most == 2
 
 
-async def test_cancelled_waiters_give_no_slot_away(serve, make_executor) -> None:
+async def test_cancelled_waiters_give_no_slot_away(raw_server, make_executor) -> None:
     """Requests cancelled while waiting for a slot (a node removed, a shutdown) neither
     keep one nor lose one: the limit still admits exactly one request at a time after."""
     gauge = Gauge()
-    server = serve(slow_answers(gauge, hold=0.1))
+    server = raw_server(slow_answers(gauge, hold=0.1))
     executor = make_executor(max_connections_per_host=1)
     url = f"http://127.0.0.1:{server.port}/x"
     first = asyncio.create_task(run(executor, url))
@@ -128,9 +114,9 @@ async def test_cancelled_waiters_give_no_slot_away(serve, make_executor) -> None
     assert gauge.answered == 4
 
 
-async def test_a_connection_is_kept_alive_across_requests(serve, make_executor) -> None:
+async def test_a_connection_is_kept_alive_across_requests(raw_server, make_executor) -> None:
     gauge = Gauge()
-    server = serve(slow_answers(gauge, hold=0.0))
+    server = raw_server(slow_answers(gauge, hold=0.0))
     executor = make_executor()
     for _ in range(5):
         assert (await run(executor, f"http://127.0.0.1:{server.port}/x"))["phase"] == "Succeeded"
@@ -174,13 +160,15 @@ BROKEN = "net/http: HTTP/1.x transport connection broken: "
     ],
     ids=["status-line", "header-line", "content-length", "content-lengths", "chunk-size", "chunk"],
 )
-async def test_malformed_answers_in_go_words(serve, make_executor, answer, cause, bare) -> None:
+async def test_malformed_answers_in_go_words(
+    raw_server, make_executor, answer, cause, bare
+) -> None:
     def handler(conn: socket.socket) -> None:
         read_request(conn)
         conn.sendall(answer)
         read_request(conn)  # hold the connection: the client must not wait for a close
 
-    server = serve(handler)
+    server = raw_server(handler)
     url = f"http://127.0.0.1:{server.port}/x"
     result = await run(make_executor(), url)
     assert result == {"phase": "Failed", "message": cause if bare else f'Get "{url}": {cause}'}

@@ -13,84 +13,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from agent import http1
-
-Handler = Callable[[socket.socket], None]
-
-
-class RawServer:
-    """127.0.0.1 listener; each accepted socket is given to ``handler`` on a thread."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.accepted = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        self._listener.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.handler(conn)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._listener.close()
+from tests.servers import RawHandler, RawServer, read_request
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[Handler], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(handler: Handler) -> RawServer:
-        server = RawServer(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def read_request(conn: socket.socket) -> bytes:
-    """One request head (and a Content-Length body) from ``conn``; b"" at EOF."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return b""
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            while len(rest) < int(value):
-                rest += conn.recv(65536)
-    return head
-
-
-def answering(*responses: bytes, then_close: bool = False) -> Handler:
+def answering(*responses: bytes, then_close: bool = False) -> RawHandler:
     """Answer each request on a connection with the next of ``responses``."""
 
     def handler(conn: socket.socket) -> None:
@@ -137,9 +68,9 @@ async def exchange(pool: http1.Pool, data: bytes = GET, *, no_body: bool = False
         response.release()
 
 
-async def test_content_length_body_and_the_connection_is_reused(serve, pool_for) -> None:
+async def test_content_length_body_and_the_connection_is_reused(raw_server, pool_for) -> None:
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"
-    server = serve(answering(ok, ok, ok))
+    server = raw_server(answering(ok, ok, ok))
     pool = pool_for(server)
     response = await pool.exchange(GET)
     assert (response.status, response.reason, response.version) == (200, b"OK", b"HTTP/1.1")
@@ -153,20 +84,22 @@ async def test_content_length_body_and_the_connection_is_reused(serve, pool_for)
     assert pool.idle == 1
 
 
-async def test_chunked_body_with_extensions_and_trailers(serve, pool_for) -> None:
+async def test_chunked_body_with_extensions_and_trailers(raw_server, pool_for) -> None:
     chunked = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n"
     )
-    server = serve(answering(chunked, chunked))
+    server = raw_server(answering(chunked, chunked))
     pool = pool_for(server)
     assert await exchange(pool) == b"hello world"
     assert await exchange(pool) == b"hello world"  # framing ended exactly: reused
     assert server.accepted == 1
 
 
-async def test_a_body_without_length_is_read_until_close_and_not_reused(serve, pool_for) -> None:
-    server = serve(answering(b"HTTP/1.1 200 OK\r\n\r\nall of it", then_close=True))
+async def test_a_body_without_length_is_read_until_close_and_not_reused(
+    raw_server, pool_for
+) -> None:
+    server = raw_server(answering(b"HTTP/1.1 200 OK\r\n\r\nall of it", then_close=True))
     pool = pool_for(server)
     assert await exchange(pool) == b"all of it"
     assert pool.idle == 0
@@ -180,23 +113,23 @@ async def test_a_body_without_length_is_read_until_close_and_not_reused(serve, p
     ],
     ids=["connection-close", "http-1.0"],
 )
-async def test_connections_the_server_ends_are_not_kept(serve, pool_for, response) -> None:
-    pool = pool_for(serve(answering(response, then_close=True)))
+async def test_connections_the_server_ends_are_not_kept(raw_server, pool_for, response) -> None:
+    pool = pool_for(raw_server(answering(response, then_close=True)))
     assert await exchange(pool) == b"ok"
     assert pool.idle == 0
 
 
-async def test_http_1_0_keep_alive_is_kept(serve, pool_for) -> None:
+async def test_http_1_0_keep_alive_is_kept(raw_server, pool_for) -> None:
     ok = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
-    server = serve(answering(ok, ok))
+    server = raw_server(answering(ok, ok))
     pool = pool_for(server)
     assert await exchange(pool) == b"ok"
     assert await exchange(pool) == b"ok"
     assert server.accepted == 1
 
 
-async def test_no_body_for_head_204_and_304(serve, pool_for) -> None:
-    server = serve(
+async def test_no_body_for_head_204_and_304(raw_server, pool_for) -> None:
+    server = raw_server(
         answering(
             b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",  # HEAD: the length of a GET
             b"HTTP/1.1 204 No Content\r\n\r\n",
@@ -212,9 +145,9 @@ async def test_no_body_for_head_204_and_304(serve, pool_for) -> None:
     assert server.accepted == 1
 
 
-async def test_informational_responses_are_skipped(serve, pool_for) -> None:
+async def test_informational_responses_are_skipped(raw_server, pool_for) -> None:
     pool = pool_for(
-        serve(
+        raw_server(
             answering(
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
                 b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
@@ -227,16 +160,16 @@ async def test_informational_responses_are_skipped(serve, pool_for) -> None:
     response.release()
 
 
-async def test_bare_lf_line_endings_are_accepted(serve, pool_for) -> None:
-    pool = pool_for(serve(answering(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")))
+async def test_bare_lf_line_endings_are_accepted(raw_server, pool_for) -> None:
+    pool = pool_for(raw_server(answering(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")))
     assert await exchange(pool) == b"ok"
 
 
-async def test_a_large_body_streams_with_bounded_buffering(serve, pool_for) -> None:
+async def test_a_large_body_streams_with_bounded_buffering(raw_server, pool_for) -> None:
     size = 8 * http1.HIGH_WATER
     body = bytes(range(256)) * (size // 256)
     pool = pool_for(
-        serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body))
+        raw_server(answering(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body))
     )
     response = await pool.exchange(GET)
     received = bytearray()
@@ -251,18 +184,18 @@ async def test_a_large_body_streams_with_bounded_buffering(serve, pool_for) -> N
     assert largest <= http1.HIGH_WATER + 256 * 1024
 
 
-async def test_closed_before_any_answer_on_a_new_connection(serve, pool_for) -> None:
-    pool = pool_for(serve(lambda conn: read_request(conn) and None))
+async def test_closed_before_any_answer_on_a_new_connection(raw_server, pool_for) -> None:
+    pool = pool_for(raw_server(lambda conn: read_request(conn) and None))
     with pytest.raises(http1.ConnectionClosed) as caught:
         await exchange(pool)
     assert (caught.value.reused, caught.value.received, caught.value.cause) == (False, False, None)
 
 
-async def test_an_idle_connection_the_server_closed_is_told_apart(serve, pool_for) -> None:
+async def test_an_idle_connection_the_server_closed_is_told_apart(raw_server, pool_for) -> None:
     """A server that closes after one answer: the next exchange finds the connection gone
     (dropped from the pool) or fails it with ``reused`` set, never as a new connection."""
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-    server = serve(answering(ok, then_close=True))
+    server = raw_server(answering(ok, then_close=True))
     pool = pool_for(server)
     assert await exchange(pool) == b"ok"
     try:
@@ -273,23 +206,23 @@ async def test_an_idle_connection_the_server_closed_is_told_apart(serve, pool_fo
         assert server.accepted == 2  # the closed one was seen closed and not used
 
 
-async def test_closed_mid_head_says_bytes_were_received(serve, pool_for) -> None:
+async def test_closed_mid_head_says_bytes_were_received(raw_server, pool_for) -> None:
     def handler(conn: socket.socket) -> None:
         read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-")
 
-    pool = pool_for(serve(handler))
+    pool = pool_for(raw_server(handler))
     with pytest.raises(http1.ConnectionClosed) as caught:
         await exchange(pool)
     assert caught.value.received and not caught.value.reused
 
 
-async def test_closed_mid_body(serve, pool_for) -> None:
+async def test_closed_mid_body(raw_server, pool_for) -> None:
     def handler(conn: socket.socket) -> None:
         read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
 
-    pool = pool_for(serve(handler))
+    pool = pool_for(raw_server(handler))
     response = await pool.exchange(GET)
     with pytest.raises(http1.ConnectionClosed) as caught:
         await response.read()
@@ -298,12 +231,12 @@ async def test_closed_mid_body(serve, pool_for) -> None:
     assert pool.idle == 0
 
 
-async def test_a_reset_connection_carries_the_os_error(serve, pool_for) -> None:
+async def test_a_reset_connection_carries_the_os_error(raw_server, pool_for) -> None:
     def handler(conn: socket.socket) -> None:
         read_request(conn)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
-    pool = pool_for(serve(handler))
+    pool = pool_for(raw_server(handler))
     with pytest.raises(http1.ConnectionClosed) as caught:
         await exchange(pool)
     assert isinstance(caught.value.cause, ConnectionResetError)
@@ -322,31 +255,31 @@ async def test_a_reset_connection_carries_the_os_error(serve, pool_for) -> None:
     ids=["status-line", "status-code", "header-line", "two-lengths", "bad-length"],
 )
 async def test_malformed_heads_are_refused_with_what_was_wrong(
-    serve, pool_for, response, text
+    raw_server, pool_for, response, text
 ) -> None:
-    pool = pool_for(serve(answering(response)))
+    pool = pool_for(raw_server(answering(response)))
     with pytest.raises(http1.MalformedResponse, match=text):
         await exchange(pool)
     assert pool.idle == 0
 
 
-async def test_a_bad_chunk_size_is_refused(serve, pool_for) -> None:
+async def test_a_bad_chunk_size_is_refused(raw_server, pool_for) -> None:
     pool = pool_for(
-        serve(answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n"))
+        raw_server(answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n"))
     )
     with pytest.raises(http1.MalformedResponse, match="invalid chunk size"):
         await exchange(pool)
 
 
-async def test_too_many_informational_responses(serve, pool_for) -> None:
-    pool = pool_for(serve(answering(b"HTTP/1.1 100 Continue\r\n\r\n" * 6)))
+async def test_too_many_informational_responses(raw_server, pool_for) -> None:
+    pool = pool_for(raw_server(answering(b"HTTP/1.1 100 Continue\r\n\r\n" * 6)))
     with pytest.raises(http1.MalformedResponse, match="too many 1xx"):
         await exchange(pool)
 
 
-async def test_idle_connections_expire_after_the_keepalive_time(serve) -> None:
+async def test_idle_connections_expire_after_the_keepalive_time(raw_server) -> None:
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-    server = serve(answering(ok, ok))
+    server = raw_server(answering(ok, ok))
 
     async def connect() -> http1.StreamProtocol:
         loop = asyncio.get_running_loop()
@@ -366,7 +299,9 @@ async def test_idle_connections_expire_after_the_keepalive_time(serve) -> None:
         pool.close()
 
 
-async def test_a_connection_that_received_bytes_while_idle_is_not_reused(serve, pool_for) -> None:
+async def test_a_connection_that_received_bytes_while_idle_is_not_reused(
+    raw_server, pool_for
+) -> None:
     released = threading.Event()
 
     def handler(conn: socket.socket) -> None:
@@ -376,7 +311,7 @@ async def test_a_connection_that_received_bytes_while_idle_is_not_reused(serve, 
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")  # unasked
         read_request(conn)
 
-    pool = pool_for(serve(handler))
+    pool = pool_for(raw_server(handler))
     response = await pool.exchange(GET)
     assert await response.read() == b"ok"
     response.release()

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trustme
-from agent_sim import ApiSimulator, SimulatorTls
+from agent_sim import ApiSimulator
 from kubernetes_asyncio import client
 
 from agent.kube.client import ApiConnectionError, ApiWire, connect
-from tests.test_http1 import RawServer, read_request
+from tests.servers import read_request, simulator_tls
 
 TOKEN = "wire-token"
 MERGE = "application/merge-patch+json"
@@ -40,20 +39,6 @@ def status_path(name: str) -> str:
 PATCH = json.dumps({"status": {"nodes": {"n1": {"phase": "Succeeded"}}}}).encode()
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(handler: Callable[[socket.socket], None]) -> RawServer:
-        server = RawServer(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def plain_api(port: int, **fields: object) -> client.ApiClient:
     configuration = client.Configuration(
         host=f"http://127.0.0.1:{port}",
@@ -66,14 +51,7 @@ def plain_api(port: int, **fields: object) -> client.ApiClient:
 
 
 async def test_patches_over_tls_with_the_kubeconfig_ca_and_token(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    tls = SimulatorTls(
-        cert_chain_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
-        private_key_pem=cert.private_key_pem.bytes(),
-        ca_pem=ca.cert_pem.bytes(),
-    )
-    async with ApiSimulator(tls=tls) as sim:
+    async with ApiSimulator(tls=simulator_tls(trustme.CA())) as sim:
         sim.add_token(TOKEN)
         sim.create_object("workflowtasksets", taskset("tls"))
         api = await connect(kubeconfig=str(sim.kubeconfig(tmp_path / "kc", token=TOKEN)))
@@ -112,13 +90,8 @@ async def test_an_unknown_token_is_refused_by_the_server(tmp_path: Path) -> None
 
 
 async def test_a_server_certificate_from_another_ca_is_refused(tmp_path: Path) -> None:
-    ca, other = trustme.CA(), trustme.CA()
-    cert = other.issue_cert("127.0.0.1")
-    tls = SimulatorTls(
-        cert_chain_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
-        private_key_pem=cert.private_key_pem.bytes(),
-        ca_pem=ca.cert_pem.bytes(),  # the kubeconfig trusts a CA that did not sign it
-    )
+    # the kubeconfig trusts a CA that did not sign the server's certificate
+    tls = simulator_tls(trustme.CA(), signer=trustme.CA())
     async with ApiSimulator(tls=tls) as sim:
         sim.add_token(TOKEN)
         api = await connect(kubeconfig=str(sim.kubeconfig(tmp_path / "kc", token=TOKEN)))
@@ -140,8 +113,8 @@ def answer_once_then_close(conn: socket.socket) -> None:
     read_request(conn)
 
 
-async def test_an_idle_connection_the_server_closed_is_resent_once(serve) -> None:
-    server = serve(answer_once_then_close)
+async def test_an_idle_connection_the_server_closed_is_resent_once(raw_server) -> None:
+    server = raw_server(answer_once_then_close)
     api = plain_api(server.port)
     wire = ApiWire(api)
     try:
@@ -155,8 +128,8 @@ async def test_an_idle_connection_the_server_closed_is_resent_once(serve) -> Non
         await api.close()
 
 
-async def test_a_new_connection_closed_before_an_answer_is_not_resent(serve) -> None:
-    server = serve(lambda conn: read_request(conn) and None)
+async def test_a_new_connection_closed_before_an_answer_is_not_resent(raw_server) -> None:
+    server = raw_server(lambda conn: read_request(conn) and None)
     api = plain_api(server.port)
     wire = ApiWire(api)
     try:
@@ -168,7 +141,7 @@ async def test_a_new_connection_closed_before_an_answer_is_not_resent(serve) -> 
         await api.close()
 
 
-async def test_a_proxied_configuration_goes_through_the_proxy(serve) -> None:
+async def test_a_proxied_configuration_goes_through_the_proxy(raw_server) -> None:
     """kubernetes_asyncio's session speaks to the proxy; ApiWire leaves such a
     configuration to it: the proxy sees the absolute-form request (RFC 9112 3.2.2)."""
     lines: list[bytes] = []
@@ -178,7 +151,7 @@ async def test_a_proxied_configuration_goes_through_the_proxy(serve) -> None:
         lines.append(head.split(b"\r\n", 1)[0])
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
 
-    proxy_server = serve(proxy)
+    proxy_server = raw_server(proxy)
     api = plain_api(1, proxy=f"http://127.0.0.1:{proxy_server.port}")
     wire = ApiWire(api)
     try:

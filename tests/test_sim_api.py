@@ -16,9 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
-from agent_sim import ApiError, ApiSimulator, SimulatorTls
+from agent_sim import ApiError, ApiSimulator
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from tests.servers import simulator_tls
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflowtasksets"
 TOKEN = "admin-token"
@@ -105,14 +107,7 @@ async def test_discovery_endpoints(api: client.ApiClient) -> None:
 async def test_serves_https_with_the_kubeconfig_ca(tmp_path: Path) -> None:
     """Configure Access to Multiple Clusters: ``certificate-authority-data`` in the
     kubeconfig lets the client verify the server's certificate over HTTPS."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    tls = SimulatorTls(
-        cert_chain_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
-        private_key_pem=cert.private_key_pem.bytes(),
-        ca_pem=ca.cert_pem.bytes(),
-    )
-    async with ApiSimulator(tls=tls) as simulator:
+    async with ApiSimulator(tls=simulator_tls(trustme.CA())) as simulator:
         simulator.add_token(TOKEN)
         assert simulator.url.startswith("https://127.0.0.1:")
         path = simulator.kubeconfig(tmp_path / "kc", token=TOKEN)
