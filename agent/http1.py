@@ -199,6 +199,7 @@ class Response:
         "_keep",
         "_left",
         "_pool",
+        "_released",
         "_to_close",
         "headers",
         "reason",
@@ -229,6 +230,7 @@ class Response:
         self._chunked = False
         self._chunk_left = -1  # -1: a chunk-size line comes next
         self._to_close = False
+        self._released = False
         self._done = no_body or status in (204, 304) or 100 <= status < 200
         self._keep, coding, length = _framing(version, headers)
         if self._done:
@@ -352,12 +354,18 @@ class Response:
         return self._done
 
     def release(self) -> None:
-        """Back to the pool when read to the end and kept alive; else closed."""
+        """Back to the pool when read to the end and kept alive; else closed. Only the
+        first call acts: the connection may serve another exchange after it."""
+        if self._released:
+            return
+        self._released = True
         conn = self._conn
         if self._done and self._keep and self._pool is not None and not conn.buffer:
             self._pool.put(conn)
+        elif self._done:
+            conn.close()
         else:
-            conn.abort() if not self._done else conn.close()
+            conn.abort()
         self._pool = None
 
 

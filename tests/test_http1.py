@@ -319,3 +319,17 @@ async def test_a_connection_that_received_bytes_while_idle_is_not_reused(
     released.set()
     await asyncio.sleep(0.05)  # the stray answer arrives on the idle connection
     assert pool.take() is None  # dropped, not handed out to answer the next request
+
+
+async def test_a_second_release_leaves_the_reused_connection_alone(raw_server, pool_for) -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    server = raw_server(answering(ok, ok))
+    pool = pool_for(server)
+    first = await pool.exchange(GET)
+    assert await first.read() == b"ok"
+    first.release()
+    second = await pool.exchange(GET)  # the same connection, now serving this exchange
+    first.release()  # a caller's second release must not close it
+    assert await second.read() == b"ok"
+    second.release()
+    assert server.accepted == 1 and pool.idle == 1
