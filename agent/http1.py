@@ -349,10 +349,6 @@ class Response:
         self._conn.consumed()
         return piece
 
-    @property
-    def complete(self) -> bool:
-        return self._done
-
     def release(self) -> None:
         """Back to the pool when read to the end and kept alive; else closed. Only the
         first call acts: the connection may serve another exchange after it."""

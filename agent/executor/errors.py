@@ -24,12 +24,14 @@ from agent import http1
 from agent.executor.policy import PolicyDenied
 
 __all__ = [
+    "DialError",
     "DialTimeout",
     "TLSHandshakeTimeout",
     "describe_transport_error",
     "dns_error_text",
     "format_url_error",
     "go_quote",
+    "join_host_port",
     "url_error_op",
     "x509_text",
 ]
@@ -86,7 +88,7 @@ def describe_transport_error(
     """
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
-    target = _join_host_port(host, port)
+    target = join_host_port(host, port)
     chain = list(_chain(exc))
     for item in chain:
         if isinstance(item, PolicyDenied):
@@ -150,20 +152,32 @@ def _lost_connection_errno(chain: list[BaseException]) -> int | None:
     return None
 
 
-def _join_host_port(host: str, port: int) -> str:
+def join_host_port(host: str, port: int) -> str:
     """Go's ``net.JoinHostPort``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class DialError(OSError):
+    """A failed connect and the address it dialled, which the OS error (uvloop's) does not
+    name: Go's ``dial tcp ADDRESS: connect: ...`` names it."""
+
+    def __init__(self, error: OSError, address: str) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.address = address
 
 
 _CONNECT_FAILED = re.compile(r"Connect call failed \('([^']*)', (\d+)")
 
 
 def _dialed(chain: list[BaseException]) -> str:
-    """The address asyncio tried to connect to (``Connect call failed ('ip', port)``)."""
+    """The address a failed connect dialled: a :class:`DialError`'s, or the one asyncio
+    names (``Connect call failed ('ip', port)``)."""
     for item in chain:
+        if isinstance(item, DialError):
+            return item.address
         match = _CONNECT_FAILED.search(str(item))
         if match:
-            return _join_host_port(match.group(1), int(match.group(2)))
+            return join_host_port(match.group(1), int(match.group(2)))
     return ""
 
 
@@ -214,7 +228,7 @@ def _first_nameserver() -> str:
             for line in conf:
                 fields = line.split()
                 if len(fields) >= 2 and fields[0] == "nameserver":
-                    return _join_host_port(fields[1], 53)
+                    return join_host_port(fields[1], 53)
     except OSError:
         pass
     return "127.0.0.1:53"

@@ -35,14 +35,13 @@ from typing import Any
 import httpx
 
 from agent import http1
-from agent.executor.errors import DialTimeout, TLSHandshakeTimeout
+from agent.executor.errors import DialError, DialTimeout, TLSHandshakeTimeout, join_host_port
 from agent.executor.policy import PolicyDenied, is_ip_literal
 from agent.executor.transport import (
     _ALPN_TTL,
     _NO_HANDSHAKE_LIMIT,
     _TLS_HANDSHAKE_TIMEOUT_TEXT,
     AiohttpTransport,
-    _join_host_port,
     _partial_timeout,
     _smaller,
 )
@@ -281,7 +280,7 @@ class Http1Transport(AiohttpTransport):
             except TimeoutError:
                 if deadline is None:
                     raise
-                first = first or DialTimeout(_join_host_port(address, port))
+                first = first or DialTimeout(join_host_port(address, port))
             except ssl.SSLError as exc:
                 raise httpx.ConnectError(str(exc), request=request) from exc
             except ConnectionAbortedError as exc:
@@ -361,13 +360,12 @@ def _encode(request: httpx.Request, body: bytes) -> bytes:
 
 
 def _dial_error(exc: OSError, address: str, port: int) -> OSError:
-    """``exc`` worded as asyncio's own ``sock_connect`` words it, naming the address dialled
-    (uvloop's text does not): what the Go-shaped text reads the address from."""
+    """``exc`` with the address it dialled, which the error text names (Go's does)."""
     if exc.errno is None:
         return exc
-    worded = OSError(exc.errno, f"Connect call failed ({address!r}, {port})")
-    worded.__cause__ = exc
-    return worded
+    failed = DialError(exc, join_host_port(address, port))
+    failed.__cause__ = exc
+    return failed
 
 
 def _head_error(exc: http1.HTTP1Error, request: httpx.Request | None) -> httpx.TransportError:

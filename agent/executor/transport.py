@@ -60,7 +60,7 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 from agent import shims
-from agent.executor.errors import DialTimeout, TLSHandshakeTimeout, go_quote
+from agent.executor.errors import DialTimeout, TLSHandshakeTimeout, go_quote, join_host_port
 from agent.executor.policy import OutboundPolicy, PolicyDenied, is_ip_literal
 
 __all__ = [
@@ -353,7 +353,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # to: Go's dialSerial reports the first address's error).
             port = request.url.port or (443 if request.url.scheme == "https" else 80)
             address = host if is_ip_literal(host) else self._first_address(host)
-            dialed = DialTimeout(_join_host_port(address.strip("[]"), port))
+            dialed = DialTimeout(join_host_port(address.strip("[]"), port))
             raise httpx.ConnectTimeout(f"dial timeout: {dialed.address}", request=request) from (
                 dialed
             )
@@ -442,11 +442,6 @@ def _multidict(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
     return out
 
 
-def _join_host_port(host: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _map_aiohttp_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
     text = str(exc) or type(exc).__name__
     kind: type[httpx.TransportError]
@@ -528,7 +523,7 @@ class _PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
                 if limit != self._connect_timeout:
                     first = first or exc  # the caller's own timeout, not Go's dial timeout
                     continue
-                first = first or _HttpcoreDialTimeout(_join_host_port(address, port))
+                first = first or _HttpcoreDialTimeout(join_host_port(address, port))
             except httpcore.ConnectError as exc:
                 first = first or exc
             else:
