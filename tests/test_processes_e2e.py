@@ -132,6 +132,12 @@ def metric(text: str, name: str, labels: str = "") -> float | None:
     return None
 
 
+def worker_cpu(text: str) -> dict[str, float]:
+    """``argo_agent_worker_cpu_seconds_total`` by worker, from an exposition."""
+    pattern = r'^argo_agent_worker_cpu_seconds_total\{worker="([^"]+)"\} (\S+)$'
+    return {worker: float(value) for worker, value in re.findall(pattern, text, re.M)}
+
+
 async def wait_metric(
     agent: AgentProcess, name: str, labels: str, expected: float, timeout: float = 20.0
 ) -> str:
@@ -278,6 +284,10 @@ async def test_two_processes_share_the_work_exactly_once(
         assert (metric(text, "argo_agent_watch_events_not_owned_total") or 0) >= 2
         assert metric(text, "argo_agent_worker_restarts_total") == 0
         assert re.search(r'^argo_agent_build_info\{[^}]*processes="2"', text, re.M), text
+        # Each worker's CPU under its own name: whether the load needs two processes.
+        cpu = worker_cpu(text)
+        assert sorted(cpu) == ["1/2", "2/2"], text
+        assert all(seconds > 0 for seconds in cpu.values()), cpu
         assert (await agent.get("/readyz")).status_code == 200
         assert await agent.stop() == 0
     logs = agent.logs()
@@ -416,6 +426,7 @@ async def test_killed_worker_is_restarted_and_counts_are_kept(
         assert sorted(workers) == ["1/2", "2/2"]
         assert set(workers.values()) <= descendants(agent.proc.pid)
         victim = workers["1/2"]
+        cpu_before = worker_cpu((await agent.get("/metrics")).text)["1/2"]
         os.kill(victim, signal.SIGKILL)
 
         await wait_metric(agent, "argo_agent_worker_restarts_total", "", 1)
@@ -429,6 +440,7 @@ async def test_killed_worker_is_restarted_and_counts_are_kept(
         text = (await agent.get("/metrics")).text
         assert metric(text, "argo_agent_tasks_finished_total", 'phase="Succeeded"') == 8
         assert metric(text, "argo_agent_worker_restarts_total") == 1
+        assert worker_cpu(text)["1/2"] >= cpu_before  # the dead worker's CPU is carried
         started = started_workers(agent.logs())
         assert [w for w, _ in started] == ["1/2", "2/2", "1/2"]
         replacement = started[-1][1]

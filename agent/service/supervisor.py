@@ -16,7 +16,8 @@ What the supervisor itself does, and nothing more:
 * serves the read-only HTTP API for all of them: ``/healthz`` (no worker crash-looping),
   ``/readyz`` (every worker alive and ready; their reasons relayed), ``/metrics`` (the
   workers' metrics combined: counters and histograms summed, including what workers that
-  died had counted, so totals never go backwards; gauges summed, taskset gauges maxed);
+  died had counted, so totals never go backwards; gauges summed, taskset gauges maxed;
+  and each worker's own CPU, ``argo_agent_worker_cpu_seconds_total{worker}``);
 * restarts a worker that exits, with backoff; a restarted worker owns the same nodes and,
   like a restarted agent, skips what is fulfilled and honours its predecessor's claims.
   Exit code 2 (an unusable configuration, as for a single process) is not retried: the
@@ -86,6 +87,11 @@ _MAX_GAUGES = frozenset(
         "argo_agent_lease_renew_age_seconds",
     }
 )
+#: Each worker's CPU seconds, labelled with the worker: the summed process_cpu_seconds_total
+#: cannot tell a pod whose workers are all busy from one whose load one worker would carry
+#: (at a lower CPU cost per task: docs/performance.md). Carried over restarts like any counter.
+_WORKER_CPU = "argo_agent_worker_cpu_seconds"
+_WORKER_CPU_HELP = "CPU seconds (user and system) each worker process used, its restarts included"
 # Families the supervisor reports for the pod as a whole, never from its workers.
 _OWN_FAMILIES = frozenset({"argo_agent_build", "argo_agent_ready"})
 
@@ -488,13 +494,13 @@ def _worker_main(*, settings: Settings, shard: Shard, status: Connection, parent
     configure_logging(
         fmt=settings.log_format, level=settings.log_level, context={"worker": str(shard)}
     )
-    report = functools.partial(_report, status=status, parent=parent)
+    report = functools.partial(_report, status=status, parent=parent, worker=str(shard))
     sys.exit(
         run_event_loop(serve(settings, shard=shard, companion=report), loop=settings.event_loop)
     )
 
 
-async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
+async def _report(agent: Agent, *, status: Connection, parent: int, worker: str) -> None:
     """Readiness changes, metric snapshots (periodic and on request) to the supervisor.
 
     Stops the agent if the supervisor is gone.
@@ -507,7 +513,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
             while status.poll():
                 kind, _ = status.recv()
                 if kind == "scrape":
-                    status.send(("metrics", _snapshot()))
+                    status.send(("metrics", _snapshot(worker=worker)))
         except (EOFError, OSError):
             gone.set()
 
@@ -525,7 +531,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
                     status.send(("health", current))
                     last = current
                 if time.monotonic() >= next_metrics:
-                    status.send(("metrics", _snapshot()))
+                    status.send(("metrics", _snapshot(worker=worker)))
                     next_metrics = time.monotonic() + _METRICS_SECONDS
             except OSError:  # the supervisor closed its end: it is going away
                 break
@@ -540,7 +546,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int) -> None:
     finally:
         loop.remove_reader(status.fileno())
         with contextlib.suppress(OSError):
-            status.send(("metrics", _snapshot()))  # the final counts, for the carry
+            status.send(("metrics", _snapshot(worker=worker)))  # the final counts, for the carry
         status.close()
 
 
@@ -554,9 +560,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _snapshot() -> list[_Family]:
-    """This worker's metrics (the default registry) as plain, picklable tuples."""
-    families: list[_Family] = []
+def _snapshot(*, worker: str) -> list[_Family]:
+    """This worker's metrics (the default registry) as plain, picklable tuples, and its own
+    CPU under its name (:data:`_WORKER_CPU`)."""
+    families: list[_Family] = [
+        (
+            _WORKER_CPU,
+            "counter",
+            _WORKER_CPU_HELP,
+            [(f"{_WORKER_CPU}_total", (("worker", worker),), time.process_time())],
+        )
+    ]
     for metric in REGISTRY.collect():
         if metric.type == "info" or metric.name in _OWN_FAMILIES:
             continue  # the supervisor reports these itself
