@@ -23,7 +23,10 @@ configurable delay and body size) and the agent (``python -m agent run``) -- the
 Each shape's headline is its throughput next to the agent's CPU per task (all its processes
 summed: what a cluster pays, and what noise on a shared machine moves least) and the rig's
 CPU per task (``rig_cpu_us_per_task``: simulator, target and this process, measured around
-the agent's runs only), since on a small machine the rig competes with the agent for cores.
+the agent's runs only), since on a small machine the rig competes with the agent for cores,
+and how much of a core each agent process used meanwhile (``agent_busy_by_process``): a
+process less busy spends more CPU on the same task, so a load split over processes that
+one could carry costs more per task.
 
 Besides the JSON line, a report is written (``--report-dir``, off with ``--no-report``):
 the JSON, a PNG with throughput, latency and CPU per repetition (matplotlib), and a short
@@ -158,11 +161,10 @@ class ProcStats:
         cpu = peak = 0.0
         for index, member in enumerate(_tree(pid) if tree else [pid]):
             try:
-                stat = Path(f"/proc/{member}/stat").read_text()
+                fields = _stat_fields(member)
                 status = Path(f"/proc/{member}/status").read_text()
             except OSError:
                 continue  # exited meanwhile
-            fields = stat[stat.rindex(")") + 2 :].split()
             ticks = int(fields[11]) + int(fields[12])  # utime + stime
             if tree and index == 0:
                 ticks += int(fields[13]) + int(fields[14])  # reaped children
@@ -171,6 +173,39 @@ class ProcStats:
                 if line.startswith("VmHWM:"):
                     peak += int(line.split()[1]) / 1024
         return cls(cpu_s=cpu, peak_rss_mib=peak)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (``state`` first)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each of its descendants, each its own."""
+    seconds: dict[int, float] = {}
+    for member in _tree(pid):
+        try:
+            fields = _stat_fields(member)
+        except OSError:
+            continue  # exited meanwhile
+        seconds[member] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return seconds
+
+
+def busy_by_process(
+    before: dict[int, float], after: dict[int, float], *, seconds: float
+) -> list[float]:
+    """How much of a core each process used over ``seconds`` (busiest first; processes
+    under half a per cent left out): with ``--processes N``, whether the load needed N.
+
+    A process that spends the same CPU per task at any load would show here only its share
+    of the tasks; the agent's do not (docs/performance.md), which is why the split matters.
+    """
+    if seconds <= 0:
+        return []
+    shares = ((after[pid] - before.get(pid, 0.0)) / seconds for pid in after)
+    return sorted((round(share, 2) for share in shares if share >= 0.005), reverse=True)
 
 
 class PssSampler:
@@ -214,10 +249,9 @@ def _tree(pid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            ppid = int(_stat_fields(int(entry.name))[1])
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
     out = [pid]
     for member in out:
@@ -1062,6 +1096,7 @@ async def _repetition(
         rep["raw_cpu_us_per_request"] = round(raw_cpu / cfg.tasks * 1e6, 1)
     _log(f"[{index + 1}/{cfg.repetitions}] agent: {cfg.tasks} tasks in {cfg.tasksets} tasksets")
     agent_before = stack.agent.stats()
+    each_before = cpu_by_process(stack.agent.pid)
     rig_before = (stack.sim.stats().cpu_s, stack.target.stats().cpu_s, time.process_time())
     rep.update(
         await _throughput(
@@ -1074,6 +1109,9 @@ async def _repetition(
         )
     )
     agent_cpu = stack.agent.stats().cpu_s - agent_before.cpu_s
+    rep["agent_busy_by_process"] = busy_by_process(
+        each_before, cpu_by_process(stack.agent.pid), seconds=rep["seconds"]
+    )
     rig_after = (stack.sim.stats().cpu_s, stack.target.stats().cpu_s, time.process_time())
     rep["agent_cpu_s"] = round(agent_cpu, 2)
     # What the rig spent meanwhile: on two cores it competes with the agent for them.
@@ -1123,6 +1161,8 @@ def summarise_repetitions(repetitions: Sequence[dict[str, Any]]) -> dict[str, An
         report["ratio_min"] = ordered[0]["ratio"]
         report["ratio_max"] = ordered[-1]["ratio"]
     report["agent_cpu_s"] = median["agent_cpu_s"]
+    if "agent_busy_by_process" in median:
+        report["agent_busy_by_process"] = median["agent_busy_by_process"]
     rigs = [r["rig_cpu_us_per_task"] for r in repetitions if "rig_cpu_us_per_task" in r]
     if rigs:
         report["rig_cpu_us_per_task"] = {
@@ -1431,7 +1471,8 @@ def _headline(shape: dict[str, Any]) -> str:
     return (
         f"{shape['tasks_per_s']} tasks/s, agent CPU {shape['agent_cpu_us_per_task']} us/task "
         f"(rig us/task: {rig_text or 'n/a'}), patches {shape.get('patches', 'n/a')}, "
-        f"watch events decoded {shape.get('watch_events_decoded', 'n/a')}"
+        f"watch events decoded {shape.get('watch_events_decoded', 'n/a')}, agent processes "
+        f"busy {shape.get('agent_busy_by_process', 'n/a')} of a core"
     )
 
 

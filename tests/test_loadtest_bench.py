@@ -6,12 +6,14 @@ self-consistent, every task is fulfilled, children are gone afterwards), never t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,6 +29,25 @@ def _bench(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         timeout=timeout,
         check=False,
     )
+
+
+def _bench_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # its dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_busy_by_process_is_each_process_share_of_a_core_busiest_first() -> None:
+    busy_by_process = _bench_module().busy_by_process
+    before = {10: 1.0, 11: 0.5, 12: 4.0}
+    # 10 used 1 s and 11 0.25 s of the 2 s; 12 nothing; 13 started meanwhile and used 0.5 s;
+    # 14 (a helper process) 0.002 s, under half a per cent of a core: left out.
+    after = {10: 2.0, 11: 0.75, 12: 4.0, 13: 0.5, 14: 0.002}
+    assert busy_by_process(before, after, seconds=2.0) == [0.5, 0.25, 0.12]
+    assert busy_by_process(before, after, seconds=0.0) == []
 
 
 def _ordered(latency: dict[str, float]) -> None:
@@ -95,6 +116,10 @@ def test_small_run_reports_every_field_consistently(tmp_path: Path) -> None:
     assert single["tasks_per_s"] > 0 and single["agent_cpu_us_per_task"] >= 0
     assert set(single["rig_cpu_us_per_task"]) == {"simulator", "target", "bench"}
     assert single["ratio"] > 0
+    # How much of a core each agent process used while the agent ran, busiest first.
+    for shape in (report, single):
+        busy = shape["agent_busy_by_process"]
+        assert busy == sorted(busy, reverse=True) and all(share > 0 for share in busy), busy
     assert "one task per taskset:" in done.stderr
 
     light = report["light"]
