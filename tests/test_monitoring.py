@@ -333,6 +333,31 @@ async def test_a_real_prometheus_answers_every_panel_and_alert_query(
     assert agent.proc is not None and agent.proc.returncode == 0, agent.logs()
 
 
+async def test_the_cpu_panel_shows_each_worker_of_a_pod_with_several_processes(
+    sim: ApiSimulator, tmp_path: Path
+) -> None:
+    # A single-process agent shows as worker 1/1 (the test above); a pod with workers shows
+    # each of them, and not also its total under 1/1.
+    binary = _tool("prometheus")
+    (expr,) = [
+        e for title, e, legend in _dashboard_targets() if title == "CPU" and "worker" in legend
+    ]
+    async with AgentProcess(sim, "--namespace", NS, "--processes", "2") as agent:
+        prometheus = Prometheus(
+            binary, tmp_path, scrape=f"127.0.0.1:{agent.port}", rules=RULES_FILE
+        )
+        with prometheus.running():
+            async with httpx.AsyncClient(timeout=10) as client:
+                await prometheus.wait_ready(client)
+                await prometheus.wait_for(
+                    client,
+                    f'count(rate(argo_agent_worker_cpu_seconds_total{{job="{JOB}"}}'
+                    f"[{RATE_INTERVAL}])) == 2",
+                )
+                result = await prometheus.query(client, expr)
+    assert sorted(series["metric"]["worker"] for series in result) == ["1/2", "2/2"], result
+
+
 async def _evaluated_rules(
     prometheus: Prometheus, client: httpx.AsyncClient, *, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
