@@ -342,7 +342,9 @@ async def test_the_cpu_panel_shows_each_worker_of_a_pod_with_several_processes(
     (expr,) = [
         e for title, e, legend in _dashboard_targets() if title == "CPU" and "worker" in legend
     ]
-    async with AgentProcess(sim, "--namespace", NS, "--processes", "2") as agent:
+    # Without Leases: a joining member's settle time would only delay its readiness here.
+    membership = ("--membership", "none")
+    async with AgentProcess(sim, "--namespace", NS, "--processes", "2", *membership) as agent:
         prometheus = Prometheus(
             binary, tmp_path, scrape=f"127.0.0.1:{agent.port}", rules=RULES_FILE
         )
