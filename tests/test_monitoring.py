@@ -384,8 +384,10 @@ async def test_readiness_and_known_labels_are_exported_for_one_or_several_proces
     # pod (one sample, not a sum over workers). Known label values exist at 0 from the start.
     from prometheus_client.parser import text_string_to_metric_families
 
+    # Without Leases: a second worker's settle time after joining would only delay readiness.
     for processes in ("1", "2"):
-        async with AgentProcess(sim, "--namespace", NS, "--processes", processes) as agent:
+        args = ("--namespace", NS, "--processes", processes, "--membership", "none")
+        async with AgentProcess(sim, *args) as agent:
             assert (await agent.get("/readyz")).status_code == 200
             text = (await agent.get("/metrics")).text
         samples = {
