@@ -30,8 +30,7 @@ from agent.core.model import dump
 from agent.core.refs import TaskRef
 from agent.executor.errors import dns_error_text
 from agent.executor.executor import Executor
-from agent.executor.secrets import StaticSecretResolver
-from agent.executor.settings import ExecutorSettings
+from tests.executors import executor_factory
 from tests.servers import RawServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
@@ -41,22 +40,9 @@ Handler = Callable[[socket.socket], None]
 
 @pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[MakeExecutor]:
-    made: list[Executor] = []
-
-    def make(**overrides: Any) -> Executor:
-        options: dict[str, Any] = {
-            "transport": request.param,
-            "ca_dir": None,
-            "default_timeout_seconds": 10.0,
-        }
-        options.update(overrides)
-        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver({}))
-        made.append(executor)
-        return executor
-
-    yield make
-    for executor in made:
-        await executor.aclose()
+    defaults = {"transport": request.param, "ca_dir": None, "default_timeout_seconds": 10.0}
+    async with executor_factory(**defaults) as make:
+        yield make
 
 
 async def run(executor: Executor, **http: Any) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from agent.core.model import dump
 from agent.core.refs import TaskRef
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
-from agent.executor.settings import ExecutorSettings
 from agent.service.logs import PINNED_LOGGERS, configure_logging
+from tests.executors import executor_factory
 from tests.servers import TargetServer, TestCA
 from tests.test_execute_http2 import Http2Target
 
@@ -42,19 +42,13 @@ def h2_target(test_ca: TestCA) -> Iterator[Http2Target]:
 
 @pytest.fixture
 async def make_executor(test_ca: TestCA) -> AsyncIterator[Callable[..., Executor]]:
-    made: list[Executor] = []
+    async with executor_factory(ca_dir=None, ca_bundle=test_ca.pem_path) as build:
 
-    def make(secret: str = SECRET, **overrides: Any) -> Executor:
-        options: dict[str, Any] = {"ca_dir": None, "ca_bundle": test_ca.pem_path}
-        options.update(overrides)
-        secrets = StaticSecretResolver({("argo", "creds"): {"key": secret}})
-        executor = Executor(settings=ExecutorSettings(**options), secrets=secrets)
-        made.append(executor)
-        return executor
+        def make(secret: str = SECRET, **overrides: Any) -> Executor:
+            secrets = StaticSecretResolver({("argo", "creds"): {"key": secret}})
+            return build(secrets=secrets, **overrides)
 
-    yield make
-    for executor in made:
-        await executor.aclose()
+        yield make
 
 
 def secret_header(name: str) -> dict[str, Any]:

@@ -17,10 +17,10 @@ import pytest
 
 from agent.core.model import dump
 from agent.core.refs import TaskRef
-from agent.core.secrets import SecretError, SecretResolver
+from agent.core.secrets import SecretError
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
-from agent.executor.settings import ExecutorSettings
+from tests.executors import executor_factory
 from tests.servers import TargetServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
@@ -36,22 +36,9 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def make_executor(transport: str) -> AsyncIterator[MakeExecutor]:
-    made: list[Executor] = []
-
-    def make(*, secrets: SecretResolver = SECRETS, **overrides: Any) -> Executor:
-        options: dict[str, Any] = {
-            "transport": transport,
-            "ca_dir": None,
-            "default_timeout_seconds": 10.0,
-        }
-        options.update(overrides)
-        executor = Executor(settings=ExecutorSettings(**options), secrets=secrets)
-        made.append(executor)
-        return executor
-
-    yield make
-    for executor in made:
-        await executor.aclose()
+    defaults = {"transport": transport, "ca_dir": None, "default_timeout_seconds": 10.0}
+    async with executor_factory(secrets=SECRETS, **defaults) as make:
+        yield make
 
 
 async def run(executor: Executor, http: dict[str, Any], **template: Any) -> dict[str, Any]:

@@ -16,8 +16,7 @@ import pytest
 from agent.core.model import dump
 from agent.core.refs import TaskRef
 from agent.executor.executor import Executor
-from agent.executor.secrets import StaticSecretResolver
-from agent.executor.settings import ExecutorSettings
+from tests.executors import executor_factory
 from tests.servers import read_request
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1", workflow_uid="uid-1")
@@ -55,18 +54,8 @@ def slow_answers(gauge: Gauge, *, hold: float) -> Callable[[socket.socket], None
 
 @pytest.fixture
 async def make_executor() -> AsyncIterator[Callable[..., Executor]]:
-    made: list[Executor] = []
-
-    def make(**overrides: Any) -> Executor:
-        options: dict[str, Any] = {"transport": "http1", "ca_dir": None}
-        options.update(overrides)
-        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver({}))
-        made.append(executor)
-        return executor
-
-    yield make
-    for executor in made:
-        await executor.aclose()
+    async with executor_factory(transport="http1", ca_dir=None) as make:
+        yield make
 
 
 async def run(executor: Executor, url: str) -> dict[str, Any]:

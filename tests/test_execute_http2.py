@@ -29,6 +29,7 @@ from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings
 from agent.executor.transport import AiohttpTransport
+from tests.executors import executor_factory
 from tests.servers import TargetServer, TestCA
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
@@ -109,18 +110,8 @@ def h2_target(test_ca: TestCA) -> Iterator[Http2Target]:
 
 @pytest.fixture
 async def make_executor(test_ca: TestCA) -> AsyncIterator[Callable[..., Executor]]:
-    made: list[Executor] = []
-
-    def make(**overrides: Any) -> Executor:
-        options: dict[str, Any] = {"ca_dir": None, "ca_bundle": test_ca.pem_path}
-        options.update(overrides)
-        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver({}))
-        made.append(executor)
-        return executor
-
-    yield make
-    for executor in made:
-        await executor.aclose()
+    async with executor_factory(ca_dir=None, ca_bundle=test_ca.pem_path) as make:
+        yield make
 
 
 async def run(executor: Executor, http: dict[str, Any]) -> dict[str, Any]:

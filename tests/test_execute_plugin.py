@@ -16,6 +16,7 @@ from agent.engine.scheduler import Engine
 from agent.executor.executor import Executor
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings, PluginEndpoint
+from tests.executors import executor_factory
 from tests.servers import PluginReply, PluginServer
 from tests.test_engine import ListSink
 
@@ -35,28 +36,18 @@ def token_file(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def make_executor(token_file: str) -> AsyncIterator[MakeExecutor]:
-    made: list[Executor] = []
+    async with executor_factory(plugin_retry_base_seconds=0.01, ca_dir=None) as build:
 
-    def make(*servers: PluginServer | PluginEndpoint, **overrides: Any) -> Executor:
-        plugins = tuple(
-            s
-            if isinstance(s, PluginEndpoint)
-            else PluginEndpoint(name=f"p{i}", address=s.base_url, token_path=token_file)
-            for i, s in enumerate(servers)
-        )
-        options: dict[str, Any] = {
-            "plugins": plugins,
-            "plugin_retry_base_seconds": 0.01,
-            "ca_dir": None,
-        }
-        options.update(overrides)
-        executor = Executor(settings=ExecutorSettings(**options), secrets=StaticSecretResolver())
-        made.append(executor)
-        return executor
+        def make(*servers: PluginServer | PluginEndpoint, **overrides: Any) -> Executor:
+            plugins = tuple(
+                s
+                if isinstance(s, PluginEndpoint)
+                else PluginEndpoint(name=f"p{i}", address=s.base_url, token_path=token_file)
+                for i, s in enumerate(servers)
+            )
+            return build(plugins=plugins, **overrides)
 
-    yield make
-    for executor in made:
-        await executor.aclose()
+        yield make
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from agent.core.model import dump
 from agent.core.refs import TaskRef
 from agent.executor.executor import Executor
 from agent.executor.policy import OutboundPolicy, PolicyDenied
-from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import DEFAULT_DENY_NETWORKS, ExecutorSettings
+from tests.executors import executor_factory
 from tests.servers import TargetServer
 
 REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
@@ -25,19 +25,13 @@ REF = TaskRef(namespace="argo", taskset="wf", node_id="wf-1")
 
 @pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Executor]]:
-    made: list[Executor] = []
+    defaults = {"transport": request.param, "ca_dir": None, "default_timeout_seconds": 10}
+    async with executor_factory(**defaults) as build:
 
-    def make(deny: tuple[str, ...]) -> Executor:
-        settings = ExecutorSettings(
-            transport=request.param, deny_networks=deny, ca_dir=None, default_timeout_seconds=10
-        )
-        executor = Executor(settings=settings, secrets=StaticSecretResolver())
-        made.append(executor)
-        return executor
+        def make(deny: tuple[str, ...]) -> Executor:
+            return build(deny_networks=deny)
 
-    yield make
-    for executor in made:
-        await executor.aclose()
+        yield make
 
 
 async def run(executor: Executor, url: str) -> dict[str, Any]:

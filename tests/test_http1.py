@@ -36,10 +36,10 @@ def answering(*responses: bytes, then_close: bool = False) -> RawHandler:
 
 
 @pytest.fixture
-async def pool_for() -> AsyncIterator[Callable[[RawServer], http1.Pool]]:
+async def pool_for() -> AsyncIterator[Callable[..., http1.Pool]]:
     pools: list[http1.Pool] = []
 
-    def make(server: RawServer) -> http1.Pool:
+    def make(server: RawServer, *, keepalive_seconds: float = 60.0) -> http1.Pool:
         async def connect() -> http1.StreamProtocol:
             loop = asyncio.get_running_loop()
             _, protocol = await loop.create_connection(
@@ -47,7 +47,7 @@ async def pool_for() -> AsyncIterator[Callable[[RawServer], http1.Pool]]:
             )
             return protocol
 
-        pool = http1.Pool(connect=connect, keepalive_seconds=60.0, max_idle=4)
+        pool = http1.Pool(connect=connect, keepalive_seconds=keepalive_seconds, max_idle=4)
         pools.append(pool)
         return pool
 
@@ -277,26 +277,15 @@ async def test_too_many_informational_responses(raw_server, pool_for) -> None:
         await exchange(pool)
 
 
-async def test_idle_connections_expire_after_the_keepalive_time(raw_server) -> None:
+async def test_idle_connections_expire_after_the_keepalive_time(raw_server, pool_for) -> None:
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     server = raw_server(answering(ok, ok))
-
-    async def connect() -> http1.StreamProtocol:
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(
-            lambda: http1.StreamProtocol(loop), "127.0.0.1", server.port
-        )
-        return protocol
-
-    pool = http1.Pool(connect=connect, keepalive_seconds=0.0, max_idle=4)
-    try:
-        assert await exchange(pool) == b"ok"
-        await asyncio.sleep(0.01)
-        assert pool.take() is None  # expired: closed, not handed out
-        assert await exchange(pool) == b"ok"
-        assert server.accepted == 2
-    finally:
-        pool.close()
+    pool = pool_for(server, keepalive_seconds=0.0)
+    assert await exchange(pool) == b"ok"
+    await asyncio.sleep(0.01)
+    assert pool.take() is None  # expired: closed, not handed out
+    assert await exchange(pool) == b"ok"
+    assert server.accepted == 2
 
 
 async def test_a_connection_that_received_bytes_while_idle_is_not_reused(

@@ -23,6 +23,7 @@ from agent.executor.policy import NamespacePolicies
 from agent.executor.secrets import StaticSecretResolver
 from agent.executor.settings import ExecutorSettings
 from agent.source.policies import POLICY_LABEL, PolicyError, PolicyWatcher, parse_policy
+from tests.executors import executor_factory
 from tests.servers import TargetServer
 
 AGENT_NS = "argo-http-agent"
@@ -45,21 +46,13 @@ def policies_of(*configs: tuple[str, Mapping[str, str]]) -> NamespacePolicies:
 
 @pytest.fixture(params=["http1", "aiohttp", "httpcore"])
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Executor]]:
-    made: list[Executor] = []
+    defaults = {"transport": request.param, "ca_dir": None, "default_timeout_seconds": 10}
+    async with executor_factory(**defaults) as build:
 
-    def make(policies: NamespacePolicies, deny: tuple[str, ...] = ()) -> Executor:
-        settings = ExecutorSettings(
-            transport=request.param, deny_networks=deny, ca_dir=None, default_timeout_seconds=10
-        )
-        executor = Executor(
-            settings=settings, secrets=StaticSecretResolver(), namespace_policies=policies
-        )
-        made.append(executor)
-        return executor
+        def make(policies: NamespacePolicies, deny: tuple[str, ...] = ()) -> Executor:
+            return build(namespace_policies=policies, deny_networks=deny)
 
-    yield make
-    for executor in made:
-        await executor.aclose()
+        yield make
 
 
 async def run(executor: Executor, url: str, namespace: str) -> dict[str, Any]:
