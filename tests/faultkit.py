@@ -1318,6 +1318,56 @@ async def _lease_storm(run: _Run) -> None:
     )
 
 
+_WORKER_STARTED = re.compile(r"worker started \[worker=(?P<worker>\d+/\d+) pid=(?P<pid>\d+)\]")
+
+
+async def _kill_workers(run: _Run) -> None:
+    """``--processes 2``: the busy primary lends tasksets to its helper. SIGKILL a worker at
+    random moments, the helper twice as often as the primary: a dead helper's tasksets come
+    back to the primary (docs/replicas.md, "Workers of one pod"); a dead primary's helper
+    drains (a graceful stop) and both start again. The pod itself is never restarted."""
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.5)
+    agent = await run.start_agent()
+
+    async def feed() -> None:
+        # Many tasksets, fast: the primary fills its slots and lends the next ones; now
+        # and then tasks are added to a taskset already running (lent or not).
+        size = max(1, len(plans) // 15)
+        for start in range(0, len(plans), size):
+            run.submit(plans[start : start + size], extend=0.2)
+            await asyncio.sleep(run.rng.uniform(0.05, 0.2))
+
+    def starts(worker: str) -> list[re.Match[str]]:
+        return [m for m in _WORKER_STARTED.finditer(agent.logs()) if m["worker"] == worker]
+
+    feeder = asyncio.create_task(feed())
+    try:
+        for index in range(run.size.interruptions):
+            await asyncio.sleep(run.rng.uniform(0.3, 1.2))
+            worker = "1/2" if index % 3 == 2 else "2/2"
+            before = {w: len(starts(w)) for w in ("1/2", "2/2")}
+            os.kill(int(starts(worker)[-1]["pid"]), signal.SIGKILL)
+            now = time.monotonic()
+            run.restarts.append(Restart("SIGKILL", now))
+            if worker == "1/2":
+                run.restarts.append(Restart("SIGTERM", now))  # its helper stops gracefully
+            key = f"SIGKILL {'primary' if worker == '1/2' else 'helper'}"
+            run.injected[key] = run.injected.get(key, 0) + 1
+            # Until the supervisor started it again (a primary: its helper too).
+            restarted = ("1/2", "2/2") if worker == "1/2" else (worker,)
+            for _ in range(1200):  # 60 s
+                if all(len(starts(w)) > before[w] for w in restarted):
+                    break
+                await asyncio.sleep(0.05)
+            await agent.wait_ready(timeout=60)
+        await feeder
+        await run.settle()
+        run.measured["tasksets_lent"] = await run.metric("argo_agent_tasksets_lent_total")
+        run.measured["tasksets_returned"] = await run.metric("argo_agent_tasksets_returned_total")
+    finally:
+        feeder.cancel()
+
+
 def _final(status: object) -> bool:
     return isinstance(status, Mapping) and status.get("phase") in _FULFILLED
 
@@ -1342,6 +1392,9 @@ SCENARIOS: Mapping[str, _Scenario] = {
         _bad_targets,
         agent_args=("--max-result-bytes", str(BAD_TARGET_RESULT_CAP)),
         max_result_bytes=BAD_TARGET_RESULT_CAP,
+    ),
+    "workers-kill": _Scenario(
+        _kill_workers, agent_args=("--processes", "2", "--shutdown-grace", "5")
     ),
     "replicas-scale-up": _Scenario(_scale_up, replicas=True),
     "replicas-scale-down": _Scenario(_scale_down, replicas=True),

@@ -81,6 +81,10 @@ async def test_scenario(name: str) -> None:
     if name.startswith("kill"):
         kills = report.injected.get("SIGKILL", 0) + report.injected.get("SIGTERM", 0)
         assert kills == REDUCED.interruptions
+    elif name == "workers-kill":
+        kills = report.injected.get("SIGKILL helper", 0) + report.injected.get("SIGKILL primary", 0)
+        assert kills == REDUCED.interruptions and report.injected["SIGKILL primary"] >= 1
+        assert report.measured["tasksets_lent"] > 0, report.describe()  # the helper had work
     elif name == "api-storm":
         assert report.api_errors_served > 0, report.describe()
     elif name == "watch-drops":

@@ -10,7 +10,10 @@ decisions, its back-off, and one run with real worker processes).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,14 @@ from kubernetes_asyncio import client
 from agent.service import agent as agent_module
 from agent.service.api import Health
 from agent.service.settings import load_settings
-from agent.service.supervisor import TRANSITIONS, Supervisor, WorkerState, backoff, final_code
+from agent.service.supervisor import (
+    TRANSITIONS,
+    Supervisor,
+    WorkerState,
+    backoff,
+    final_code,
+    read_when_ready,
+)
 
 NS = "argo"
 S = WorkerState
@@ -229,3 +239,37 @@ async def test_workers_with_an_unusable_configuration_finish_the_run_with_2(
         assert moves[-1][1] is S.FINISHED
         assert all(b in TRANSITIONS[a] for a, b in moves)
     assert supervisor.registry.get_sample_value("argo_agent_worker_restarts_total") == 0
+
+
+def test_a_status_pipe_polled_by_uvloop_still_carries_a_message_larger_than_its_buffer() -> None:
+    """uvloop makes a descriptor it polls non-blocking; a status pipe read so would raise
+    EAGAIN in the middle of a message larger than the socket buffer, and the supervisor took
+    the worker for gone (seen with a busy primary's snapshots). ``read_when_ready`` keeps the
+    pipe blocking: the poll says a message has begun, the rest arrives while it is read."""
+    uvloop = pytest.importorskip("uvloop")
+    receiver, sender = multiprocessing.Pipe(duplex=True)
+    message = ("metrics", "x" * (8 << 20))  # far beyond a socket buffer
+
+    async def main() -> tuple[str, str]:
+        loop = asyncio.get_running_loop()
+        received: asyncio.Future[tuple[str, str]] = loop.create_future()
+
+        def on_data() -> None:
+            if not received.done():
+                received.set_result(receiver.recv())
+
+        read_when_ready(receiver, on_data)
+        assert os.get_blocking(receiver.fileno())
+        writer = threading.Thread(target=sender.send, args=(message,))
+        writer.start()
+        try:
+            return await asyncio.wait_for(received, 30)
+        finally:
+            loop.remove_reader(receiver.fileno())
+            writer.join()
+
+    try:
+        assert uvloop.run(main()) == message
+    finally:
+        receiver.close()
+        sender.close()

@@ -364,20 +364,24 @@ async def wait_metric(agent: AgentProcess, sample: str, timeout: float = 20) -> 
     raise AssertionError(f"{sample} never reported:\n{agent.logs()[-3000:]}")
 
 
-async def test_the_workers_of_a_pod_are_members_like_any_other(
+async def test_a_pod_with_two_processes_is_one_member_next_to_another_replica(
     sim: ApiSimulator, counting: CountingTarget
 ) -> None:
-    """``--processes 2`` with Leases: one Lease per worker, next to another replica's; the
-    three members share one ownership, every node runs once."""
+    """``--processes 2`` with Leases: the pod's primary worker holds its one Lease (its
+    helper runs only what the primary lends it, under the primary's name), next to another
+    replica's; the two members share one ownership, every node runs once."""
     rng = random.Random(29)
     plans = plan_tasks(rng, 40, slow=0.3, max_sleep=0.5)
     async with members(sim) as started:
-        await start_member(sim, started, "pod-a", "--processes", "2")
+        # One slot per worker: the primary is busy, and lends, as soon as it runs a task.
+        pod_a = await start_member(sim, started, "pod-a", "--processes", "2", "--task-workers", "2")
         await start_member(sim, started, "pod-b")
-        identities = await wait_members(sim, 3)
+        identities = await wait_members(sim, 2)
         create_wave(sim, counting, "wave", plans)
         nodes = await wait_all(sim, {"wave": plans})
-    assert sorted(i.rsplit("-", 1)[0] for i in identities) == ["pod-a-w0", "pod-a-w1", "pod-b"]
+        lent = metric((await pod_a.get("/metrics")).text, "argo_agent_tasksets_lent_total")
+    assert sorted(i.rsplit("-", 1)[0] for i in identities) == ["pod-a-w0", "pod-b"]
+    assert lent is not None and lent >= 1, "the busy primary lent nothing to its helper"
     verdict = judge(plans, nodes, counting.all_arrivals(), [], target=counting)
     assert verdict.ok, verdict
 

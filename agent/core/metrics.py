@@ -37,7 +37,9 @@ __all__ = [
     "SECRET_CACHE",
     "SECRET_READ_RETRIES",
     "TAKEOVERS",
+    "TASKSETS_LENT",
     "TASKSETS_LISTED",
+    "TASKSETS_RETURNED",
     "TASKSETS_WATCHED",
     "TASKS_FINISHED",
     "TASKS_IN_FLIGHT",
@@ -142,6 +144,15 @@ HANDOVERS = Counter(
 TAKEOVERS = Counter(
     f"{_PREFIX}_takeovers_total",
     "Nodes claimed by a member that is gone, settled here by the redelivery policy",
+)
+TASKSETS_LENT = Counter(
+    f"{_PREFIX}_tasksets_lent_total",
+    "Tasksets the primary worker of a pod with several processes lent to a helper worker, "
+    "at first sight, because it was busy",
+)
+TASKSETS_RETURNED = Counter(
+    f"{_PREFIX}_tasksets_returned_total",
+    "Lent tasksets that came back to the primary worker because their helper worker died",
 )
 MEMBERSHIP_CHANGES = Counter(
     f"{_PREFIX}_membership_changes_total", "Changes of this member's view of the group"

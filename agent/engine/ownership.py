@@ -28,6 +28,13 @@ source skips such tasksets), and the fence: a member whose own Lease is not rene
 owns nothing from the moment its renew deadline passes, checked on the monotonic clock
 whenever it is asked (right before a request starts), not only when the renew loop runs.
 
+Inside one pod with ``--processes N`` (shared mode) the pod is **one member**, its primary
+worker, and a taskset it owns is run by the primary or *lent* to a helper worker
+(:mod:`agent.membership.lending`): the primary's view ``lent`` the unit (it owns it no more,
+another runs it), the helper's view is ``granted`` it (it owns exactly what it was granted,
+while the primary's Lease holds). Lending is decided by the primary alone, at a taskset's
+first sight, so no node changes hands inside the pod.
+
 The hash is BLAKE2b (64 bits) of the member name and the unit: stable across
 processes, runs and Python versions (unlike ``hash()``), and not linear like CRC-32, whose
 scores for two members of equal-length keys differ by a constant and would skew the argmax.
@@ -113,6 +120,10 @@ class Ownership:
         self.expiries = 0
         self.changed_at = -math.inf
         self.version = 0
+        #: Units this member owns in the group but lent to a helper worker of its pod.
+        self.lent: set[str] = set()
+        #: A helper worker's units, granted by its primary (None: not a helper).
+        self.granted: set[str] | None = None
         # No owners given: this member alone. A dynamic membership starts with none (it
         # owns nothing until its Lease exists) and tells its first view with update().
         self._set(frozenset({me}) if owners is None else frozenset(owners), frozenset(live))
@@ -160,14 +171,48 @@ class Ownership:
         """Whether this member owns ``unit`` now (False for all while fenced)."""
         if self._clock() >= self.valid_until:
             return False
-        return self._owner(unit) == self.me
+        if self.granted is not None:
+            return unit in self.granted
+        return self._owner(unit) == self.me and unit not in self.lent
 
     def elsewhere(self, unit: str) -> bool:
-        """Whether another member is assigned ``unit`` in this view (whatever our fence):
-        the source may skip that taskset's events, and reads it afresh if the view gives
-        it to this member later. False while the view has no owners (before the first)."""
+        """Whether another member (or another worker of this pod) is assigned ``unit`` in
+        this view (whatever our fence): the source may skip that taskset's events, and
+        reads it afresh if the view gives it to this member later. False while the view
+        has no owners (before the first)."""
+        if self.granted is not None:
+            return unit not in self.granted
         owner = self._owner(unit)
-        return owner is not None and owner != self.me
+        return owner is not None and (owner != self.me or unit in self.lent)
+
+    def assigned(self, unit: str) -> bool:
+        """Whether the view assigns ``unit`` to this member, lent or not, fenced or not."""
+        return self._owner(unit) == self.me
+
+    # -- what the pod's lending tells ---------------------------------------------------
+
+    def lend(self, unit: str) -> None:
+        """(Primary) ``unit`` is run by a helper from now on; nothing of it ran here."""
+        self.lent.add(unit)
+
+    def take_back(self, unit: str) -> None:
+        """(Primary) ``unit`` is run here again (its helper is gone, or it was deleted)."""
+        self.lent.discard(unit)
+
+    def grant(self, unit: str) -> None:
+        """(Helper) the primary lent ``unit`` to this worker."""
+        if self.granted is None:
+            self.granted = set()
+        self.granted.add(unit)
+
+    def revoke(self, unit: str) -> None:
+        """(Helper) the group moved ``unit`` away from the pod: what runs here is claimed
+        and finished, as on any change of view."""
+        if self.granted is not None and unit in self.granted:
+            self.granted.discard(unit)
+            self.version += 1
+            for listener in list(self._listeners):
+                listener()
 
     def _owner(self, unit: str) -> str | None:
         owners = self._owners

@@ -81,6 +81,9 @@ class _TaskSetState:
     disowned: set[str] = field(default_factory=set)
     # Nodes whose claim is being written, with the fence lapses counted when it began.
     claiming: dict[str, int] = field(default_factory=dict)
+    # Nodes that had a status entry when the taskset came back from a helper worker of
+    # this pod that died: a claim naming this member there is the helper's, not ours.
+    inherited: frozenset[str] = frozenset()
 
 
 class Engine:
@@ -110,6 +113,7 @@ class Engine:
         self._pending_wakeup = asyncio.Event()
         if ownership is not None:
             ownership.subscribe(self._reassign)
+        self.max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._states: dict[TaskSetKey, _TaskSetState] = {}
         self._ready: deque[TaskSetKey] = deque()
@@ -124,8 +128,11 @@ class Engine:
 
     # -- what the source calls --------------------------------------------------------
 
-    def observe(self, snapshot: TaskSetSnapshot) -> None:
-        """Take in the current state of one taskset (on every watch event)."""
+    def observe(self, snapshot: TaskSetSnapshot, *, inherited: bool = False) -> None:
+        """Take in the current state of one taskset (on every watch event).
+
+        ``inherited``: a first sight of a taskset that a helper worker of this pod ran
+        until it died; its claims name this member but are the helper's (gone)."""
         if snapshot.completed:
             self.forget(snapshot.key)
             return
@@ -140,6 +147,8 @@ class Engine:
                 workflow_uid=snapshot.workflow_uid,
                 uid=snapshot.uid,
             )
+            if inherited:
+                state.inherited = frozenset(snapshot.nodes)
         if snapshot.generation < state.generation:
             # An older spec than one already acted on (a replayed event): applying it
             # would make nodes look removed, then new again. Generations only grow.
@@ -203,7 +212,11 @@ class Engine:
         ref = self._ref(state, node_id)
         if phase == NodePhase.RUNNING and self._claims is not None and isinstance(status, Mapping):
             author = self._claims.claimant(status)
-            if self._ownership is not None and author == self._ownership.me:
+            if (
+                self._ownership is not None
+                and author == self._ownership.me
+                and node_id not in state.inherited
+            ):
                 # Our own claim on a node not running here: one we released after a start
                 # was abandoned (the release not read back yet). It was never sent: start it.
                 author, status = None, {}
@@ -371,6 +384,10 @@ class Engine:
             and key not in self._states
             and ownership.elsewhere(unit_of(key.namespace, key.name))
         )
+
+    def holds(self, key: TaskSetKey) -> bool:
+        """Whether the engine has seen this taskset (and not forgotten it)."""
+        return key in self._states
 
     def known(self) -> frozenset[TaskSetKey]:
         return frozenset(self._states)

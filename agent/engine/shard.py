@@ -1,16 +1,13 @@
 """Shards: the worker processes of one pod (``--processes N``), numbered.
 
 One Python process runs on one core. With ``--processes N`` the agent runs N workers, each a
-complete agent (watch, engine, executor, patcher). A :class:`Shard` is a worker's number;
-which tasksets it runs is decided by the one ownership concept of the agent
-(:mod:`agent.engine.ownership`): with ``--membership none`` the workers are a static member
-set (``worker-0`` .. ``worker-N-1``, rendezvous hashing over them), with ``--membership
-lease`` each worker is a member of the Lease group like every other agent. Either way every
-worker's watch sees every taskset, skips the ones another worker owns after reading their
-metadata, and runs and reports only its own.
-
-With a static member set a restarted worker owns exactly the tasksets its predecessor owned
-and finds their claims and results where it left them.
+complete agent (engine, executor, patcher). A :class:`Shard` is a worker's number. In shared
+mode shard 0 is the pod's *primary* and the others its *helpers*: the primary lends them
+tasksets when it is busy (:mod:`agent.membership.lending`). Per workflow the workers are a
+static member set (``worker-0`` .. ``worker-N-1``, rendezvous hashing over them, the one
+ownership concept of :mod:`agent.engine.ownership`): each watches the taskset and runs it if
+it owns it, and a restarted worker owns exactly what its predecessor owned and finds its
+claims and results where it left them.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ class Shard:
             raise ValueError(f"shard index {self.index} out of range for {self.count} shard(s)")
 
     def static_ownership(self) -> Ownership:
-        """This worker's ownership among the pod's workers alone (``--membership none``)."""
+        """This worker's ownership among the pod's workers alone (per workflow)."""
         return Ownership.static(self.index, self.count)
 
     def owns(self, unit: str) -> bool:

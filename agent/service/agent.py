@@ -54,7 +54,7 @@ from kubernetes_asyncio import client
 
 from agent import __version__
 from agent.artifacts.store import open_store
-from agent.core import metrics
+from agent.core import jsoncodec, metrics
 from agent.core.model import NodeResult
 from agent.core.refs import TaskRef, TaskSetKey, TaskSetSnapshot
 from agent.core.secrets import SecretAuthority
@@ -70,6 +70,7 @@ from agent.kube.authority import WorkflowSecretAuthority
 from agent.kube.client import connect
 from agent.kube.secrets import KubeSecretResolver
 from agent.membership.lease import LeaseMembership
+from agent.membership.lending import Borrower, Lender
 from agent.service.api import ApiServer, Health, create_app
 from agent.service.process import handle_stop_signals
 from agent.service.settings import Settings
@@ -96,9 +97,18 @@ class Agent:
     ``await aclose()``."""
 
     def __init__(
-        self, *, settings: Settings, api: client.ApiClient, shard: Shard | None = None
+        self,
+        *,
+        settings: Settings,
+        api: client.ApiClient,
+        shard: Shard | None = None,
+        link: str | None = None,
     ) -> None:
         self.settings = settings
+        # With a link (the pod's lending socket), worker 1/N is the primary and the others
+        # are helpers (agent/membership/lending.py); without, workers split by hashing.
+        primary = link is not None and shard is not None and shard.index == 0
+        helper = link is not None and shard is not None and shard.index > 0
         # ARGO_AGENT_TASK_WORKERS bounds the whole agent: workers split it.
         workers = settings.task_workers
         if shard is not None:
@@ -153,7 +163,12 @@ class Agent:
         self.membership: LeaseMembership | None = None
         ownership: Ownership | None = None
         reader: TaskSetReader | None = None
-        if settings.members == "lease":
+        if helper:
+            # Owns what its primary lends it, and names the primary in its claims: the
+            # identity and the fence come from the primary once connected.
+            ownership = Ownership(me="", owners=())
+            ownership.granted = set()
+        elif settings.members == "lease":
             # The settle time: long enough for every member to see a change of the group
             # (its watch, else its next re-list a renew interval later) and to write its
             # handover claims (docs/replicas.md).
@@ -168,8 +183,13 @@ class Agent:
                 request_timeout=min(settings.api_request_timeout, settings.lease_duration / 3),
             )
             reader = TaskSetReader(api=api, request_timeout=settings.api_request_timeout)
+        elif primary:
+            ownership = Ownership(me=identity)  # the pod alone, without Leases
         elif shard is not None:
             ownership = shard.static_ownership()
+        if primary and reader is None:
+            # Tasksets a helper gave back are read afresh before they run here.
+            reader = TaskSetReader(api=api, request_timeout=settings.api_request_timeout)
         self.ownership = ownership
         self.reader = reader
         self._gained = asyncio.Event()
@@ -185,6 +205,27 @@ class Agent:
             reader=reader,
             recheck=settings.lease_duration / 3,
         )
+        self.lender: Lender | None = None
+        self.borrower: Borrower | None = None
+        if primary and link is not None and ownership is not None and reader is not None:
+            self.lender = Lender(
+                path=link,
+                engine=self.engine,
+                ownership=ownership,
+                reader=reader,
+                on_returned=self._on_returned,
+                retry_seconds=settings.lease_duration / 12,
+            )
+        elif helper and link is not None and shard is not None and ownership is not None:
+            self.borrower = Borrower(
+                path=link,
+                worker=shard.index,
+                engine=self.engine,
+                ownership=ownership,
+                claims=self.claims,
+                on_line=self._on_line,
+                on_primary_gone=self._primary_gone,
+            )
         self.watchers = [
             TaskSetWatcher(
                 api=api,
@@ -198,10 +239,12 @@ class Agent:
                 skip=self.engine.skips
                 if ownership is not None and not settings.per_workflow
                 else None,
+                relay=self.lender,
                 watch_timeout=settings.watch_timeout,
                 request_timeout=settings.api_request_timeout,
             )
             for scope in scopes(settings)
+            if not helper  # a helper is told the events of what it is lent
         ]
         self.exit_reason = ""
 
@@ -217,6 +260,8 @@ class Agent:
             fenced = self.membership.readiness()  # first: it says no request starts here
             if fenced:
                 return Health(ok=False, reason=fenced)
+        if self.borrower is not None and not self.borrower.connected:
+            return Health(ok=False, reason="not connected to the primary worker")
         closed = [w for w in self.watchers if not w.established]
         if closed:
             detail = "; ".join(w.last_error for w in closed if w.last_error)
@@ -253,6 +298,10 @@ class Agent:
             ]
             if self.reader is not None:
                 watches.append(group.create_task(self._show_gained(), name="gained tasksets"))
+            if self.lender is not None:
+                watches.append(group.create_task(self.lender.run(), name="lender"))
+            if self.borrower is not None:
+                watches.append(group.create_task(self.borrower.run(), name="borrower"))
             if self.policy_watcher is not None:
                 watches.append(group.create_task(self.policy_watcher.run(), name="policies"))
             try:
@@ -260,6 +309,8 @@ class Agent:
                 self._log_stopping()
                 if membership is not None:
                     membership.leave()  # others take the queued work; our claims stand
+                if self.lender is not None:
+                    self.lender.stop()  # helpers stop too: nothing comes back now
                 # No new work arrives while the engine drains; the gauges keep the values
                 # they had when the stop began.
                 for task in (*watches, gauges):
@@ -348,15 +399,43 @@ class Agent:
         if self.settings.per_workflow and snapshot.completed:
             self.exit_reason = "taskset completed"
             self._stop.set()
+        if self.lender is not None and self.lender.lend(snapshot, obj):
+            return  # a helper runs it: its events go there from now on
         self.engine.observe(snapshot)
 
     def _on_deleted(self, key: TaskSetKey) -> None:
         self.engine.forget(key)
+        if self.lender is not None:
+            self.lender.forget(key)
+        if self.borrower is not None:
+            self.borrower.forget(key)
         if self.settings.per_workflow:
             self.exit_reason = "taskset deleted"
             self._stop.set()
 
+    def _on_line(self, line: bytes) -> None:
+        """(Helper) one watch event of a lent taskset, as the primary's watch received it."""
+        event = jsoncodec.loads(line)
+        obj = event.get("object") or {}
+        if event.get("type") == "DELETED":
+            meta = obj.get("metadata") or {}
+            self._on_deleted(TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        elif event.get("type") in ("ADDED", "MODIFIED"):
+            self._on_object(obj)
+
+    def _on_returned(self, snapshot: TaskSetSnapshot) -> None:
+        """(Primary) a taskset its dead helper ran, read afresh: it runs here now."""
+        for watcher in self.watchers:
+            watcher.shown(snapshot.key)
+        self.engine.observe(snapshot, inherited=True)
+
+    def _primary_gone(self) -> None:
+        self.exit_reason = "the primary worker is gone"
+        self._stop.set()
+
     def _on_listed(self, scope: WatchScope, keys: frozenset[TaskSetKey]) -> None:
+        if self.lender is not None:
+            self.lender.listed(keys, namespace=scope.namespace)
         for key in self.engine.known():
             if key not in keys and (scope.namespace is None or key.namespace == scope.namespace):
                 self._on_deleted(key)
@@ -446,20 +525,25 @@ def _own_namespace() -> str:
 
 
 async def serve(
-    settings: Settings, *, shard: Shard | None = None, companion: Companion | None = None
+    settings: Settings,
+    *,
+    shard: Shard | None = None,
+    companion: Companion | None = None,
+    link: str | None = None,
 ) -> int:
     """Run the agent until a signal or the end of a per-workflow run; the exit code.
 
     Alone (``shard`` None) the process serves the HTTP API and owns SIGTERM/SIGINT. As a
     worker of :mod:`agent.service.supervisor` it serves no API, stops on SIGTERM only (the
-    supervisor relays a terminal's Ctrl-C), and runs ``companion`` beside the agent.
+    supervisor relays a terminal's Ctrl-C), and runs ``companion`` beside the agent; with
+    ``link`` (the pod's lending socket) it is the primary or a helper.
     """
     metrics.BUILD.info({"version": __version__})
     metrics.initialise()
     api = await _connect(settings)
     if api is None:
         return _CONFIG_ERROR
-    agent = Agent(settings=settings, api=api, shard=shard)
+    agent = Agent(settings=settings, api=api, shard=shard, link=link)
     metrics.READY.set_function(lambda: 1.0 if agent.readiness().ok else 0.0)
     server = _api_server(agent, settings=settings) if shard is None else None
     remove_signal_handlers = _install_signals(agent, worker=shard is not None)

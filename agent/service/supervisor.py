@@ -1,11 +1,13 @@
 """The supervisor: ``--processes N`` runs N shared-nothing agent workers in one pod.
 
 One Python process executes on one core; an agent on a 4-core node would leave three idle.
-So, like gunicorn's workers, the supervisor starts N complete agents (watch, engine,
-executor, patcher), each owning the nodes of every taskset that hash to its
-:class:`~agent.engine.shard.Shard`. Nothing crosses between them per task: no queue, no pickling,
-no hand-over of results, so N workers do N times the work of one (cores permitting) and a
-dead worker loses nothing another worker holds.
+So, like gunicorn's workers, the supervisor starts N complete agents (engine, executor,
+patcher), numbered by their :class:`~agent.engine.shard.Shard`. In shared mode worker 1/N is
+the pod's primary and lends whole tasksets to the others when it is busy
+(:mod:`agent.membership.lending`); per workflow they split by hashing. Nothing crosses between
+them per task: no queue, no pickling, no hand-over of results, so N workers do N times the
+work of one (cores permitting) when the load needs them, and one worker's cost when it does
+not.
 
 What the supervisor itself does, and nothing more:
 
@@ -18,8 +20,15 @@ What the supervisor itself does, and nothing more:
   workers' metrics combined: counters and histograms summed, including what workers that
   died had counted, so totals never go backwards; gauges summed, taskset gauges maxed;
   and each worker's own CPU, ``argo_agent_worker_cpu_seconds_total{worker}``);
-* restarts a worker that exits, with backoff; a restarted worker owns the same nodes and,
-  like a restarted agent, skips what is fulfilled and honours its predecessor's claims.
+* in shared mode, gives the workers the pod's lending socket (a path in a private temporary
+  directory): worker 1/N is the *primary*, the pod's one member, and lends tasksets to the
+  others, its *helpers*, when it is busy (:mod:`agent.membership.lending`), so a load one
+  worker carries is not split; per workflow, the workers split by hashing instead;
+* restarts a worker that exits, with backoff; a restarted worker, like a restarted agent,
+  skips what is fulfilled and honours its predecessor's claims. A primary is started again
+  only once its helpers have exited (they stop when it is gone, after draining), so a new
+  primary never meets a live helper's work; a helper still running after twice the
+  shutdown grace is killed.
   Exit code 2 (an unusable configuration, as for a single process) is not retried: the
   supervisor stops the others and exits 2;
 * relays SIGTERM/SIGINT to every worker as SIGTERM, waits while they drain and flush, and
@@ -50,8 +59,10 @@ import functools
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
@@ -98,6 +109,8 @@ _OWN_FAMILIES = frozenset({"argo_agent_build", "argo_agent_ready"})
 #: One metric family as a worker sends it: name, type, help, samples.
 _Family = tuple[str, str, str, list[tuple[str, tuple[tuple[str, str], ...], float]]]
 _BACKOFF_CAP = 30.0
+#: How often a primary waiting to start again looks whether its helpers have exited.
+_PRIMARY_WAIT_SECONDS = 0.2
 #: A worker that ran this long before dying starts its backoff afresh.
 _STABLE_SECONDS = 60.0
 #: Consecutive quick deaths after which /healthz fails (the pod should be restarted).
@@ -203,6 +216,12 @@ class Supervisor:
             "Worker processes restarted after dying",
             registry=self.registry,
         )
+        # The pod's lending socket (agent/membership/lending.py), in shared mode: made when
+        # the run starts, removed when it ends.
+        self._lending = not settings.per_workflow and processes > 1
+        self.link: str | None = None
+        self._primary_died = 0.0
+        self._helpers_of_dead_primary: list[BaseProcess] = []
 
     # -- probes -----------------------------------------------------------------------
 
@@ -228,6 +247,9 @@ class Supervisor:
 
     async def run(self) -> int:
         """Supervise until every worker finished; the exit code for the process."""
+        directory = tempfile.mkdtemp(prefix="argo-http-agent-") if self._lending else None
+        if directory is not None:
+            self.link = os.path.join(directory, "lending")
         try:
             for worker in self.workers:
                 self._enter(worker, WorkerState.STARTING)
@@ -235,6 +257,8 @@ class Supervisor:
         finally:
             for worker in self.workers:
                 self._abandon(worker)
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
         codes = {w.code for w in self.workers if w.code}
         if _CONFIG_ERROR in codes:
             return _CONFIG_ERROR
@@ -285,6 +309,7 @@ class Supervisor:
                 "shard": worker.shard,
                 "status": sender,
                 "parent": os.getpid(),
+                "link": self.link,
             },
             name=f"argo-http-agent worker {worker.shard}",
         )
@@ -293,13 +318,27 @@ class Supervisor:
         worker.process, worker.status = process, receiver
         worker.started = time.monotonic()
         loop = asyncio.get_running_loop()
-        loop.add_reader(receiver.fileno(), self._on_status, worker)
+        read_when_ready(receiver, functools.partial(self._on_status, worker))
         # The sentinel becomes readable once the process has ended and its code is known.
         loop.add_reader(process.sentinel, self._on_exit, worker)
         log.info("worker started", extra={"worker": str(worker.shard), "pid": process.pid})
 
     def _restart(self, worker: _Worker) -> None:
         worker.restart = None  # fired: nothing to cancel
+        if self.link is not None and worker.shard.index == 0:
+            # A new primary must not meet a live helper's work: the helpers that served the
+            # dead one drain and exit first (helpers started since connect to the new one).
+            self._helpers_of_dead_primary = [
+                p for p in self._helpers_of_dead_primary if p.exitcode is None
+            ]
+            if self._helpers_of_dead_primary:
+                if time.monotonic() - self._primary_died > 2 * self.settings.shutdown_grace + 5:
+                    for process in self._helpers_of_dead_primary:
+                        log.error("helper did not stop: killing it", extra={"pid": process.pid})
+                        process.kill()
+                loop = asyncio.get_running_loop()
+                worker.restart = loop.call_later(_PRIMARY_WAIT_SECONDS, self._restart, worker)
+                return
         self._restarts.inc()
         self._enter(worker, WorkerState.STARTING)
 
@@ -347,6 +386,11 @@ class Supervisor:
             self._enter(worker, WorkerState.FINISHED, code=final)
 
     def _died(self, worker: _Worker, *, code: int) -> None:
+        if worker.shard.index == 0:
+            self._primary_died = time.monotonic()
+            self._helpers_of_dead_primary = [
+                w.process for w in self.workers if w is not worker and w.alive and w.process
+            ]
         quick = time.monotonic() - worker.started < _STABLE_SECONDS
         worker.crashes = worker.crashes + 1 if quick else 1
         log.error(
@@ -487,8 +531,10 @@ async def _run(supervisor: Supervisor, *, server: ApiServer) -> int:
 # -- the worker side ------------------------------------------------------------------------
 
 
-def _worker_main(*, settings: Settings, shard: Shard, status: Connection, parent: int) -> None:
-    """The entry point of a spawned worker: an agent that owns one shard."""
+def _worker_main(
+    *, settings: Settings, shard: Shard, status: Connection, parent: int, link: str | None
+) -> None:
+    """The entry point of a spawned worker: the primary, a helper, or (per workflow) a shard."""
     from agent.service.agent import serve  # only workers load the agent itself
 
     configure_logging(
@@ -496,7 +542,9 @@ def _worker_main(*, settings: Settings, shard: Shard, status: Connection, parent
     )
     report = functools.partial(_report, status=status, parent=parent, worker=str(shard))
     sys.exit(
-        run_event_loop(serve(settings, shard=shard, companion=report), loop=settings.event_loop)
+        run_event_loop(
+            serve(settings, shard=shard, companion=report, link=link), loop=settings.event_loop
+        )
     )
 
 
@@ -517,7 +565,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int, worker: str)
         except (EOFError, OSError):
             gone.set()
 
-    loop.add_reader(status.fileno(), on_request)
+    read_when_ready(status, on_request)
     last: tuple[bool, str] | None = None
     next_metrics = 0.0
     try:
@@ -548,6 +596,19 @@ async def _report(agent: Agent, *, status: Connection, parent: int, worker: str)
         with contextlib.suppress(OSError):
             status.send(("metrics", _snapshot(worker=worker)))  # the final counts, for the carry
         status.close()
+
+
+def read_when_ready(connection: Connection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever ``connection`` has data, its socket left blocking.
+
+    uvloop (libuv) makes a descriptor it polls non-blocking. A ``Connection`` reads one
+    message in several reads and sends it with one ``sendall``; non-blocking, a read that
+    meets a message half-arrived, or a send that meets a full buffer, raises EAGAIN half-way,
+    and the side that sees it takes the other for gone (a healthy worker was once stopped
+    so). The poll says a message has begun; the rest is already on its way.
+    """
+    asyncio.get_running_loop().add_reader(connection.fileno(), callback)
+    os.set_blocking(connection.fileno(), True)
 
 
 def _alive(pid: int) -> bool:

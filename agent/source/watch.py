@@ -32,6 +32,12 @@ handed over; such a taskset is remembered (:meth:`TaskSetWatcher.skipped`) so th
 view of the members later gives it to this member, it is read afresh and shown to the
 engine then.
 
+**A helper worker's tasksets are relayed, not skipped.** Inside a pod with ``--processes
+N``, a taskset the primary worker lent to a helper (:mod:`agent.membership.lending`) is
+skipped by the primary's engine like another member's, but its events go to that helper
+(``relay``) as the lines the API server wrote, except MODIFIED events that change nothing
+the engine reads: the helper never watches, so an idle helper costs nothing.
+
 **Reading the metadata alone** costs a substring search and one orjson decode of the
 metadata's slice (:func:`_peek_metadata`): every member receives every event, so with N
 members a skipped event is paid N-1 times for each handed over. The slice ends where the
@@ -53,7 +59,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kubernetes_asyncio import client
@@ -102,6 +108,18 @@ class WatchScope:
         return f"{where}/{self.name}" if self.name else where
 
 
+class Relay(Protocol):
+    """Where the events of tasksets lent to a helper worker go (:mod:`agent.membership.lending`)."""
+
+    def lends(self, key: TaskSetKey) -> bool:
+        """Whether ``key`` is lent to a helper."""
+        ...
+
+    def send(self, key: TaskSetKey, line: bytes) -> None:
+        """Pass on one watch event of a lent taskset, as a line of the watch stream."""
+        ...
+
+
 class _Gone(Exception):
     """The resourceVersion we resume from has been compacted: re-list."""
 
@@ -118,6 +136,7 @@ class TaskSetWatcher:
         on_deleted: Callable[[TaskSetKey], None],
         on_listed: Callable[[frozenset[TaskSetKey]], None],
         skip: Callable[[TaskSetKey], bool] | None = None,
+        relay: Relay | None = None,
         watch_timeout: int = 120,
         request_timeout: float = 30.0,
         retry_delay: float = 0.5,
@@ -129,6 +148,7 @@ class TaskSetWatcher:
         self._on_deleted = on_deleted
         self._on_listed = on_listed
         self._skip = skip
+        self._relay = relay
         # Tasksets that exist and were skipped unread (another member's).
         self._skipped: set[TaskSetKey] = set()
         self._watch_timeout = watch_timeout
@@ -236,6 +256,8 @@ class TaskSetWatcher:
                     keys.add(key)
                     if self._skip is not None and self._skip(key):
                         self._skipped.add(key)
+                        if self._relay is not None and self._relay.lends(key):
+                            self._relay_object(key, item, meta)
                         continue
                     self._skipped.discard(key)
                     self._hand_over(key, item, meta)
@@ -319,11 +341,16 @@ class TaskSetWatcher:
             key = TaskSetKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
             self._shapes.pop(key, None)
             self._skipped.discard(key)
+            if self._relay is not None and self._relay.lends(key):
+                self._relay.send(key, jsoncodec.dumps(event))
             self._on_deleted(key)
 
     def _hand_over(self, key: TaskSetKey, obj: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         if self._skip is not None and self._skip(key):
             self._skipped.add(key)  # another member's: read afresh if it becomes ours
+            if self._relay is not None and self._relay.lends(key):
+                self._relay_object(key, obj, meta)
+                return
             self._shapes.pop(key, None)
             metrics.WATCH_EVENTS_NOT_OWNED.inc()
             return
@@ -351,7 +378,10 @@ class TaskSetWatcher:
         if type(namespace) is not str or type(name) is not str or type(version) is not str:
             return False  # not as the API server writes it: decoded in full
         key = TaskSetKey(namespace, name)
-        if self._skip is not None and self._skip(key):
+        relay = self._relay
+        if relay is not None and relay.lends(key) and self._skip is not None and self._skip(key):
+            self._relay_line(key, kind, meta, text, line)
+        elif self._skip is not None and self._skip(key):
             self._shapes.pop(key, None)
             metrics.WATCH_EVENTS_NOT_OWNED.inc()
             if kind == "DELETED":
@@ -368,6 +398,40 @@ class TaskSetWatcher:
             self._version = version
         self._events[kind].inc()
         return True
+
+    # -- relayed (lent to a helper worker) ----------------------------------------------
+
+    def _relay_line(
+        self, key: TaskSetKey, kind: str, meta: dict[str, Any], text: bytes, line: bytes
+    ) -> None:
+        assert self._relay is not None
+        if kind == "DELETED":
+            self._shapes.pop(key, None)
+            self._skipped.discard(key)
+            self._relay.send(key, line)
+            self._on_deleted(key)
+            return
+        self._skipped.add(key)
+        shape = _shape(_exact(meta, text))
+        if kind == "MODIFIED" and shape is not None and self._shapes.get(key) == shape:
+            metrics.WATCH_EVENTS_UNCHANGED.inc()  # nothing the helper's engine reads changed
+            return
+        self._relay.send(key, line)
+        if shape is None:
+            self._shapes.pop(key, None)
+        else:
+            self._shapes[key] = shape
+
+    def _relay_object(
+        self, key: TaskSetKey, obj: Mapping[str, Any], meta: Mapping[str, Any]
+    ) -> None:
+        assert self._relay is not None
+        self._relay.send(key, jsoncodec.dumps({"type": "MODIFIED", "object": obj}))
+        shape = _shape(meta)
+        if shape is None:
+            self._shapes.pop(key, None)
+        else:
+            self._shapes[key] = shape
 
 
 # The exact start of an ADDED, MODIFIED or DELETED event as the API server writes it, up to
