@@ -105,6 +105,21 @@ def engine_for(
     return engine, runner, sink, claims
 
 
+class CpuClock:
+    """The primary's CPU seconds as the test decides: still, or one core's worth per second."""
+
+    def __init__(self) -> None:
+        self._used = 0.0
+        self._since: float | None = None
+
+    def __call__(self) -> float:
+        running = 0.0 if self._since is None else time.monotonic() - self._since
+        return self._used + running
+
+    def busy(self) -> None:
+        self._since = time.monotonic()
+
+
 @dataclass
 class Pod:
     primary: Worker
@@ -114,6 +129,7 @@ class Pod:
     store: Store
     returned: list[TaskSetKey]
     borrowing: asyncio.Task[None]
+    cpu: CpuClock
 
     def create(self, name: str, tasks: Mapping[str, Any]) -> bool:
         """A taskset appears: the primary's first sight. True if it was lent."""
@@ -126,13 +142,16 @@ class Pod:
 
 
 @pytest.fixture
-async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
+async def pod(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Pod]:
+    """A primary (one slot, unless the test asks for more) and a helper (one slot)."""
+    slots = getattr(request, "param", 1)
     store = Store()
     primary_view = Ownership(me=PRIMARY)
     primary_engine, primary_runner, primary_sink, _ = engine_for(
-        primary_view, slots=1, claims_as=PRIMARY
+        primary_view, slots=slots, claims_as=PRIMARY
     )
     returned: list[TaskSetKey] = []
+    cpu = CpuClock()
 
     def on_returned(snapshot: TaskSetSnapshot) -> None:
         returned.append(snapshot.key)
@@ -145,6 +164,7 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
         reader=store,
         on_returned=on_returned,
         retry_seconds=0.05,
+        cpu_clock=cpu,
     )
     helper_view = Ownership(me="", owners=())
     helper_view.granted = set()
@@ -189,7 +209,7 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
     )
     borrowing = asyncio.create_task(borrower.run())
     await until(lambda: borrower.connected and lender._helpers, "the helper to connect")
-    yield Pod(primary, helper, lender, borrower, store, returned, borrowing)
+    yield Pod(primary, helper, lender, borrower, store, returned, borrowing, cpu)
     for task in (lending_task, primary.task, helper.task, borrowing):
         task.cancel()
     await asyncio.gather(lending_task, primary.task, helper.task, borrowing, return_exceptions=True)
@@ -254,6 +274,19 @@ async def test_a_busy_primary_lends_a_new_taskset_whole_and_passes_on_its_events
     await until(lambda: not pod.helper.engine.holds(key), "the helper to forget it")
     assert not pod.lender.lends(key) and unit not in pod.primary.ownership.lent
     assert pod.helper.ownership.granted == set()
+
+
+@pytest.mark.parametrize("pod", [4], indirect=True)
+async def test_a_primary_that_used_nearly_a_whole_core_lends_despite_free_slots(
+    pod: Pod,
+) -> None:
+    assert not pod.create("calm", {"c0": get("c0")})  # one task, four slots: kept
+    await until(lambda: pod.primary.runner.started == [("calm", "c0")], "c0 to run")
+    assert not pod.create("calm-too", {"c1": get("c1")})
+    pod.cpu.busy()  # from now on the primary's CPU grows as fast as the clock
+    await asyncio.sleep(1.3)  # a whole window of samples (a second) at that rate
+    assert pod.create("hot", {"h0": get("h0")})  # two tasks in four slots, but a full core
+    await until(lambda: pod.helper.runner.started == [("hot", "h0")], "the helper to run it")
 
 
 async def test_lending_follows_the_backlogs(pod: Pod) -> None:

@@ -149,6 +149,7 @@ class Lender:
         reader: StatusReader,
         on_returned: Callable[[TaskSetSnapshot], None],
         retry_seconds: float = 1.0,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.path = path
         self._engine = engine
@@ -156,9 +157,10 @@ class Lender:
         self._reader = reader
         self._on_returned = on_returned
         self._retry_seconds = retry_seconds
+        self._cpu_clock = cpu_clock
         self._helpers: list[_Helper] = []
         self._lent: dict[TaskSetKey, _Helper] = {}
-        self._cpu: list[float] = []
+        self._cpu: list[tuple[float, float]] = []
         self._busy_cpu = False
         self._deadline = b""
         self._stopping = False
@@ -238,12 +240,13 @@ class Lender:
                 os.unlink(self.path)
 
     def _tick(self) -> None:
-        self._cpu.append(time.process_time())
+        # (wall, CPU) samples: a busy loop ticks late, so the window is measured, not assumed.
+        self._cpu.append((time.monotonic(), self._cpu_clock()))
         if len(self._cpu) > _CPU_WINDOW + 1:
             del self._cpu[0]
-        full = len(self._cpu) == _CPU_WINDOW + 1
-        used = (self._cpu[-1] - self._cpu[0]) / (_CPU_WINDOW * _TICK_SECONDS)
-        self._busy_cpu = full and used >= _BUSY_CPU
+        (wall0, cpu0), (wall1, cpu1) = self._cpu[0], self._cpu[-1]
+        full = len(self._cpu) == _CPU_WINDOW + 1 and wall1 > wall0
+        self._busy_cpu = full and (cpu1 - cpu0) / (wall1 - wall0) >= _BUSY_CPU
         deadline = _deadline(self._ownership)
         if deadline != self._deadline:  # renewed (or fenced): every helper follows
             self._deadline = deadline
