@@ -397,6 +397,48 @@ async def test_a_helper_that_dies_gives_its_tasksets_back_without_sending_twice(
     assert "helper worker gone: its tasksets come back to the primary" in agent.logs()
 
 
+async def test_a_helper_stopped_alone_reports_what_it_ran_before_its_tasksets_go_back(
+    spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
+) -> None:
+    """SIGTERM to the helper alone: it drains (its POST in flight completes and is
+    reported) while the primary lends it nothing more, and only once it has exited does the
+    primary take its taskset back and run the node it never started; nothing is sent twice."""
+    lent = {
+        f"leave-{i}": http_task(counting.url(f"/gate/leave?id=leave-{i}"), method="POST")
+        for i in range(2)
+    }
+    agent = spawn("--namespace", NS, "--processes", "2", "--task-workers", "2")
+    try:
+        async with agent:
+            await lend_one(agent, sim, counting, held="stay", lent="leave", lent_tasks=lent)
+
+            async def one_sent() -> bool:
+                return sum(counting.hits("id=leave-").values()) == 1
+
+            await wait_until(one_sent, "the helper's first POST to arrive", agent)
+            helper = dict(started_workers(agent.logs()))["2/2"]
+            os.kill(helper, signal.SIGTERM)
+
+            async def draining() -> bool:
+                return bool(re.search(r"stopping: signal SIGTERM \[.*worker=2/2\]", agent.logs()))
+
+            await wait_until(draining, "the helper to drain", agent)
+            await asyncio.sleep(1.5)  # longer than the primary waits before taking back
+            assert "helper worker gone" not in agent.logs()
+            counting.open_gate("leave")  # the helper's POST completes while it drains
+            counting.open_gate("stay")
+            nodes = await wait_for_nodes(sim, "leave", lent)
+            await wait_for_nodes(sim, "stay", ["stay-0", "stay-1"])
+            await wait_metric(agent, "argo_agent_tasksets_returned_total", "", 1)
+    finally:
+        counting.open_gate("leave")
+        counting.open_gate("stay")
+    assert all(v["phase"] == "Succeeded" for v in nodes.values()), nodes
+    assert counting.hits("id=leave-") == Counter({f"/gate/leave?id={n}": 1 for n in lent}), (
+        "a request sent twice"
+    )
+
+
 async def test_a_new_primary_starts_only_after_its_helpers_drained(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
 ) -> None:

@@ -108,6 +108,7 @@ class Ownership:
         self._owner_names: frozenset[str] = frozenset()
         self._live: frozenset[str] = frozenset()
         self._listeners: list[Listener] = []
+        self._deadline_listeners: list[Listener] = []
         self._valid_until = math.inf
         #: How many times the fence was up (the deadline passed before the next renewal):
         #: a request claimed across a lapse is not started (another member may own it).
@@ -157,6 +158,8 @@ class Ownership:
             if now >= self._valid_until + self.expiry_margin:
                 self.expiries += 1
         self._valid_until = deadline
+        for listener in list(self._deadline_listeners):
+            listener()
         if lapsed:
             # A change of view of its own: what we own again is looked at afresh (and
             # settles first), as after any change.
@@ -264,6 +267,10 @@ class Ownership:
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` after every change of the view."""
         self._listeners.append(listener)
+
+    def subscribe_deadline(self, listener: Listener) -> None:
+        """Call ``listener`` whenever the renew deadline is set (each renewal, the fence)."""
+        self._deadline_listeners.append(listener)
 
     # -- what a membership tells ----------------------------------------------------------
 

@@ -20,12 +20,15 @@ workers are *helpers* that run only the tasksets the primary lends them:
   deadline and a helper starts nothing past it (the fence, as for the primary). When the
   group gives a lent taskset to another member, the primary revokes it and the helper
   claims and finishes what runs there, as any member that loses a taskset does.
-* **Deaths.** A helper that dies (its connection ends) gives its tasksets back: a moment
-  later the primary reads each afresh (a consistent read, never a watch event that may be
-  older than the helper's last claim) and runs it; a claim the helper left counts as a gone
-  instance's (the redelivery policy decides). A helper whose primary is gone stops (it drains: what
-  runs finishes and is reported), and the supervisor starts a new primary only once every
-  helper has exited, so a new primary never meets a live helper's work.
+* **Ends.** A helper's connection ends only once it has exited, or drained and reported
+  what it ran (a stopping helper first says it leaves, and is lent nothing more); then the
+  primary takes its tasksets back: a moment later it reads each afresh (a consistent read,
+  never a watch event that may be older than the helper's last claim) and runs it, a claim
+  the helper left counting as a gone instance's (the redelivery policy decides). The
+  primary's socket, likewise, ends only once the primary has drained or died; a helper
+  whose primary is gone stops (it drains: what runs finishes and is reported), and the
+  supervisor starts a new primary only once every such helper has exited, so a new primary
+  never meets a live helper's work.
 
 The wire, both ways: frames of a 4-byte length (big-endian, of what follows), a 1-byte kind
 and a payload. Watch events travel as the lines the API server wrote.
@@ -58,17 +61,20 @@ __all__ = ["Borrower", "Lender"]
 log = logging.getLogger(__name__)
 
 # Frame kinds. Helper to primary: HELLO (its worker number), BACKLOG (queued + running
-# tasks). Primary to helper: HELLO (identity, deadline), GRANT (a taskset and its first
-# event), EVENT (a watch event), REVOKE (a taskset the group moved away), FENCE (deadline).
-HELLO, BACKLOG, GRANT, EVENT, REVOKE, FENCE = b"h", b"b", b"g", b"e", b"r", b"f"
+# tasks), LEAVING (it stops: lend it nothing more). Primary to helper: HELLO (identity,
+# deadline), GRANT (a taskset and its first event), EVENT (a watch event), REVOKE (a taskset
+# the group moved away), FENCE (deadline).
+HELLO, BACKLOG, LEAVING, GRANT, EVENT, REVOKE, FENCE = b"h", b"b", b"l", b"g", b"e", b"r", b"f"
 _HEADER = struct.Struct(">IB")
 _MAX_FRAME = 64 << 20
 
-#: How often the primary samples its CPU and passes on its deadline, and a helper its backlog.
-_TICK_SECONDS = 0.1
-#: The window of the primary's CPU use that says "busy" (ticks): a second, so that one
-#: large taskset's decoding does not count as being busy.
-_CPU_WINDOW = 10
+#: How often a helper with work reports its backlog (an idle one reports nothing: no timer
+#: runs in an idle helper, and none in the primary).
+_REPORT_SECONDS = 0.1
+#: The window of the primary's CPU use that says "busy": a second, so that one large
+#: taskset's decoding does not count as being busy. Measured when a taskset is first seen,
+#: not by a timer.
+_CPU_WINDOW_SECONDS = 1.0
 #: The share of a core over that window from which the primary is busy: nearly all of it.
 _BUSY_CPU = 0.9
 #: A helper's connection ended: its last status patch may still be in the API server's
@@ -128,6 +134,7 @@ class _Helper:
     writer: asyncio.StreamWriter
     keys: set[TaskSetKey] = field(default_factory=set)
     backlog: int = 0  # as reported, plus the tasks lent since
+    leaving: bool = False  # stopping: it finishes what it has, and gets nothing more
 
     def send(self, kind: bytes, payload: bytes) -> None:
         if not self.writer.is_closing():
@@ -160,11 +167,12 @@ class Lender:
         self._cpu_clock = cpu_clock
         self._helpers: list[_Helper] = []
         self._lent: dict[TaskSetKey, _Helper] = {}
-        self._cpu: list[tuple[float, float]] = []
-        self._busy_cpu = False
-        self._deadline = b""
+        # The CPU window: where the current one began (wall, CPU), the last full one's rate.
+        self._window = (time.monotonic(), cpu_clock())
+        self._rate = 0.0
         self._stopping = False
         ownership.subscribe(self._on_view)
+        ownership.subscribe_deadline(self._on_deadline)
 
     # -- the relay the watch uses --------------------------------------------------------
 
@@ -180,7 +188,8 @@ class Lender:
 
     def lend(self, snapshot: TaskSetSnapshot, obj: Mapping[str, Any]) -> bool:
         """At a taskset's first sight: lend it to a helper (True) or run it here (False)."""
-        if not self._helpers or self._engine.holds(snapshot.key):
+        helpers = [h for h in self._helpers if not h.leaving]
+        if not helpers or self._engine.holds(snapshot.key):
             return False
         if snapshot.nodes or snapshot.completed or not snapshot.tasks:
             return False  # something started (or nothing to run): it stays where it is
@@ -189,9 +198,9 @@ class Lender:
         if not ownership.owns(unit) or ownership.settled_in() > 0:
             return False  # not ours, or a young view: the engine's rules apply
         own = self._engine.queued + self._engine.in_flight
-        if own < self._engine.max_in_flight and not self._busy_cpu:
-            return False  # a free slot for each task it has: not busy
-        helper = min(self._helpers, key=lambda h: h.backlog)
+        if own < self._engine.max_in_flight and self._cpu_rate() < _BUSY_CPU:
+            return False  # a free slot for each task it has, and CPU to spare: not busy
+        helper = min(helpers, key=lambda h: h.backlog)
         if helper.backlog >= own:
             return False
         ownership.lend(unit)
@@ -223,14 +232,24 @@ class Lender:
 
     # -- the run --------------------------------------------------------------------------
 
+    def _cpu_rate(self) -> float:
+        """The share of a core this process used over the last full window (a second); the
+        window is closed when asked, so an idle primary runs no timer for it."""
+        wall, cpu = time.monotonic(), self._cpu_clock()
+        start_wall, start_cpu = self._window
+        if wall - start_wall >= _CPU_WINDOW_SECONDS:
+            # A window asked about long after it ended is averaged over its whole length:
+            # an idle gap lowers it, as it should.
+            self._rate = (cpu - start_cpu) / (wall - start_wall)
+            self._window = (wall, cpu)
+        return self._rate
+
     async def run(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         server = await asyncio.start_unix_server(self._serve, path=self.path)
         try:
-            while True:
-                self._tick()
-                await asyncio.sleep(_TICK_SECONDS)
+            await asyncio.Event().wait()  # serve until cancelled
         finally:
             self._stopping = True  # the connections end now: nothing comes back
             server.close()
@@ -239,19 +258,11 @@ class Lender:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
 
-    def _tick(self) -> None:
-        # (wall, CPU) samples: a busy loop ticks late, so the window is measured, not assumed.
-        self._cpu.append((time.monotonic(), self._cpu_clock()))
-        if len(self._cpu) > _CPU_WINDOW + 1:
-            del self._cpu[0]
-        (wall0, cpu0), (wall1, cpu1) = self._cpu[0], self._cpu[-1]
-        full = len(self._cpu) == _CPU_WINDOW + 1 and wall1 > wall0
-        self._busy_cpu = full and (cpu1 - cpu0) / (wall1 - wall0) >= _BUSY_CPU
+    def _on_deadline(self) -> None:
+        """The primary renewed its Lease: every helper follows its new deadline."""
         deadline = _deadline(self._ownership)
-        if deadline != self._deadline:  # renewed (or fenced): every helper follows
-            self._deadline = deadline
-            for helper in self._helpers:
-                helper.send(FENCE, deadline)
+        for helper in self._helpers:
+            helper.send(FENCE, deadline)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         helper: _Helper | None = None
@@ -267,6 +278,8 @@ class Lender:
                 kind, payload = frame
                 if kind == BACKLOG:
                     helper.backlog = int(payload)
+                elif kind == LEAVING:
+                    helper.leaving = True
         except (OSError, ValueError) as exc:
             log.warning("helper worker connection failed: %s", exc)
         finally:
@@ -351,9 +364,12 @@ class Borrower:
         self._on_line = on_line
         self._on_primary_gone = on_primary_gone
         self.connected = False
+        self._work = asyncio.Event()  # set by whatever the primary sends
+        self._writer: asyncio.StreamWriter | None = None
 
     async def run(self) -> None:
         reader, writer = await self._connect()
+        self._writer = writer
         try:
             writer.write(_frame(HELLO, orjson.dumps({"worker": self._worker})))
             hello = await _read_frame(reader)
@@ -367,11 +383,10 @@ class Borrower:
             finally:
                 reporter.cancel()
         except (OSError, ValueError, ConnectionError) as exc:
-            log.error("lost the primary worker: %s", exc)
+            log.warning("the connection to the primary worker failed: %s", exc)
         finally:
             self.connected = False
             writer.close()
-        log.error("the primary worker is gone: stopping")
         self._on_primary_gone()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -398,6 +413,7 @@ class Borrower:
         ownership = self._ownership
         while (frame := await _read_frame(reader)) is not None:
             kind, payload = frame
+            self._work.set()
             if kind == EVENT:
                 self._show(payload)
             elif kind == GRANT:
@@ -409,6 +425,12 @@ class Borrower:
             elif kind == REVOKE:
                 key = _key_of(payload)
                 ownership.revoke(unit_of(key.namespace, key.name))
+
+    def leave(self) -> None:
+        """This helper stops: the primary lends it nothing more (what it has, it finishes,
+        and its connection ends only once that is reported)."""
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(_frame(LEAVING, b""))
 
     def forget(self, key: TaskSetKey) -> None:
         """A lent taskset was deleted."""
@@ -422,10 +444,17 @@ class Borrower:
             log.exception("cannot handle an event the primary worker passed on")
 
     async def _report(self, writer: asyncio.StreamWriter) -> None:
-        last = -1
+        """The backlog, every tenth of a second while there is one (and once when it ends);
+        idle, it waits for the next taskset or event from the primary."""
+        last = 0
         while True:
             backlog = self._engine.queued + self._engine.in_flight
             if backlog != last:
                 writer.write(_frame(BACKLOG, str(backlog).encode()))
                 last = backlog
-            await asyncio.sleep(_TICK_SECONDS)
+            if backlog:
+                await asyncio.sleep(_REPORT_SECONDS)
+            else:
+                self._work.clear()
+                await self._work.wait()
+                await asyncio.sleep(0)  # let the engine take it in first

@@ -298,10 +298,19 @@ class Agent:
             ]
             if self.reader is not None:
                 watches.append(group.create_task(self._show_gained(), name="gained tasksets"))
-            if self.lender is not None:
-                watches.append(group.create_task(self.lender.run(), name="lender"))
-            if self.borrower is not None:
-                watches.append(group.create_task(self.borrower.run(), name="borrower"))
+            # The primary's socket outlives its drain: a helper that loses it stops.
+            lender = (
+                group.create_task(self.lender.run(), name="lender")
+                if self.lender is not None
+                else None
+            )
+            # A helper's connection outlives its drain too: the primary takes its tasksets
+            # back when it ends, which must not be before what runs here is reported.
+            borrower = (
+                group.create_task(self.borrower.run(), name="borrower")
+                if self.borrower is not None
+                else None
+            )
             if self.policy_watcher is not None:
                 watches.append(group.create_task(self.policy_watcher.run(), name="policies"))
             try:
@@ -311,6 +320,8 @@ class Agent:
                     membership.leave()  # others take the queued work; our claims stand
                 if self.lender is not None:
                     self.lender.stop()  # helpers stop too: nothing comes back now
+                if self.borrower is not None:
+                    self.borrower.leave()  # the primary lends it nothing more
                 # No new work arrives while the engine drains; the gauges keep the values
                 # they had when the stop began.
                 for task in (*watches, gauges):
@@ -324,6 +335,9 @@ class Agent:
             finally:
                 for task in (*watches, gauges, engine, *([member] if member else [])):
                     task.cancel()  # the engine ends by itself once drained
+                for link in (lender, borrower):
+                    if link is not None:
+                        link.cancel()
 
     def _log_stopping(self) -> None:
         log.info(
@@ -430,6 +444,10 @@ class Agent:
         self.engine.observe(snapshot, inherited=True)
 
     def _primary_gone(self) -> None:
+        """(Helper) the primary's socket ended: it stopped or died, and so does this helper."""
+        if self._stop.is_set():
+            return  # stopping already (the pod stops)
+        log.error("the primary worker is gone: stopping")
         self.exit_reason = "the primary worker is gone"
         self._stop.set()
 
