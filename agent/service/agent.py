@@ -85,7 +85,7 @@ log = logging.getLogger(__name__)
 #: What runs beside a worker's agent for as long as it runs (the supervisor's reporter).
 Companion = Callable[["Agent"], Coroutine[Any, Any, None]]
 
-_GAUGE_SECONDS = 0.25
+_GAUGE_SECONDS = 1.0
 _GC_THRESHOLDS = (20_000, 20, 20)
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 #: The exit code for an unusable configuration (no API client can be built).

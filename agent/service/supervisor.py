@@ -86,7 +86,10 @@ __all__ = ["Supervisor", "WorkerState", "supervise"]
 
 log = logging.getLogger(__name__)
 
+#: How often a worker looks at its readiness: often until it is ready (the pod's readiness
+#: waits for it), then once a second, with its metrics (an idle helper wakes for nothing else).
 _REPORT_SECONDS = 0.2
+_READY_REPORT_SECONDS = 1.0
 _METRICS_SECONDS = 1.0
 _SCRAPE_TIMEOUT = 0.5
 #: Gauges combined by their maximum (every worker sees every taskset); others are summed.
@@ -586,7 +589,7 @@ async def _report(agent: Agent, *, status: Connection, parent: int, worker: str)
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that meets
             # the event being set, and this loop would outlive its cancellation.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_REPORT_SECONDS):
+                async with asyncio.timeout(_READY_REPORT_SECONDS if health.ok else _REPORT_SECONDS):
                     await gone.wait()
         log.error("the supervisor is gone: stopping")
         agent.exit_reason = "supervisor gone"
