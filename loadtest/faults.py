@@ -7,7 +7,9 @@ process against the API simulator and a counting target, under SIGKILL/SIGTERM w
 restarts, API 5xx/429 storms, dropped watches, 410 Gone, a slow API server, and targets
 that hang, reset, or answer huge or malformed responses; and replicas sharing the work on
 Leases (``replicas-*``): scaling 1 -> 3 and 3 -> 1, a rolling restart, a member SIGKILLed
-(takeover time measured), a member cut off the API server past its lease, Lease API storms.
+(takeover time measured), a member cut off the API server past its lease, Lease API storms;
+and a pod's workers (``workers-kill``): a busy primary lending tasksets to its helper, either
+SIGKILLed at random moments.
 Each scenario is judged by :func:`tests.faultkit.judge`; progress goes to stderr, and the
 run ends with ONE JSON document on stdout::
 
