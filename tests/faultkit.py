@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from agent_sim import ApiSimulator
@@ -1326,7 +1327,7 @@ async def _kill_workers(run: _Run) -> None:
     random moments, the helper twice as often as the primary: a dead helper's tasksets come
     back to the primary (docs/replicas.md, "Workers of one pod"); a dead primary's helper
     drains (a graceful stop) and both start again. The pod itself is never restarted."""
-    plans = plan_tasks(run.rng, run.size.tasks, slow=0.5)
+    plans = plan_tasks(run.rng, run.size.tasks, slow=0.5, max_sleep=0.6)
     agent = await run.start_agent()
 
     async def feed() -> None:
@@ -1346,7 +1347,16 @@ async def _kill_workers(run: _Run) -> None:
             await asyncio.sleep(run.rng.uniform(0.3, 1.2))
             worker = "1/2" if index % 3 == 2 else "2/2"
             before = {w: len(starts(w)) for w in ("1/2", "2/2")}
-            os.kill(int(starts(worker)[-1]["pid"]), signal.SIGKILL)
+            pid = int(starts(worker)[-1]["pid"])
+            os.kill(pid, signal.SIGKILL)
+            # The interruption counts from when the worker is gone and the requests it had
+            # written have reached the target, before any other worker could send them again
+            # (a helper's tasksets go back a second later; a new primary starts later still).
+            for _ in range(100):
+                if not _running(pid):
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
             now = time.monotonic()
             run.restarts.append(Restart("SIGKILL", now))
             if worker == "1/2":
@@ -1366,6 +1376,15 @@ async def _kill_workers(run: _Run) -> None:
         run.measured["tasksets_returned"] = await run.metric("argo_agent_tasksets_returned_total")
     finally:
         feeder.cancel()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _final(status: object) -> bool:
@@ -1393,8 +1412,10 @@ SCENARIOS: Mapping[str, _Scenario] = {
         agent_args=("--max-result-bytes", str(BAD_TARGET_RESULT_CAP)),
         max_result_bytes=BAD_TARGET_RESULT_CAP,
     ),
+    # Four slots per worker: the primary is busy, and lends, whatever the plan's draw.
     "workers-kill": _Scenario(
-        _kill_workers, agent_args=("--processes", "2", "--shutdown-grace", "5")
+        _kill_workers,
+        agent_args=("--processes", "2", "--task-workers", "8", "--shutdown-grace", "5"),
     ),
     "replicas-scale-up": _Scenario(_scale_up, replicas=True),
     "replicas-scale-down": _Scenario(_scale_down, replicas=True),

@@ -53,6 +53,11 @@ def obj(
     }
 
 
+def modified(name: str, tasks: Mapping[str, Any], *, generation: int) -> bytes:
+    """A MODIFIED watch event of a taskset whose spec changed (the controller added nodes)."""
+    return jsoncodec.dumps({"type": "MODIFIED", "object": obj(name, tasks, generation=generation)})
+
+
 def post(say: str) -> dict[str, Any]:
     return {"http": {"url": "http://127.0.0.1:1/", "method": "POST"}, "say": say}
 
@@ -249,15 +254,7 @@ async def test_a_busy_primary_lends_a_new_taskset_whole_and_passes_on_its_events
     ]
     # A later event (the controller adds a node) reaches the helper, not the primary.
     key = TaskSetKey("ns", "lent")
-    pod.lender.send(
-        key,
-        jsoncodec.dumps(
-            {
-                "type": "MODIFIED",
-                "object": obj("lent", {"p0": post("p0"), "p1": get("p1")}, generation=2),
-            }
-        ),
-    )
+    pod.lender.send(key, modified("lent", {"p0": post("p0"), "p1": get("p1")}, generation=2))
     pod.helper.runner.gate("p0").set()
     await until(
         lambda: ("lent", "p1") in pod.helper.runner.started, "the helper to run the new node"
@@ -352,15 +349,7 @@ async def test_the_helper_starts_nothing_past_the_primarys_renew_deadline(pod: P
     await until(lambda: pod.helper.runner.started == [("fenced", "n0")], "the helper to run n0")
     await asyncio.sleep(0.4)  # past the deadline, never renewed
     key = TaskSetKey("ns", "fenced")
-    pod.lender.send(
-        key,
-        jsoncodec.dumps(
-            {
-                "type": "MODIFIED",
-                "object": obj("fenced", {"n0": get("n0"), "n1": get("n1")}, generation=2),
-            }
-        ),
-    )
+    pod.lender.send(key, modified("fenced", {"n0": get("n0"), "n1": get("n1")}, generation=2))
     await asyncio.sleep(0.2)
     assert pod.helper.runner.started == [("fenced", "n0")], "started a node past the fence"
 

@@ -275,6 +275,25 @@ async def lend_one(
     await wait_metric(agent, "argo_agent_tasksets_lent_total", "", 1)
 
 
+async def lend_posts_until_one_is_sent(
+    agent: AgentProcess, sim: ApiSimulator, counting: CountingTarget, *, held: str, lent: str
+) -> tuple[dict[str, Any], str]:
+    """Lend a taskset of two POSTs held at the gate ``lent`` (the helper's one slot: one
+    sent, one waiting); its tasks and the node sent, once it reached the target."""
+    tasks = {
+        f"{lent}-{i}": http_task(counting.url(f"/gate/{lent}?id={lent}-{i}"), method="POST")
+        for i in range(2)
+    }
+    await lend_one(agent, sim, counting, held=held, lent=lent, lent_tasks=tasks)
+
+    async def one_sent() -> bool:
+        return sum(counting.hits(f"id={lent}-").values()) == 1
+
+    await wait_until(one_sent, "the helper's first POST to arrive", agent)
+    (sent,) = [k.partition("id=")[2] for k in counting.hits(f"id={lent}-")]
+    return tasks, sent
+
+
 async def test_a_load_one_worker_carries_is_not_split(
     spawn: Spawn, sim: ApiSimulator, counting: CountingTarget
 ) -> None:
@@ -363,20 +382,12 @@ async def test_a_helper_that_dies_gives_its_tasksets_back_without_sending_twice(
     """SIGKILL of the helper while a POST it claimed is in flight: the primary takes the
     taskset back, reads it afresh, and settles that POST as a gone instance's (redelivery
     policy 'idempotent': Failed, not sent again); the node the helper never started runs."""
-    lent = {
-        f"back-{i}": http_task(counting.url(f"/gate/back?id=back-{i}"), method="POST")
-        for i in range(2)
-    }
     agent = spawn("--namespace", NS, "--processes", "2", "--task-workers", "2")
     try:
         async with agent:
-            await lend_one(agent, sim, counting, held="keep", lent="back", lent_tasks=lent)
-
-            async def one_sent() -> bool:
-                return sum(counting.hits("id=back-").values()) == 1
-
-            await wait_until(one_sent, "the helper's first POST to arrive", agent)
-            (sent,) = [k.partition("id=")[2] for k in counting.hits("id=back-")]
+            lent, sent = await lend_posts_until_one_is_sent(
+                agent, sim, counting, held="keep", lent="back"
+            )
             helper = dict(started_workers(agent.logs()))["2/2"]
             os.kill(helper, signal.SIGKILL)
             await wait_metric(agent, "argo_agent_tasksets_returned_total", "", 1)
@@ -403,19 +414,12 @@ async def test_a_helper_stopped_alone_reports_what_it_ran_before_its_tasksets_go
     """SIGTERM to the helper alone: it drains (its POST in flight completes and is
     reported) while the primary lends it nothing more, and only once it has exited does the
     primary take its taskset back and run the node it never started; nothing is sent twice."""
-    lent = {
-        f"leave-{i}": http_task(counting.url(f"/gate/leave?id=leave-{i}"), method="POST")
-        for i in range(2)
-    }
     agent = spawn("--namespace", NS, "--processes", "2", "--task-workers", "2")
     try:
         async with agent:
-            await lend_one(agent, sim, counting, held="stay", lent="leave", lent_tasks=lent)
-
-            async def one_sent() -> bool:
-                return sum(counting.hits("id=leave-").values()) == 1
-
-            await wait_until(one_sent, "the helper's first POST to arrive", agent)
+            lent, _ = await lend_posts_until_one_is_sent(
+                agent, sim, counting, held="stay", lent="leave"
+            )
             helper = dict(started_workers(agent.logs()))["2/2"]
             os.kill(helper, signal.SIGTERM)
 
