@@ -43,11 +43,15 @@ class Gauge:
 
 
 def slow_answers(gauge: Gauge, *, hold: float) -> Callable[[socket.socket], None]:
+    """Hold each request ``hold`` seconds, counted by ``gauge`` until just before the answer
+    is sent: counted after sending, a request whose answer had already freed the client's
+    slot could still be counted when the next one arrived elsewhere (seen once as 3 of 2)."""
+
     def handler(conn: socket.socket) -> None:
         while read_request(conn):
             with gauge:
                 time.sleep(hold)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
     return handler
 
