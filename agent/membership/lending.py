@@ -188,8 +188,8 @@ class Lender:
 
     def lend(self, snapshot: TaskSetSnapshot, obj: Mapping[str, Any]) -> bool:
         """At a taskset's first sight: lend it to a helper (True) or run it here (False)."""
-        helpers = [h for h in self._helpers if not h.leaving]
-        if not helpers or self._engine.holds(snapshot.key):
+        # Asked on every event of every taskset: the cheap checks first.
+        if not self._helpers or self._engine.holds(snapshot.key):
             return False
         if snapshot.nodes or snapshot.completed or not snapshot.tasks:
             return False  # something started (or nothing to run): it stays where it is
@@ -200,6 +200,9 @@ class Lender:
         own = self._engine.queued + self._engine.in_flight
         if own < self._engine.max_in_flight and self._cpu_rate() < _BUSY_CPU:
             return False  # a free slot for each task it has, and CPU to spare: not busy
+        helpers = [h for h in self._helpers if not h.leaving]
+        if not helpers:
+            return False
         helper = min(helpers, key=lambda h: h.backlog)
         if helper.backlog >= own:
             return False
